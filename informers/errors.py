@@ -1,0 +1,276 @@
+"""The one exception tree of informerd's Kubernetes side.
+
+Every error carries a readable message; API errors also carry the HTTP status, the server's
+``Status.reason`` and message, and any ``Retry-After``. ``retryable`` says whether the same request
+may succeed later unchanged (429, 5xx, timeouts, dropped connections), so callers never parse text.
+Invariant: ``api_error_from_response`` always returns an ``ApiError`` subclass, never raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+__all__ = [
+    "AlreadyExistsError",
+    "ApiError",
+    "BadRequestError",
+    "CircuitOpenError",
+    "ConfigError",
+    "ConflictError",
+    "ConnectError",
+    "ExpiredError",
+    "ForbiddenError",
+    "GoneError",
+    "InformerdError",
+    "InternalServerError",
+    "InvalidError",
+    "MalformedEventError",
+    "NotFoundError",
+    "ResourceNotFoundError",
+    "ServerTimeoutError",
+    "ServiceUnavailableError",
+    "ServerError",
+    "StreamStalledError",
+    "SyncTimeoutError",
+    "TooManyRequestsError",
+    "TransportError",
+    "UnauthorizedError",
+    "api_error_from_response",
+    "api_error_from_status",
+]
+
+
+class InformerdError(Exception):
+    """Base of every error raised by informerd."""
+
+    retryable: bool = False
+
+
+class ConfigError(InformerdError):
+    """Configuration could not be loaded or is invalid (kubeconfig, in-cluster, options)."""
+
+
+class TransportError(InformerdError):
+    """The request never got an HTTP answer: refused, reset, TLS failure, read timeout."""
+
+    retryable = True
+
+
+class ConnectError(TransportError):
+    """The TCP/TLS connection could not be made."""
+
+
+class StreamStalledError(TransportError):
+    """A watch stream sent nothing for longer than its idle deadline (half-open or stalled)."""
+
+
+class MalformedEventError(InformerdError):
+    """A watch line or list body could not be decoded; the stream is restarted."""
+
+    retryable = True
+
+
+class CircuitOpenError(InformerdError):
+    """The circuit breaker for an API group is open: the request was shed, not sent."""
+
+    retryable = True
+
+
+class SyncTimeoutError(InformerdError):
+    """Informers did not sync in time; ``causes`` maps each informer name to why (or None)."""
+
+    def __init__(self, message: str, causes: Mapping[str, BaseException | None] | None = None):
+        super().__init__(message)
+        self.causes: dict[str, BaseException | None] = dict(causes or {})
+
+
+class ApiError(InformerdError):
+    """The apiserver answered with an error status."""
+
+    status: int = 0
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        reason: str = "",
+        details: Mapping[str, Any] | None = None,
+        retry_after: float | None = None,
+        method: str = "",
+        path: str = "",
+    ) -> None:
+        if status is not None:
+            self.status = status
+        self.reason = reason
+        self.server_message = message
+        self.details: dict[str, Any] = dict(details or {})
+        self.retry_after = retry_after
+        self.method = method
+        self.path = path
+        where = f" ({method} {path})" if method or path else ""
+        super().__init__(f"{self.status} {reason or type(self).__name__}: {message}{where}")
+
+
+class BadRequestError(ApiError):
+    status = 400
+
+
+class UnauthorizedError(ApiError):
+    status = 401
+
+
+class ForbiddenError(ApiError):
+    status = 403
+
+
+class NotFoundError(ApiError):
+    status = 404
+
+
+class ResourceNotFoundError(NotFoundError):
+    """The resource type itself is unknown to the server (no such group/version/plural or kind)."""
+
+
+class ConflictError(ApiError):
+    """409: the object changed since it was read (optimistic concurrency)."""
+
+    status = 409
+
+
+class AlreadyExistsError(ConflictError):
+    status = 409
+
+
+class GoneError(ApiError):
+    """410: the requested resourceVersion was compacted; a relist is needed."""
+
+    status = 410
+
+
+class ExpiredError(GoneError):
+    """410 with reason Expired: a continue token or resourceVersion is too old."""
+
+
+class InvalidError(ApiError):
+    status = 422
+
+
+class TooManyRequestsError(ApiError):
+    status = 429
+    retryable = True
+
+
+class ServerError(ApiError):
+    """5xx: the server failed; the request may succeed later."""
+
+    status = 500
+    retryable = True
+
+
+class InternalServerError(ServerError):
+    status = 500
+
+
+class ServiceUnavailableError(ServerError):
+    status = 503
+
+
+class ServerTimeoutError(ServerError):
+    """504 or reason ServerTimeout/Timeout: the server gave up waiting."""
+
+    status = 504
+
+
+_BY_STATUS: dict[int, type[ApiError]] = {
+    400: BadRequestError,
+    401: UnauthorizedError,
+    403: ForbiddenError,
+    404: NotFoundError,
+    409: ConflictError,
+    410: GoneError,
+    422: InvalidError,
+    429: TooManyRequestsError,
+    500: InternalServerError,
+    503: ServiceUnavailableError,
+    504: ServerTimeoutError,
+}
+_BY_REASON: dict[str, type[ApiError]] = {
+    "AlreadyExists": AlreadyExistsError,
+    "Expired": ExpiredError,
+    "Gone": GoneError,
+    "ServerTimeout": ServerTimeoutError,
+    "Timeout": ServerTimeoutError,
+    "TooManyRequests": TooManyRequestsError,
+}
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None  # HTTP-date form is not used by the apiserver
+    return max(0.0, seconds)
+
+
+def api_error_from_status(
+    status_obj: Mapping[str, Any],
+    *,
+    http_status: int | None = None,
+    retry_after: float | None = None,
+    method: str = "",
+    path: str = "",
+) -> ApiError:
+    """Build the typed error for a ``Status`` object (from a body or a watch ERROR event)."""
+    code = int(status_obj.get("code") or http_status or 500)
+    reason = str(status_obj.get("reason") or "")
+    message = str(status_obj.get("message") or "")
+    details = status_obj.get("details") or {}
+    if retry_after is None and isinstance(details, Mapping) and details.get("retryAfterSeconds"):
+        retry_after = float(details["retryAfterSeconds"])
+    cls = _BY_REASON.get(reason) or _BY_STATUS.get(code)
+    if cls is None:
+        cls = ServerError if code >= 500 else ApiError
+    return cls(
+        message or reason or f"HTTP {code}",
+        status=code,
+        reason=reason,
+        details=details if isinstance(details, Mapping) else None,
+        retry_after=retry_after,
+        method=method,
+        path=path,
+    )
+
+
+def api_error_from_response(
+    http_status: int,
+    body: bytes,
+    headers: Mapping[str, str] | None = None,
+    *,
+    method: str = "",
+    path: str = "",
+) -> ApiError:
+    """Classify an HTTP error answer; tolerates non-JSON bodies (e.g. filter-level 429 text)."""
+    retry_after = _parse_retry_after((headers or {}).get("Retry-After"))
+    status_obj: Mapping[str, Any] = {}
+    try:
+        decoded = orjson.loads(body) if body else None
+        if isinstance(decoded, dict) and decoded.get("kind") == "Status":
+            status_obj = decoded
+    except orjson.JSONDecodeError:
+        pass
+    if not status_obj:
+        text = body.decode("utf-8", "replace").strip()[:500]
+        status_obj = {"code": http_status, "message": text or f"HTTP {http_status}"}
+    return api_error_from_status(
+        {**status_obj, "code": status_obj.get("code") or http_status},
+        http_status=http_status,
+        retry_after=retry_after,
+        method=method,
+        path=path,
+    )
