@@ -1,4 +1,4 @@
-"""``python -m informers.testing install|up``: build the binaries, or run a control plane.
+"""``python -m informers.testing install|up|demo``: build the binaries, or run a control plane.
 
 ``install`` builds the pinned etcd and kube-apiserver into the cache (idempotent) and prints the
 directory as its last line, ready for ``KUBEBUILDER_ASSETS``. ``up`` runs a control plane in the
@@ -42,11 +42,17 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("install", help="build the pinned etcd and kube-apiserver into the cache")
     up = sub.add_parser("up", help="run a control plane in the foreground")
     up.add_argument("--apiserver-arg", action="append", help="extra kube-apiserver flag (repeatable)")
+    demo = sub.add_parser("demo", help="control plane + a watch printing events for objects it creates")
+    demo.add_argument("--rounds", type=int, default=0, help="stop after N rounds (default: run until Ctrl-C)")
     args = parser.parse_args(argv)
     try:
         if args.command == "install":
             print(install())
             return 0
+        if args.command == "demo":
+            from .demo import run_demo
+
+            return run_demo(args.rounds)
         return _up(args)
     except (AssetBuildError, MissingBinaryError, ControlPlaneError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -115,8 +115,8 @@ class ControlPlane:
             self.workdir = self._workdir_arg or Path(tempfile.mkdtemp(prefix="informerd-cp-"))
         for sub in ("certs", "etcd-data", "kubeconfigs", "logs"):
             (self._dir / sub).mkdir(parents=True, exist_ok=True)
-        self._write_certificates()
         self.etcd_port, peer_port, self.apiserver_port = free_port(), free_port(), free_port()
+        self._write_certificates()  # after the ports: the admin kubeconfig names the server
         self.etcd = ManagedProcess(
             "etcd",
             [

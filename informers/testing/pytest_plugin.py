@@ -18,7 +18,11 @@ from .assets import MissingBinaryError, find_assets
 from .controlplane import ControlPlane
 from .proxy import FaultProxy
 
-__all__ = ["control_plane", "fault_proxy", "namespace"]
+__all__ = ["SESSION_APISERVER_ARGS", "control_plane", "fault_proxy", "namespace"]
+
+# PodTemplates are served without a watch cache, so watches on them reach etcd and an etcd
+# compaction turns an old resourceVersion into 410 Gone (cached types answer from memory).
+SESSION_APISERVER_ARGS = ("--watch-cache-sizes=podtemplates#0",)
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +32,7 @@ def control_plane() -> Iterator[ControlPlane]:
         assets = find_assets()
     except MissingBinaryError as exc:
         pytest.fail(str(exc), pytrace=False)
-    with ControlPlane(assets=assets) as plane:
+    with ControlPlane(assets=assets, apiserver_args=SESSION_APISERVER_ARGS) as plane:
         yield plane
 
 

@@ -1,0 +1,40 @@
+# The README's two commands are `make demo` and `make test`; everything they need is installed here.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+STAMP  := $(VENV)/.installed
+
+.PHONY: venv assets test test-unit test-integration demo bench clean
+
+$(STAMP): setup.cfg setup.py pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Builds the pinned etcd and kube-apiserver with Go into ~/.cache/informerd (once; later runs return at once).
+assets: $(STAMP)
+	$(PY) -m informers.testing install
+
+# Unit and integration tests; integration tests run against a real etcd + kube-apiserver.
+test: assets
+	$(PY) -m pytest -p no:cacheprovider tests
+
+test-unit: $(STAMP)
+	$(PY) -m pytest -p no:cacheprovider tests/unit
+
+test-integration: assets
+	$(PY) -m pytest -p no:cacheprovider -m integration tests
+
+# A local control plane plus a watch printing events for the objects it creates.
+demo: assets
+	$(PY) -m informers.testing demo
+
+bench: assets
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info
