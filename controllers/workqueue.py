@@ -1,0 +1,493 @@
+"""The deduplicating work queue that hands reconcile keys to workers, threads or anyio tasks alike.
+
+Semantics follow client-go ``util/workqueue``: an item is *dirty* from ``add`` until a worker takes
+it, then *processing* until ``done``. Adding a dirty item is a no-op (bursts of events collapse into
+one reconcile); adding an item that is being processed marks it dirty and parks it, and ``done``
+puts it back at the tail, so the change is seen by a later pass and never by two workers at once.
+Items are handed out in FIFO order. One ``threading.Lock`` guards the state so producers and
+consumers may be threads or tasks on an asyncio event loop (anyio's asyncio backend). A consumer
+that finds the queue empty parks a waiter: threads block on a private lock, tasks await a future;
+``add`` wakes exactly one waiter, and only when one is parked, so the hot path never crosses
+threads (``call_soon_threadsafe`` is used only to wake a task from another thread).
+Invariant: an item is never both queued and processing, and appears at most once in the queue, so
+no two workers ever hold the same item.
+
+API: ``get()`` (threads; blocks), ``await get_async()`` (tasks), ``get_nowait()``; all return the
+item and raise ``QueueShutDown`` once the queue is shut down *and* empty, so a worker loop is::
+
+    while True:
+        try:
+            item = queue.get()
+        except QueueShutDown:
+            return
+        try:
+            reconcile(item)
+        finally:
+            queue.done(item)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import deque
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+from anyio.lowlevel import checkpoint
+
+from informers.clock import SYSTEM_CLOCK, Clock
+
+__all__ = [
+    "ItemNotProcessingError",
+    "NoopWorkQueueMetrics",
+    "QueueEmpty",
+    "QueueShutDown",
+    "WorkQueue",
+    "WorkQueueError",
+    "WorkQueueMetrics",
+    "WorkQueueStatistics",
+]
+
+_T = TypeVar("_T", bound=Hashable)
+
+
+class WorkQueueError(Exception):
+    """Base of the work queue's errors."""
+
+
+class QueueShutDown(WorkQueueError):
+    """The queue is shut down and holds nothing more to hand out: the worker should exit."""
+
+
+class QueueEmpty(WorkQueueError):
+    """``get_nowait`` found nothing ready (the queue is still running)."""
+
+
+class ItemNotProcessingError(WorkQueueError):
+    """``done`` was called for an item no worker holds (a second ``done``, or one never taken)."""
+
+
+class WorkQueueMetrics(Protocol):
+    """Hooks for the metrics exporter (histograms need every observation; gauges and counters can
+    also be read from ``statistics()`` at scrape time). Called outside the queue's lock, on the
+    thread or task that called the queue; they must be fast and must not raise."""
+
+    def on_add(self) -> None:
+        """An item became dirty (``workqueue_adds_total``)."""
+
+    def on_get(self, queued_seconds: float) -> None:
+        """A worker took an item that waited this long (``workqueue_queue_duration_seconds``)."""
+
+    def on_done(self, work_seconds: float) -> None:
+        """A worker finished an item it held this long (``workqueue_work_duration_seconds``)."""
+
+    def on_retry(self) -> None:
+        """An item was scheduled with ``add_after`` (``workqueue_retries_total``)."""
+
+
+class NoopWorkQueueMetrics:
+    """The default: observes nothing (the queue skips the calls entirely)."""
+
+    def on_add(self) -> None:
+        return None
+
+    def on_get(self, queued_seconds: float) -> None:
+        return None
+
+    def on_done(self, work_seconds: float) -> None:
+        return None
+
+    def on_retry(self) -> None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkQueueStatistics:
+    """A consistent snapshot of one queue (all fields read under its lock)."""
+
+    name: str
+    #: Dirty items not yet handed out, including ones parked behind an in-flight copy
+    #: (client-go's ``workqueue_depth``).
+    depth: int
+    #: Of those, items a worker could take right now (``len(queue)``).
+    ready: int
+    processing: int
+    #: Items waiting in the delaying layer for their ready time (0 for a plain queue).
+    delayed: int
+    #: Workers (threads and tasks) parked in ``get``/``get_async``.
+    waiting_getters: int
+    adds_total: int
+    gets_total: int
+    done_total: int
+    retries_total: int
+    #: Sum over in-flight items of the time since they were taken (seconds).
+    unfinished_work_seconds: float
+    #: The longest time any in-flight item has been held (seconds).
+    longest_running_processor_seconds: float
+    shutting_down: bool
+    draining: bool
+
+
+class _ThreadWaiter:
+    """A parked thread: blocks on a lock that the waker releases."""
+
+    __slots__ = ("_gate",)
+
+    def __init__(self) -> None:
+        self._gate = threading.Lock()
+        self._gate.acquire()
+
+    def wake(self) -> bool:
+        self._gate.release()
+        return True
+
+    def block(self, timeout: float | None) -> None:
+        self._gate.acquire(True, -1 if timeout is None else max(timeout, 0.0))
+
+
+class _TaskWaiter:
+    """A parked asyncio task: awaits a future that the waker resolves on the task's loop."""
+
+    __slots__ = ("future", "_thread")
+
+    def __init__(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise WorkQueueError(
+                "the async work queue methods need a running asyncio event loop "
+                "(anyio's asyncio backend)"
+            ) from None
+        self.future: asyncio.Future[None] = loop.create_future()
+        self._thread = threading.get_ident()
+
+    def wake(self) -> bool:
+        future = self.future
+        if threading.get_ident() == self._thread:
+            # On the loop's own thread: resolve directly, no self-pipe write.
+            if future.done():  # cancelled; its task will unregister itself
+                return False
+            future.set_result(None)
+            return True
+        try:
+            future.get_loop().call_soon_threadsafe(_resolve, future)
+        except RuntimeError:  # the loop is closed: this waiter will never run
+            return False
+        return True
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+_Waiter = _ThreadWaiter | _TaskWaiter
+
+
+def _wake_one(waiters: deque[_Waiter]) -> None:
+    while waiters:
+        if waiters.popleft().wake():
+            return
+
+
+def _wake_all(waiters: deque[_Waiter]) -> None:
+    while waiters:
+        waiters.popleft().wake()
+
+
+def _unregister(waiters: deque[_Waiter], waiter: _Waiter) -> bool:
+    """Remove ``waiter``; False if a waker already popped it (it was woken)."""
+    try:
+        waiters.remove(waiter)
+    except ValueError:
+        return False
+    return True
+
+
+class WorkQueue(Generic[_T]):
+    """A fair, deduplicating work queue (client-go's ``workqueue.Type``).
+
+    ``name`` labels metrics and messages. ``clock`` (default the system clock) times queue latency
+    and work duration; it never drives waiting. ``metrics`` receives per-event observations.
+    """
+
+    def __init__(
+        self,
+        name: str = "",
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        metrics: WorkQueueMetrics | None = None,
+    ) -> None:
+        self.name = name
+        self._clock = clock
+        self._now = clock.monotonic
+        # Skip hook calls entirely when nobody listens: they sit on the hot path.
+        self._metrics = None if isinstance(metrics, NoopWorkQueueMetrics) else metrics
+        self._lock = threading.Lock()
+        self._queue: deque[_T] = deque()
+        self._dirty: dict[_T, float] = {}  # item -> when it became dirty (for queue latency)
+        self._processing: dict[_T, float] = {}  # item -> when a worker took it
+        self._getters: deque[_Waiter] = deque()
+        self._drain_waiters: deque[_Waiter] = deque()
+        self._shutting_down = False
+        self._draining = False
+        self._adds = 0
+        self._gets = 0
+        self._dones = 0
+        self._retries = 0
+
+    # -- producers ---------------------------------------------------------------------------
+
+    def add(self, item: _T) -> None:
+        """Mark ``item`` dirty. A no-op if it is already waiting or the queue is shut down."""
+        with self._lock:
+            added = self._add_locked(item, self._now())
+        if added and self._metrics is not None:
+            self._metrics.on_add()
+
+    def _add_locked(self, item: _T, now: float) -> bool:
+        if self._shutting_down or item in self._dirty:
+            return False
+        self._dirty[item] = now
+        self._adds += 1
+        if item not in self._processing:  # else done() queues it
+            self._queue.append(item)
+            if self._getters:
+                _wake_one(self._getters)
+        return True
+
+    # -- consumers ---------------------------------------------------------------------------
+
+    def _take_locked(self) -> tuple[_T, float]:
+        item = self._queue.popleft()
+        now = self._now()
+        queued = now - self._dirty.pop(item)
+        self._processing[item] = now
+        self._gets += 1
+        return item, queued
+
+    def _shutdown_error(self) -> QueueShutDown:
+        return QueueShutDown(f"work queue {self.name!r} is shut down and empty")
+
+    def _abandon_getter_locked(self, waiter: _Waiter) -> None:
+        # A getter leaving without taking an item (cancelled, interrupted) must not swallow the
+        # wake-up it may have been given, or a ready item could sit while other workers sleep.
+        if not _unregister(self._getters, waiter) and self._queue and self._getters:
+            _wake_one(self._getters)
+
+    def get_nowait(self) -> _T:
+        """Take the next ready item; raise ``QueueEmpty`` if none, ``QueueShutDown`` if none and
+        the queue is shut down."""
+        with self._lock:
+            if not self._queue:
+                if self._shutting_down:
+                    raise self._shutdown_error()
+                raise QueueEmpty(f"work queue {self.name!r} has no ready item")
+            item, queued = self._take_locked()
+        if self._metrics is not None:
+            self._metrics.on_get(queued)
+        return item
+
+    def get(self, timeout: float | None = None) -> _T:
+        """Block the calling thread until an item is ready and take it. Never call it on the
+        event loop's thread (use ``get_async``). ``timeout`` is in real seconds (None: forever);
+        on expiry ``TimeoutError`` is raised. After shutdown, queued items are still handed out;
+        then ``QueueShutDown`` is raised."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while not self._queue:
+                if self._shutting_down:
+                    raise self._shutdown_error()
+                remaining = None
+                if deadline is not None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise TimeoutError(f"no item in work queue {self.name!r} after {timeout} s")
+                waiter = _ThreadWaiter()
+                self._getters.append(waiter)
+                self._lock.release()
+                try:
+                    waiter.block(remaining)
+                except BaseException:
+                    self._lock.acquire()  # the with-block releases it on the way out
+                    self._abandon_getter_locked(waiter)
+                    raise
+                self._lock.acquire()
+                _unregister(self._getters, waiter)  # still registered only if it timed out
+            item, queued = self._take_locked()
+        if self._metrics is not None:
+            self._metrics.on_get(queued)
+        return item
+
+    async def get_async(self) -> _T:
+        """Wait (as an asyncio task) until an item is ready and take it; otherwise as ``get``.
+        Always a checkpoint: it yields to the event loop once even when an item is ready, so a
+        worker whose reconcile never awaits cannot starve the loop (a worker that wants to skip
+        that yield may try ``get_nowait`` first). Cancellation never loses an item: the item is
+        taken after the last await."""
+        yielded = False
+        while True:
+            waiter = None
+            with self._lock:
+                if self._queue:
+                    if yielded:
+                        item, queued = self._take_locked()
+                        break
+                elif self._shutting_down:
+                    raise self._shutdown_error()
+                else:
+                    waiter = _TaskWaiter()
+                    self._getters.append(waiter)
+            if waiter is None:
+                await checkpoint()
+            else:
+                try:
+                    await waiter.future
+                except BaseException:
+                    with self._lock:
+                        self._abandon_getter_locked(waiter)
+                    raise
+            yielded = True
+        if self._metrics is not None:
+            self._metrics.on_get(queued)
+        return item
+
+    def done(self, item: _T) -> None:
+        """Release ``item`` after processing. If it was added meanwhile, it is queued again.
+        Raises ``ItemNotProcessingError`` if no worker holds it."""
+        with self._lock:
+            started = self._processing.pop(item, None)
+            if started is None:
+                raise ItemNotProcessingError(
+                    f"done({item!r}) on work queue {self.name!r}, which no worker holds"
+                )
+            work = self._now() - started
+            self._dones += 1
+            if item in self._dirty:
+                self._queue.append(item)
+                if self._getters:
+                    _wake_one(self._getters)
+            elif self._draining and not self._processing and not self._queue:
+                _wake_all(self._drain_waiters)
+        if self._metrics is not None:
+            self._metrics.on_done(work)
+
+    # -- shutdown ----------------------------------------------------------------------------
+
+    def _on_shutdown_locked(self) -> None:
+        """Subclass hook, called once under the lock when shutdown begins."""
+
+    def _after_shutdown(self) -> None:
+        """Subclass hook, called outside the lock after every shutdown call."""
+
+    def _begin_shutdown_locked(self, *, drain: bool) -> None:
+        self._draining = drain
+        if not self._shutting_down:
+            self._shutting_down = True
+            self._on_shutdown_locked()
+        # Every parked getter re-checks: it takes a queued item if any, else raises QueueShutDown.
+        _wake_all(self._getters)
+        if not drain:
+            _wake_all(self._drain_waiters)
+
+    def shutdown(self) -> None:
+        """Stop accepting items. Workers still get what is queued, then ``QueueShutDown``. A
+        ``shutdown_with_drain`` in progress stops waiting and returns False (a forced stop)."""
+        with self._lock:
+            self._begin_shutdown_locked(drain=False)
+        self._after_shutdown()
+
+    def _drained_locked(self) -> bool:
+        return not self._queue and not self._processing
+
+    def shutdown_with_drain(self, timeout: float | None = None) -> bool:
+        """Shut down, then block until every queued and in-flight item has been taken and marked
+        done (workers must keep running). Items still waiting in a delaying layer are dropped.
+        Returns True once drained; False on ``timeout`` (real seconds) or if ``shutdown()`` forces
+        the stop meanwhile. Unlike client-go it also waits for queued items, not only in-flight."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            self._begin_shutdown_locked(drain=True)
+            while True:
+                if self._drained_locked():
+                    drained = True
+                    break
+                remaining = None
+                if deadline is not None:
+                    remaining = deadline - time.monotonic()
+                if not self._draining or (remaining is not None and remaining <= 0):
+                    drained = False
+                    break
+                waiter = _ThreadWaiter()
+                self._drain_waiters.append(waiter)
+                self._lock.release()
+                try:
+                    waiter.block(remaining)
+                finally:
+                    self._lock.acquire()
+                    _unregister(self._drain_waiters, waiter)
+        self._after_shutdown()
+        return drained
+
+    async def shutdown_with_drain_async(self) -> bool:
+        """``shutdown_with_drain`` for tasks; bound it with ``anyio.fail_after`` if needed."""
+        with self._lock:
+            self._begin_shutdown_locked(drain=True)
+        self._after_shutdown()  # joins a delaying timer thread: brief, it only needs our lock
+        while True:
+            with self._lock:
+                if self._drained_locked():
+                    return True
+                if not self._draining:
+                    return False
+                waiter = _TaskWaiter()
+                self._drain_waiters.append(waiter)
+            try:
+                await waiter.future
+            finally:
+                with self._lock:
+                    _unregister(self._drain_waiters, waiter)
+
+    def shutting_down(self) -> bool:
+        with self._lock:
+            return self._shutting_down
+
+    # -- introspection -----------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        """Items ready to be handed out now (not parked, not delayed)."""
+        with self._lock:
+            return len(self._queue)
+
+    def _delayed_locked(self) -> int:
+        return 0
+
+    def statistics(self) -> WorkQueueStatistics:
+        with self._lock:
+            now = self._now()
+            unfinished = 0.0
+            longest = 0.0
+            for started in self._processing.values():
+                held = now - started
+                unfinished += held
+                if held > longest:
+                    longest = held
+            return WorkQueueStatistics(
+                name=self.name,
+                depth=len(self._dirty),
+                ready=len(self._queue),
+                processing=len(self._processing),
+                delayed=self._delayed_locked(),
+                waiting_getters=len(self._getters),
+                adds_total=self._adds,
+                gets_total=self._gets,
+                done_total=self._dones,
+                retries_total=self._retries,
+                unfinished_work_seconds=unfinished,
+                longest_running_processor_seconds=longest,
+                shutting_down=self._shutting_down,
+                draining=self._draining,
+            )
