@@ -1,0 +1,198 @@
+"""A watch answer read as newline-delimited lines, with an idle deadline and a cross-thread close.
+
+The apiserver streams watch events as JSON objects, one per line, in HTTP chunks that need not
+align with lines. ``WatchStream`` reads what the socket has (``read1``), splits on newlines and
+yields complete lines as bytes, undecoded. The socket's read timeout is the idle deadline: silence
+longer than it raises ``StreamStalledError`` (a stalled or half-open peer).
+Invariant: after ``close()`` returns, no thread stays blocked on this stream's socket, and the
+connection goes back to the pool only after a clean end of the answer.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from types import TracebackType
+
+import structlog
+import urllib3
+from urllib3.exceptions import HTTPError, ReadTimeoutError
+
+from .errors import StreamStalledError, TransportError
+
+__all__ = ["WatchStream", "WatchStreamStatistics"]
+
+_log = structlog.get_logger(__name__)
+
+_READ_SIZE = 64 * 1024  # at most this much per read; read1 returns what has arrived
+
+
+@dataclass(frozen=True, slots=True)
+class WatchStreamStatistics:
+    path: str
+    lines: int
+    bytes: int
+    reads: int
+    closed: bool
+    stalled: bool
+
+
+class WatchStream:
+    """The open answer of a watch request, iterated as complete lines (bytes, without ``\\n``).
+
+    A normal end of the stream ends the iteration; silence longer than ``idle_timeout`` raises
+    ``StreamStalledError``; a dropped connection raises ``TransportError``. ``close()`` may be
+    called from any thread: a reader blocked on the socket wakes at once and the iteration ends.
+    """
+
+    def __init__(
+        self,
+        response: urllib3.BaseHTTPResponse,
+        *,
+        path: str,
+        idle_timeout: float,
+        on_release: Callable[[WatchStream], None] | None = None,
+    ) -> None:
+        """Wrap an answer opened with ``preload_content=False`` and a read timeout of ``idle_timeout``."""
+        self.path = path
+        self.idle_timeout = idle_timeout
+        self._response = response
+        self._on_release = on_release
+        self._lock = threading.Lock()
+        self._closed = False
+        self._reading = False
+        self._released = False
+        self._stalled = False
+        self._eof = False
+        self._lines = 0
+        self._bytes = 0
+        self._reads = 0
+        self._iterator = self._iterate()
+
+    def __iter__(self) -> WatchStream:
+        return self
+
+    def __next__(self) -> bytes:
+        return next(self._iterator)
+
+    def __enter__(self) -> WatchStream:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """End the stream; safe from any thread, idempotent, never blocks on the network."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._reading:
+                # The reader owns the response; waking it is enough, it releases on its way out.
+                # Under the lock, so the socket cannot have been handed back to the pool meanwhile.
+                try:
+                    self._response.shutdown()
+                except (ValueError, RuntimeError, OSError):
+                    pass  # already released or the socket is gone: nothing left to wake
+                return
+        self._release(reuse=False)
+
+    def statistics(self) -> WatchStreamStatistics:
+        with self._lock:
+            return WatchStreamStatistics(
+                path=self.path, lines=self._lines, bytes=self._bytes, reads=self._reads,
+                closed=self._closed, stalled=self._stalled,
+            )
+
+    def _release(self, *, reuse: bool) -> None:
+        with self._lock:
+            if self._released:
+                return
+            self._released = True
+            self._closed = True
+        if not reuse:
+            # A half-read or interrupted answer must not be reused: close the connection first.
+            self._response.close()
+        self._response.release_conn()
+        if self._on_release is not None:
+            self._on_release(self)
+
+    def _read(self) -> bytes:
+        """The next bytes of the answer; b"" at the end or once closed."""
+        with self._lock:
+            if self._closed:
+                closed_by_user = True
+            else:
+                closed_by_user = False
+                self._reading = True
+        if closed_by_user:
+            self._release(reuse=False)
+            return b""
+        failure: BaseException | None = None
+        data = b""
+        try:
+            data = self._response.read1(_READ_SIZE)
+        except (HTTPError, OSError, ValueError) as exc:  # ValueError: read on a closed file
+            failure = exc
+        finally:
+            with self._lock:
+                self._reading = False
+                closed_by_user = self._closed
+        if closed_by_user:
+            self._release(reuse=False)
+            return b""
+        if failure is not None:
+            self._release(reuse=False)
+            if isinstance(failure, (ReadTimeoutError, socket.timeout)):
+                with self._lock:
+                    self._stalled = True
+                _log.info("watch stream stalled", path=self.path, idle_timeout=self.idle_timeout)
+                raise StreamStalledError(
+                    f"watch {self.path}: no data for {self.idle_timeout:g} s (stalled or half-open connection)"
+                ) from failure
+            raise TransportError(f"watch {self.path}: connection lost: {failure}") from failure
+        if not data:
+            self._eof = True
+            self._release(reuse=True)  # clean end: the connection may serve the next request
+            return b""
+        self._reads += 1
+        self._bytes += len(data)
+        return data
+
+    def _iterate(self) -> Iterator[bytes]:
+        partial: list[bytes] = []  # pieces of a line spread over several reads
+        while True:
+            data = self._read()
+            if not data:
+                break
+            first, newline, rest = data.partition(b"\n")
+            if not newline:
+                partial.append(data)
+                continue
+            if partial:
+                partial.append(first)
+                first = b"".join(partial)
+                partial.clear()
+            lines = rest.split(b"\n")
+            tail = lines.pop()
+            if first:
+                lines.insert(0, first)
+            for line in lines:
+                if self._closed:  # close() while the consumer was busy: drop what is left
+                    return
+                if line:
+                    self._lines += 1  # counters have one writer, the iterating thread
+                    yield line
+            if tail:
+                partial.append(tail)
+        if partial and self._eof:
+            self._lines += 1
+            yield b"".join(partial)  # a final line without its newline
