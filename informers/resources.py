@@ -1,11 +1,13 @@
 """Resource identity and API discovery: which URL serves a kind, and whether it is namespaced.
 
 ``Resource`` names one served resource (group, version, plural, kind, scope) and builds its URLs.
-``Discovery`` finds Resources through the apiserver's discovery documents (``/api``, ``/api/v1``,
-``/apis``, ``/apis/<group>/<version>``), caches each document, and on a miss fetches once more
-so resources added after start (a new CRD) resolve. Subresources (``pods/status``) are never
-mapped. Invariant: a lookup either returns a Resource the server listed in its latest fetched
-document or raises ``ResourceNotFoundError`` naming what was looked up; it never guesses.
+``Discovery`` finds Resources through the apiserver's discovery documents: the aggregated form
+(``/api`` and ``/apis`` as ``APIGroupDiscoveryList``, two requests for everything, served since
+Kubernetes 1.26) when the server offers it, else the legacy documents (``/api``, ``/api/v1``,
+``/apis``, ``/apis/<group>/<version>``). Documents are cached; a miss fetches once more so
+resources added after start (a new CRD) resolve. Subresources (``pods/status``) are never mapped.
+Invariant: a lookup either returns a Resource the server listed in its latest fetched document or
+raises ``ResourceNotFoundError`` naming what was looked up; it never guesses.
 """
 
 from __future__ import annotations
@@ -83,12 +85,28 @@ class Resource:
         return f"{self.plural}.{self.version}.{self.group}" if self.group else f"{self.plural}.{self.version}"
 
 
-class _JsonGetter(Protocol):
-    def get_json(self, path: str, query: Mapping[str, Any] | None = None) -> Any: ...
+class _Answer(Protocol):
+    def json(self) -> Any: ...
+
+
+class _Requester(Protocol):
+    """What Discovery needs of ``ApiClient``."""
+
+    def request(self, method: str, path: str, *, headers: Mapping[str, str] | None = None) -> _Answer: ...
+
+
+# Aggregated discovery first (v2, then v2beta1), the legacy documents as the server's fallback.
+_INDEX_ACCEPT = (
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"
+    "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,"
+    "application/json"
+)
 
 
 @dataclass(frozen=True, slots=True)
 class DiscoveryStatistics:
+    aggregated: bool | None
+    """Whether the server serves aggregated discovery (None: not asked yet)."""
     documents: int
     """Discovery documents fetched (each GET counts)."""
     refreshes: int
@@ -116,6 +134,57 @@ def _parse_resource_list(group: str, version: str, document: Mapping[str, Any]) 
     return found
 
 
+def _is_aggregated(document: Mapping[str, Any]) -> bool:
+    return document.get("kind") == "APIGroupDiscoveryList"
+
+
+def _parse_aggregated(
+    document: Mapping[str, Any],
+    order: list[tuple[str, str]],
+    resources: dict[tuple[str, str], dict[str, Resource]],
+) -> None:
+    """Add an APIGroupDiscoveryList's group-versions: versions come in preference order."""
+    for item in document.get("items") or ():
+        group = str((item.get("metadata") or {}).get("name") or "")
+        for position, entry in enumerate(item.get("versions") or ()):
+            version = str(entry.get("version") or "")
+            if not version:
+                continue
+            found: dict[str, Resource] = {}
+            for res in entry.get("resources") or ():
+                plural = str(res.get("resource") or "")
+                if not plural or "/" in plural:
+                    continue  # subresources are listed apart; skip any stray ones anyway
+                found[plural] = Resource(
+                    group=group,
+                    version=version,
+                    plural=plural,
+                    kind=str((res.get("responseKind") or {}).get("kind") or ""),
+                    namespaced=res.get("scope") == "Namespaced",
+                    verbs=tuple(str(v) for v in res.get("verbs") or ()),
+                )
+            resources[(group, version)] = found
+            if position == 0:
+                order.append((group, version))
+
+
+def _parse_legacy_index(core: Mapping[str, Any], groups: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Preferred group-versions from APIVersions (/api) and APIGroupList (/apis)."""
+    order: list[tuple[str, str]] = []
+    versions = core.get("versions")
+    if versions:
+        order.append(("", str(versions[0])))
+    for group in groups.get("groups") or ():
+        name = str(group.get("name") or "")
+        preferred = group.get("preferredVersion") or {}
+        version = preferred.get("version") or next(
+            (v.get("version") for v in group.get("versions") or () if v.get("version")), None
+        )
+        if name and version:
+            order.append((name, str(version)))
+    return order
+
+
 def _split_api_version(api_version: str) -> tuple[str, str]:
     group, _, version = api_version.rpartition("/")
     if not version:
@@ -124,16 +193,17 @@ def _split_api_version(api_version: str) -> tuple[str, str]:
 
 
 class Discovery:
-    """Thread-safe resolver of Resources through legacy discovery, with a per-document cache.
+    """Thread-safe resolver of Resources, with a cache of the discovery documents.
 
     Lookups are serialized (discovery is rare: informer start-up); each miss fetches again once.
     A kind looked up without ``api_version`` is searched in the core group first, then in every
     group's preferred version in the server's group order (kubectl's priority).
     """
 
-    def __init__(self, client: _JsonGetter) -> None:
+    def __init__(self, client: _Requester) -> None:
         self._client = client
         self._lock = threading.Lock()
+        self._aggregated: bool | None = None  # learnt from the first answer to /api
         self._group_versions: dict[tuple[str, str], dict[str, Resource]] = {}
         self._preferred: list[tuple[str, str]] | None = None  # (group, version) in server order
         self._documents = 0
@@ -182,10 +252,12 @@ class Discovery:
         with self._lock:
             self._group_versions.clear()
             self._preferred = None
+            self._aggregated = None
 
     def statistics(self) -> DiscoveryStatistics:
         with self._lock:
             return DiscoveryStatistics(
+                aggregated=self._aggregated,
                 documents=self._documents,
                 refreshes=self._refreshes,
                 cached_group_versions=len(self._group_versions),
@@ -204,27 +276,52 @@ class Discovery:
             self._hits += 1
         return found
 
-    def _fetch(self, path: str) -> Any:
+    def _fetch(self, path: str, accept: str = "application/json") -> Any:
         self._documents += 1
-        return self._client.get_json(path)
+        document = self._client.request("GET", path, headers={"Accept": accept}).json()
+        return document if isinstance(document, dict) else {}
+
+    def _index(self, fresh: set[object], *, refresh: bool) -> list[tuple[str, str]]:
+        """Preferred group-versions in priority order; aggregated answers also fill every group-version.
+
+        ``fresh`` holds what this lookup already fetched: a refresh never fetches it twice.
+        """
+        if self._preferred is not None and (not refresh or "index" in fresh):
+            return self._preferred
+        core, groups = self._fetch("/api", _INDEX_ACCEPT), self._fetch("/apis", _INDEX_ACCEPT)
+        order: list[tuple[str, str]] = []
+        if _is_aggregated(core) and _is_aggregated(groups):
+            resources: dict[tuple[str, str], dict[str, Resource]] = {}
+            for document in (core, groups):
+                _parse_aggregated(document, order, resources)
+            self._aggregated = True
+            self._group_versions = resources  # complete: replaces the cache
+            fresh.update(resources)
+        else:
+            self._aggregated = False
+            order = _parse_legacy_index(core, groups)
+        self._preferred = order
+        fresh.add("index")
+        _log.debug("discovered API groups", aggregated=self._aggregated, group_versions=len(order))
+        return order
 
     def _resources(
         self, group: str, version: str, fresh: set[object], *, refresh: bool
     ) -> dict[str, Resource]:
-        """The group-version's resources by plural; empty if the server does not serve it.
-
-        ``fresh`` holds what this lookup already fetched: a refresh never fetches it twice.
-        """
+        """The group-version's resources by plural; empty if the server does not serve it."""
         key = (group, version)
+        if self._aggregated is not False:  # unknown yet, or the index holds everything
+            self._index(fresh, refresh=refresh)
+            if self._aggregated:
+                return self._group_versions.get(key, {})
         if key in self._group_versions and (not refresh or key in fresh):
             return self._group_versions[key]
         path = f"/apis/{group}/{version}" if group else f"/api/{version}"
         try:
             document = self._fetch(path)
         except NotFoundError:
-            resources: dict[str, Resource] = {}
-        else:
-            resources = _parse_resource_list(group, version, document if isinstance(document, dict) else {})
+            document = {}
+        resources = _parse_resource_list(group, version, document)
         self._group_versions[key] = resources
         fresh.add(key)
         _log.debug("discovered group-version", path=path, resources=len(resources))
@@ -241,30 +338,9 @@ class Discovery:
         found = _first_with_kind(self._resources(group, version, fresh, refresh=refresh).values(), kind)
         return self._count(found, refresh)
 
-    def _preferred_group_versions(self, fresh: set[object], *, refresh: bool) -> list[tuple[str, str]]:
-        if self._preferred is not None and (not refresh or "groups" in fresh):
-            return self._preferred
-        order: list[tuple[str, str]] = []
-        core = self._fetch("/api")
-        versions = core.get("versions") if isinstance(core, dict) else None
-        if versions:
-            order.append(("", str(versions[0])))
-        groups = self._fetch("/apis")
-        for group in (groups.get("groups") if isinstance(groups, dict) else None) or ():
-            name = str(group.get("name") or "")
-            preferred = group.get("preferredVersion") or {}
-            version = preferred.get("version") or next(
-                (v.get("version") for v in group.get("versions") or () if v.get("version")), None
-            )
-            if name and version:
-                order.append((name, str(version)))
-        self._preferred = order
-        fresh.add("groups")
-        return order
-
     def _lookup_kind_anywhere(self, kind: str, fresh: set[object], *, refresh: bool) -> Resource | None:
         found: Resource | None = None
-        for group, version in self._preferred_group_versions(fresh, refresh=refresh):
+        for group, version in self._index(fresh, refresh=refresh):
             found = _first_with_kind(self._resources(group, version, fresh, refresh=refresh).values(), kind)
             if found is not None:
                 break

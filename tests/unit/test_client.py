@@ -343,3 +343,13 @@ def test_host_path_prefix_is_kept(server: LocalServer) -> None:
     with pytest.raises(ValueError):
         client.get_json("api")
     client.close()
+
+
+def test_extra_headers_are_sent(server: LocalServer) -> None:
+    server.json("/apis", {})
+    client, _ = make_client(server)
+    client.request("GET", "/apis", headers={"Accept": "application/json;as=Table", "Impersonate-User": "bob"})
+    (seen,) = server.requests
+    assert seen.headers["Accept"] == "application/json;as=Table"
+    assert seen.headers["Impersonate-User"] == "bob"
+    client.close()

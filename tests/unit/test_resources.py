@@ -12,7 +12,7 @@ from informers.config import ClientConfig
 from informers.errors import ResourceNotFoundError
 from informers.resources import Discovery, Resource
 
-from ._local_http import LocalServer
+from ._local_http import Handler, LocalServer
 
 POD = Resource("", "v1", "pods", "Pod", True)
 NODE = Resource("", "v1", "nodes", "Node", False)
@@ -58,39 +58,84 @@ def test_identity_helpers() -> None:
     assert DEPLOYMENT.supports("watch")  # hand-built: unknown verbs are not held against it
 
 
-def resource_list(group_version: str, *resources: tuple[str, str, bool]) -> dict[str, Any]:
+Catalog = dict[str, list[tuple[str, list[tuple[str, str, bool]]]]]
+"""group -> [(version, [(plural, kind, namespaced)])], versions in preference order, groups in priority."""
+
+CATALOG: Catalog = {
+    "": [("v1", [("pods", "Pod", True), ("pods/status", "Pod", True), ("pods/log", "Pod", True),
+                 ("nodes", "Node", False), ("events", "Event", True), ("bindings", "Binding", True)])],
+    "apps": [("v1", [("deployments", "Deployment", True), ("deployments/scale", "Scale", True)])],
+    "events.k8s.io": [("v1", [("events", "Event", True)])],
+    "example.com": [("v1", [("widgets", "Widget", False)]), ("v1beta1", [("widgets", "Widget", False)])],
+}
+VERBS = ["get", "list", "watch"]
+
+
+def legacy_resource_list(group_version: str, resources: list[tuple[str, str, bool]]) -> dict[str, Any]:
     return {"kind": "APIResourceList", "groupVersion": group_version, "resources": [
-        {"name": name, "kind": kind, "namespaced": namespaced, "verbs": ["get", "list", "watch"]}
-        for name, kind, namespaced in resources
-    ]}
+        {"name": name, "kind": kind, "namespaced": namespaced, "verbs": VERBS}
+        for name, kind, namespaced in resources]}
 
 
-def group(name: str, *versions: str) -> dict[str, Any]:
-    return {"name": name,
-            "versions": [{"groupVersion": f"{name}/{v}", "version": v} for v in versions],
-            "preferredVersion": {"groupVersion": f"{name}/{versions[0]}", "version": versions[0]}}
+def aggregated(catalog: Catalog, core: bool) -> dict[str, Any]:
+    items = []
+    for group, versions in catalog.items():
+        if (group == "") != core:
+            continue
+        items.append({"metadata": {"name": group}, "versions": [
+            {"version": version, "freshness": "Current", "resources": [
+                {"resource": name, "responseKind": {"group": group, "version": version, "kind": kind},
+                 "scope": "Namespaced" if namespaced else "Cluster", "verbs": VERBS}
+                for name, kind, namespaced in resources if "/" not in name]}
+            for version, resources in versions]})
+    return {"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "items": items}
+
+
+class DiscoveryServer:
+    """Serves a catalog as aggregated discovery (when asked and enabled) and as legacy documents."""
+
+    def __init__(self, server: LocalServer, *, aggregated: bool) -> None:
+        self.server = server
+        self.aggregated = aggregated
+        self.publish(CATALOG)
+
+    def publish(self, catalog: Catalog) -> None:
+        def index(core: bool, legacy: dict[str, Any]) -> Any:
+            def answer(h: Handler) -> None:
+                wants = "as=APIGroupDiscoveryList" in (h.headers.get("Accept") or "")
+                h.send_json(200, aggregated(catalog, core) if self.aggregated and wants else legacy)
+            return answer
+
+        core_versions = [v for v, _ in catalog[""]]
+        self.server.route("/api")(index(True, {"kind": "APIVersions", "versions": core_versions}))
+        groups = [{"name": g, "versions": [{"groupVersion": f"{g}/{v}", "version": v} for v, _ in versions],
+                   "preferredVersion": {"groupVersion": f"{g}/{versions[0][0]}", "version": versions[0][0]}}
+                  for g, versions in catalog.items() if g]
+        self.server.route("/apis")(index(False, {"kind": "APIGroupList", "groups": groups}))
+        for group, versions in catalog.items():
+            for version, resources in versions:
+                gv = f"{group}/{version}" if group else version
+                path = f"/apis/{gv}" if group else f"/api/{version}"
+                self.server.json(path, legacy_resource_list(gv, resources))
+
+    def documents(self) -> int:
+        return len(self.server.requests)
 
 
 @pytest.fixture
 def server() -> Iterator[LocalServer]:
     srv = LocalServer()
-    srv.json("/api", {"kind": "APIVersions", "versions": ["v1"]})
-    srv.json("/api/v1", resource_list(
-        "v1", ("pods", "Pod", True), ("pods/status", "Pod", True), ("pods/log", "Pod", True),
-        ("nodes", "Node", False), ("events", "Event", True), ("bindings", "Binding", True)))
-    srv.json("/apis", {"kind": "APIGroupList", "groups": [
-        group("apps", "v1"), group("events.k8s.io", "v1"), group("example.com", "v1", "v1beta1")]})
-    srv.json("/apis/apps/v1", resource_list(
-        "apps/v1", ("deployments", "Deployment", True), ("deployments/scale", "Scale", True)))
-    srv.json("/apis/events.k8s.io/v1", resource_list("events.k8s.io/v1", ("events", "Event", True)))
-    srv.json("/apis/example.com/v1", resource_list("example.com/v1", ("widgets", "Widget", False)))
-    srv.json("/apis/example.com/v1beta1", resource_list("example.com/v1beta1", ("widgets", "Widget", False)))
     yield srv
     srv.close()
 
 
+@pytest.fixture(params=[True, False], ids=["aggregated", "legacy"])
+def served(request: pytest.FixtureRequest, server: LocalServer) -> DiscoveryServer:
+    return DiscoveryServer(server, aggregated=request.param)
+
+
 @pytest.fixture
-def discovery(server: LocalServer) -> Iterator[Discovery]:
+def discovery(server: LocalServer, served: DiscoveryServer) -> Iterator[Discovery]:
     client = ApiClient(ClientConfig(host=server.url, qps=-1.0))
     yield Discovery(client)
     client.close()
@@ -105,12 +150,33 @@ def test_resolve_core_grouped_and_custom(discovery: Discovery) -> None:
     assert (widget.group, widget.version, widget.kind, widget.namespaced) == ("example.com", "v1beta1", "Widget", False)
 
 
-def test_resolve_is_cached(server: LocalServer, discovery: Discovery) -> None:
+def test_mode_is_detected(discovery: Discovery, served: DiscoveryServer) -> None:
+    assert discovery.statistics().aggregated is None
     discovery.resolve("", "v1", "pods")
-    discovery.resolve("", "v1", "nodes")
-    assert len(server.requests_to("/api/v1")) == 1
+    assert discovery.statistics().aggregated is served.aggregated
+
+
+def test_aggregated_discovery_needs_two_documents_for_everything(server: LocalServer) -> None:
+    DiscoveryServer(server, aggregated=True)
+    with ApiClient(ClientConfig(host=server.url, qps=-1.0)) as client:
+        discovery = Discovery(client)
+        discovery.resolve("", "v1", "pods")
+        discovery.resolve("apps", "v1", "deployments")
+        discovery.resolve_kind("Widget")
+        discovery.resolve_kind("Event", "events.k8s.io/v1")
+    assert [r.path for r in server.requests] == ["/api", "/apis"]
+
+
+def test_legacy_discovery_fetches_each_group_version_once(server: LocalServer) -> None:
+    DiscoveryServer(server, aggregated=False)
+    with ApiClient(ClientConfig(host=server.url, qps=-1.0)) as client:
+        discovery = Discovery(client)
+        discovery.resolve("", "v1", "pods")
+        discovery.resolve("", "v1", "nodes")
+        discovery.resolve("apps", "v1", "deployments")
+    assert [r.path for r in server.requests] == ["/api", "/apis", "/api/v1", "/apis/apps/v1"]
     stats = discovery.statistics()
-    assert (stats.documents, stats.hits, stats.misses, stats.refreshes) == (1, 2, 0, 0)
+    assert (stats.documents, stats.hits, stats.misses, stats.refreshes) == (4, 3, 0, 0)
 
 
 def test_subresources_are_never_resolved(discovery: Discovery) -> None:
@@ -141,43 +207,41 @@ def test_unknown_names_what_was_looked_up(discovery: Discovery) -> None:
         discovery.resolve_kind("Thing", "nope.io/v1")
 
 
-def test_crd_created_after_start_resolves_by_plural(server: LocalServer, discovery: Discovery) -> None:
+def test_crd_created_after_start_resolves_by_plural(served: DiscoveryServer, discovery: Discovery) -> None:
     assert discovery.resolve("example.com", "v1", "widgets").kind == "Widget"
-    server.json("/apis/example.com/v1", resource_list(
-        "example.com/v1", ("widgets", "Widget", False), ("gadgets", "Gadget", True)))
+    catalog = dict(CATALOG)
+    catalog["example.com"] = [("v1", [("widgets", "Widget", False), ("gadgets", "Gadget", True)])]
+    served.publish(catalog)
     gadget = discovery.resolve("example.com", "v1", "gadgets")
     assert gadget == Resource("example.com", "v1", "gadgets", "Gadget", True)
-    assert len(server.requests_to("/apis/example.com/v1")) == 2
     assert discovery.statistics().refreshes == 1
 
 
-def test_crd_in_a_new_group_resolves_by_kind(server: LocalServer, discovery: Discovery) -> None:
+def test_crd_in_a_new_group_resolves_by_kind(served: DiscoveryServer, discovery: Discovery) -> None:
     with pytest.raises(ResourceNotFoundError):
         discovery.resolve_kind("Tenant")
-    server.json("/apis", {"kind": "APIGroupList", "groups": [
-        group("apps", "v1"), group("events.k8s.io", "v1"), group("example.com", "v1", "v1beta1"),
-        group("tenancy.example.org", "v1alpha1")]})
-    server.json("/apis/tenancy.example.org/v1alpha1", resource_list(
-        "tenancy.example.org/v1alpha1", ("tenants", "Tenant", False)))
+    served.publish({**CATALOG, "tenancy.example.org": [("v1alpha1", [("tenants", "Tenant", False)])]})
     tenant = discovery.resolve_kind("Tenant")
     assert tenant.path() == "/apis/tenancy.example.org/v1alpha1/tenants"
+    assert discovery.resolve("tenancy.example.org", "v1alpha1", "tenants") == tenant
 
 
-def test_a_miss_fetches_each_document_at_most_once_more(server: LocalServer, discovery: Discovery) -> None:
+def test_a_miss_fetches_each_document_at_most_once_more(server: LocalServer, served: DiscoveryServer,
+                                                         discovery: Discovery) -> None:
     with pytest.raises(ResourceNotFoundError):
         discovery.resolve_kind("Gadget")
     # Nothing was cached before: the first pass fetched everything, the refresh fetched nothing twice.
-    assert len(server.requests_to("/apis")) == 1
-    assert len(server.requests_to("/api/v1")) == 1
+    first = [r.path for r in server.requests]
+    assert len(first) == len(set(first))
     with pytest.raises(ResourceNotFoundError):
         discovery.resolve_kind("Gadget")
     # Now everything was cached: one refresh fetches each document once more.
-    assert len(server.requests_to("/apis")) == 2
-    assert len(server.requests_to("/apis/apps/v1")) == 2
+    assert sorted(r.path for r in server.requests) == sorted(first * 2)
 
 
 def test_invalidate_forgets_the_cache(server: LocalServer, discovery: Discovery) -> None:
     discovery.resolve("", "v1", "pods")
+    before = len(server.requests)
     discovery.invalidate()
     discovery.resolve("", "v1", "pods")
-    assert len(server.requests_to("/api/v1")) == 2
+    assert len(server.requests) == 2 * before
