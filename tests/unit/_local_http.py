@@ -7,6 +7,7 @@ Invariant: ``close()`` wakes every stalled handler, so no test leaves a thread b
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ class Recorded:
     headers: dict[str, str]
     body: bytes
     client_port: int
+    client_cert_subject: str = ""
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -40,9 +42,13 @@ class Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        subject = ""
+        peer = getattr(self.connection, "getpeercert", None)
+        if peer is not None and peer():
+            subject = ",".join(f"{k}={v}" for rdn in peer()["subject"] for k, v in rdn)
         self.server.owner.record(
             Recorded(self.command, parts.path, parse_qs(parts.query), dict(self.headers.items()), body,
-                     self.client_address[1])
+                     self.client_address[1], subject)
         )
         route = self.server.owner.routes.get(parts.path)
         if route is None:
@@ -99,15 +105,23 @@ class _Server(ThreadingHTTPServer):
     block_on_close = False  # a handler idling on a kept-alive connection must not hold up close()
     owner: LocalServer
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # failed handshakes and dropped peers are what several tests provoke; stay quiet
+
 
 class LocalServer:
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        """``tls``: serve HTTPS with this server-side context (the handshake runs in the handler thread)."""
         self.routes: dict[str, Callable[[Handler], None]] = {}
         self.requests: list[Recorded] = []
         self.stop = threading.Event()
         self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.owner = self
+        self.scheme = "https" if tls else "http"
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True,
+                                                  do_handshake_on_connect=False)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="local-http", daemon=True)
         self._thread.start()
@@ -115,7 +129,7 @@ class LocalServer:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{self.scheme}://{host}:{port}"
 
     def record(self, request: Recorded) -> None:
         with self._lock:

@@ -353,3 +353,27 @@ def test_extra_headers_are_sent(server: LocalServer) -> None:
     assert seen.headers["Accept"] == "application/json;as=Table"
     assert seen.headers["Impersonate-User"] == "bob"
     client.close()
+
+
+def test_one_client_shared_by_threads(server: LocalServer) -> None:
+    server.json("/api", {"versions": ["v1"]})
+    client, _ = make_client(server, pool_maxsize=4)
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for _ in range(20):
+                assert client.get_json("/api") == {"versions": ["v1"]}
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    stats = client.statistics()
+    assert stats.requests == {("GET", "2xx"): 160}
+    assert stats.in_flight == 0
+    client.close()
