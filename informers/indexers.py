@@ -30,7 +30,7 @@ __all__ = [
     "index_values",
 ]
 
-IndexFunc: TypeAlias = Callable[[Mapping[str, Any]], Iterable[str]]
+IndexFunc: TypeAlias = Callable[[dict[str, Any]], Iterable[str]]
 
 NAMESPACE_INDEX = "namespace"
 """Name of the default namespace index (cluster-scoped objects are filed under ``""``)."""
@@ -72,7 +72,7 @@ def index_by_label(key: str) -> IndexFunc:
     return by_label
 
 
-def index_values(index_name: str, fn: IndexFunc, obj: Mapping[str, Any]) -> tuple[str, ...]:
+def index_values(index_name: str, fn: IndexFunc, obj: dict[str, Any]) -> tuple[str, ...]:
     """Call ``fn`` and normalise its result; a bare ``str`` counts as one value, not characters."""
     try:
         result = fn(obj)

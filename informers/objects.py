@@ -9,8 +9,7 @@ Invariant: the accessors never mutate their argument and never raise on a missin
 ``ObjectKeyError``. ``strip_managed_fields`` is the one deliberate mutator (a transform).
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: it would clash with the ``annotations`` accessor.
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any

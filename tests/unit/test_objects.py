@@ -1,4 +1,8 @@
-"""Accessors on raw objects: keys, identity fields, owners, and the managedFields transform."""
+"""Accessors on raw objects: keys, identity fields, owners, and the managedFields transform.
+
+``annotations`` is used through the module: importing it by name clashes with the
+``from __future__ import annotations`` feature name (for type checkers).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,6 @@ from informers import objects
 from informers.errors import InformerdError
 from informers.objects import (
     ObjectKeyError,
-    annotations,
     controller_owner,
     deletion_timestamp,
     generation,
@@ -66,7 +69,7 @@ def test_missing_optional_fields_give_none_or_empty() -> None:
     obj = {"metadata": {"name": "node-a"}}
     assert uid(obj) is None and resource_version(obj) is None and generation(obj) is None
     assert namespace(obj) is None and deletion_timestamp(obj) is None
-    assert dict(labels(obj)) == {} and dict(annotations(obj)) == {}
+    assert dict(labels(obj)) == {} and dict(objects.annotations(obj)) == {}
     assert owner_references(obj) == () and controller_owner(obj) is None
     # The shared empty mapping cannot be filled by accident.
     with pytest.raises(TypeError):
@@ -79,7 +82,7 @@ def test_generation_rejects_bool() -> None:
 
 def test_labels_and_annotations_are_the_objects_own() -> None:
     obj = pod(labels={"app": "web"}, annotations={"a": "1"})
-    assert labels(obj) == {"app": "web"} and annotations(obj) == {"a": "1"}
+    assert labels(obj) == {"app": "web"} and objects.annotations(obj) == {"a": "1"}
 
 
 def test_controller_owner_picks_the_controller_reference() -> None:

@@ -1,0 +1,496 @@
+"""The list-then-watch state machine: which request to send next, and what each answer means.
+
+``Watcher`` is the reflector's brain without its hands: it never sleeps, never does I/O and never
+caches objects. The informer loop asks ``next_request()`` for a ``ListRequest`` or ``WatchRequest``,
+performs it, and feeds back decoded list pages (``on_list_page``), watch lines (``on_watch_event``),
+a normal end of stream (``on_watch_closed``) or any exception (``on_error``, after which it backs
+off as it sees fit). The answers come back as ``events.WatchEvent`` records for the store.
+Rules (client-go's reflector, see reference-semantics 1-4): the first list uses
+``resourceVersion=0`` and ``limit``; continue pages drop the resourceVersion; an expired continue
+token falls back to one full list; a 410 or "too large resource version" on a list makes the next
+list a consistent read (``resourceVersion=""``), so a stale version is never retried; a 410 on a
+watch relists from the last version (served by the apiserver's watch cache, which avoids a storm of
+quorum reads after an apiserver restart, and is at least as fresh); every other watch failure
+re-watches from the last version with no relist. Optionally the initial list is streamed
+(``sendInitialEvents``) and falls back to list+watch if the server does not support it.
+Invariant: the resourceVersion a watch resumes from is always the last one the machine handed out
+in an event (list end, ``Apply``/``Delete`` or ``Bookmark``), never one from a half-read list or a
+rejected line.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from .clock import SYSTEM_CLOCK, Clock
+from .errors import (
+    ApiError,
+    GoneError,
+    InformerdError,
+    MalformedEventError,
+    StreamStalledError,
+    api_error_from_status,
+)
+from .events import Apply, Bookmark, Delete, Init, InitApply, InitDone, WatchEvent
+
+__all__ = [
+    "INITIAL_EVENTS_END_ANNOTATION",
+    "ListRequest",
+    "StreamingListUnsupportedError",
+    "WatchRequest",
+    "Watcher",
+    "WatcherStateError",
+    "WatcherStatistics",
+]
+
+INITIAL_EVENTS_END_ANNOTATION = "k8s.io/initial-events-end"
+"""Annotation on the BOOKMARK that ends the initial events of a streaming list."""
+
+_RESTART_CAUSES = ("closed", "error", "gone", "malformed", "stalled")
+_EVENT_TYPES = ("ADDED", "BOOKMARK", "DELETED", "ERROR", "MODIFIED")
+_SHORT_WATCH_SECONDS = 1.0
+
+
+class WatcherStateError(InformerdError, RuntimeError):
+    """The loop fed the watcher an answer it did not ask for (e.g. a list page while watching)."""
+
+
+class StreamingListUnsupportedError(InformerdError):
+    """The server did not honour ``sendInitialEvents``; the watcher now uses list+watch.
+
+    Raised by ``on_watch_event`` so the loop closes the stream; passing it to ``on_error`` is
+    harmless (the switch has already happened).
+    """
+
+    retryable = True
+
+
+@dataclass(frozen=True, slots=True)
+class ListRequest:
+    """One LIST call. ``None`` and ``""`` both mean "omit the parameter" on the wire; a
+    ``resource_version`` of ``""`` is spelled out when the list must be a consistent read."""
+
+    resource_version: str | None
+    resource_version_match: str | None
+    continue_token: str | None
+    limit: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class WatchRequest:
+    """One WATCH call (``watch=true``); ``resource_version_match`` is set only for streaming lists."""
+
+    resource_version: str
+    timeout_seconds: int
+    allow_bookmarks: bool = True
+    send_initial_events: bool = False
+    resource_version_match: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WatcherStatistics:
+    state: str
+    """``listing``, ``streaming`` (initial events of a streaming list) or ``watching``."""
+    lists: int
+    """List cycles started (paginated LIST or streaming list), the first one included."""
+    relists: int
+    """List cycles started after the first one."""
+    relist_causes: Mapping[str, int]
+    syncs: int
+    """List cycles completed (``InitDone`` emitted)."""
+    list_pages: int
+    list_retries: int
+    """List pages retried after a transient error (same continue token)."""
+    list_fallbacks: int
+    """Expired continue tokens answered with one full list."""
+    listed_objects: int
+    watch_requests: int
+    watch_restarts: Mapping[str, int]
+    """Re-watches by cause: closed, error, gone, malformed, stalled."""
+    short_watches: int
+    """Watches that closed within 1 s without a single event."""
+    events: Mapping[str, int]
+    """Watch events received by type (ADDED, BOOKMARK, DELETED, ERROR, MODIFIED)."""
+    errors: int
+    last_error: str | None
+    last_resource_version: str | None
+    last_event_time: float | None
+    """Wall-clock time (``clock.time()``) of the last list page or watch event."""
+    streaming_list: bool
+    """Whether the next list cycle will try a streaming list."""
+    streaming_list_fallback_reason: str | None
+
+
+class Watcher:
+    def __init__(
+        self,
+        *,
+        page_size: int | None = 500,
+        watch_timeout_range: tuple[int, int] = (300, 600),
+        streaming_list: bool = False,
+        rng: random.Random | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        """``page_size`` (default 500 objects; ``None``/0 disables paging): LIST ``limit``.
+
+        ``watch_timeout_range`` (default 300-600 s): the server-side ``timeoutSeconds`` of each
+        watch is drawn uniformly from ``[low, high)``, so many informers do not reconnect in step.
+        ``streaming_list`` (default off): load with ``sendInitialEvents`` instead of LIST, falling
+        back to LIST for good if the server rejects it. ``rng``/``clock``: inject for tests.
+        """
+        low, high = watch_timeout_range
+        if not 1 <= low < high:
+            raise ValueError(
+                f"watch_timeout_range must satisfy 1 <= low < high, got {watch_timeout_range!r}"
+            )
+        self._page_size = page_size or None
+        self._timeout_range = (int(low), int(high))
+        self._rng = rng if rng is not None else random.Random()
+        self._clock = clock
+        self._streaming = streaming_list
+        self._streaming_reason: str | None = None
+        # The position: last good resourceVersion, and whether the server has forgotten it.
+        self._rv: str | None = None
+        self._rv_unavailable = False
+        self._paginated_result = False
+        # Phase: "listing" | "streaming" | "watching".
+        self._state = "listing"
+        self._list_rv: str | None = None
+        self._list_limit: int | None = None
+        self._continue: str | None = None
+        self._init_emitted = False
+        self._stream_events = 0
+        self._watch_started = 0.0
+        self._pending: ListRequest | WatchRequest | None = None
+        self._lists = 0
+        self._relists = 0
+        self._relist_causes: dict[str, int] = {}
+        self._syncs = 0
+        self._list_pages = 0
+        self._list_retries = 0
+        self._list_fallbacks = 0
+        self._listed = 0
+        self._watch_requests = 0
+        self._restarts = dict.fromkeys(_RESTART_CAUSES, 0)
+        self._short_watches = 0
+        self._events = dict.fromkeys(_EVENT_TYPES, 0)
+        self._errors = 0
+        self._last_error: str | None = None
+        self._last_event_time: float | None = None
+        self._start_list_cycle("initial")
+
+    # --- transitions ------------------------------------------------------------------------
+
+    def _start_list_cycle(self, cause: str, *, streaming: bool | None = None) -> None:
+        """Begin a (re)list; ``streaming=False`` forces a LIST for this cycle only."""
+        if self._lists:
+            self._relists += 1
+            self._relist_causes[cause] = self._relist_causes.get(cause, 0) + 1
+        self._lists += 1
+        self._init_emitted = False
+        self._continue = None
+        self._stream_events = 0
+        self._pending = None
+        if self._streaming and streaming is not False:
+            self._state = "streaming"
+            return
+        self._state = "listing"
+        if self._rv_unavailable:
+            # The server forgot our version (410 / too large): a consistent read, never the
+            # same stale version again (the hot loop several Python clients fall into).
+            self._list_rv, self._list_limit = "", self._page_size
+        elif self._rv is None:
+            self._list_rv, self._list_limit = "0", self._page_size  # from the watch cache
+        else:
+            # From the last version: served by the watch cache if unpaged, so page only when the
+            # server showed it pages (watch cache off) -- client-go's paginatedResult rule.
+            self._list_rv = self._rv
+            self._list_limit = self._page_size if self._paginated_result else None
+
+    def _start_watch(self) -> None:
+        self._state = "watching"
+        self._stream_events = 0
+        self._pending = None
+
+    def _fall_back_from_streaming(self, reason: str) -> None:
+        self._streaming = False
+        self._streaming_reason = reason
+
+    # --- requests -----------------------------------------------------------------------------
+
+    def next_request(self) -> ListRequest | WatchRequest:
+        """The request to send now; asking again before feeding an answer returns the same one."""
+        if self._pending is not None:
+            return self._pending
+        if self._state == "listing":
+            if self._continue is not None:
+                req: ListRequest | WatchRequest = ListRequest(None, None, self._continue, self._page_size)
+            else:
+                req = ListRequest(self._list_rv, None, None, self._list_limit)
+        else:
+            low, high = self._timeout_range
+            timeout = low + int(self._rng.random() * (high - low))
+            if self._state == "streaming":
+                rv = "" if self._rv_unavailable or self._rv is None else self._rv
+                req = WatchRequest(rv, timeout, True, True, "NotOlderThan")
+            else:
+                assert self._rv is not None  # watching always follows a completed list
+                req = WatchRequest(self._rv, timeout)
+            self._watch_requests += 1
+            self._watch_started = self._clock.monotonic()
+        self._pending = req
+        return req
+
+    # --- answers: list ------------------------------------------------------------------------
+
+    def on_list_page(self, body: Mapping[str, Any]) -> list[WatchEvent]:
+        """Feed one decoded List body; returns ``Init`` (first page), ``InitApply`` per item and,
+        after the last page, ``InitDone``. A malformed body raises ``MalformedEventError`` before
+        anything is emitted, so the page can be retried."""
+        if self._state != "listing":
+            raise WatcherStateError(f"got a list page while {self._state}")
+        if not isinstance(body, Mapping):
+            raise MalformedEventError(f"list body is a {type(body).__name__}, not an object")
+        meta = body.get("metadata")
+        items = body.get("items")
+        if items is None:
+            items = []
+        if not isinstance(meta, Mapping) or not isinstance(items, list):
+            raise MalformedEventError("list body lacks metadata or has non-list items")
+        rv = meta.get("resourceVersion")
+        if not isinstance(rv, str) or not rv:
+            raise MalformedEventError("list body has no metadata.resourceVersion")
+        for item in items:
+            _check_object(item, "list item")
+        # List items omit kind/apiVersion; restore them so cached objects look like watched ones.
+        kind = body.get("kind")
+        item_kind = kind[:-4] if isinstance(kind, str) and kind.endswith("List") else None
+        api_version = body.get("apiVersion")
+        events: list[WatchEvent] = []
+        if not self._init_emitted:
+            events.append(Init())
+            self._init_emitted = True
+        for item in items:
+            if item_kind and "kind" not in item:
+                item["kind"] = item_kind
+            if isinstance(api_version, str) and "apiVersion" not in item:
+                item["apiVersion"] = api_version
+            events.append(InitApply(item))
+        self._list_pages += 1
+        self._listed += len(items)
+        self._last_event_time = self._clock.time()
+        token = meta.get("continue")
+        if isinstance(token, str) and token:
+            if self._continue is None:
+                self._paginated_result = True
+            self._continue = token
+            self._pending = None
+            return events
+        self._rv = rv
+        self._rv_unavailable = False
+        self._syncs += 1
+        events.append(InitDone(rv))
+        self._start_watch()
+        return events
+
+    # --- answers: watch -----------------------------------------------------------------------
+
+    def on_watch_event(self, event: Mapping[str, Any]) -> list[WatchEvent]:
+        """Feed one decoded watch line ``{"type", "object"}``.
+
+        Raises the typed ``ApiError`` for an ERROR event (``GoneError`` for 410),
+        ``MalformedEventError`` for a line that is not a valid event, and
+        ``StreamingListUnsupportedError`` when a streaming list turns out unsupported.
+        """
+        if self._state == "listing":
+            raise WatcherStateError("got a watch event while listing")
+        if not isinstance(event, Mapping):
+            raise MalformedEventError(f"watch event is a {type(event).__name__}, not an object")
+        etype = event.get("type")
+        obj = event.get("object")
+        if etype not in self._events:
+            raise MalformedEventError(f"watch event has unknown type {etype!r}")
+        if not isinstance(obj, Mapping):
+            raise MalformedEventError(f"{etype} watch event has no object")
+        self._events[etype] += 1
+        self._stream_events += 1
+        self._last_event_time = self._clock.time()
+        if etype == "ERROR":
+            raise api_error_from_status(obj)
+        meta = obj.get("metadata")
+        if not isinstance(meta, Mapping):
+            raise MalformedEventError(f"{etype} watch event object has no metadata")
+        rv = meta.get("resourceVersion")
+        if not isinstance(rv, str) or not rv:
+            raise MalformedEventError(f"{etype} watch event object has no metadata.resourceVersion")
+        if self._state == "streaming":
+            return self._on_initial_event(etype, obj, meta, rv)
+        if etype == "BOOKMARK":
+            self._rv = rv
+            return [Bookmark(rv)]
+        _check_object(obj, f"{etype} watch event object")
+        self._rv = rv
+        return [Delete(obj) if etype == "DELETED" else Apply(obj)]  # type: ignore[arg-type]
+
+    def _on_initial_event(
+        self, etype: str, obj: Mapping[str, Any], meta: Mapping[str, Any], rv: str
+    ) -> list[WatchEvent]:
+        events: list[WatchEvent] = []
+        if not self._init_emitted:
+            events.append(Init())
+            self._init_emitted = True
+        if etype == "BOOKMARK":
+            annotations = meta.get("annotations")
+            if isinstance(annotations, Mapping) and annotations.get(INITIAL_EVENTS_END_ANNOTATION) == "true":
+                self._rv = rv
+                self._rv_unavailable = False
+                self._syncs += 1
+                self._state = "watching"  # the same stream goes on with live events
+                events.append(InitDone(rv))
+            return events  # other bookmarks during the initial events carry nothing usable
+        if etype != "ADDED":
+            reason = f"server sent {etype} before the {INITIAL_EVENTS_END_ANNOTATION} bookmark"
+            self._fall_back_from_streaming(reason)
+            self._start_list_cycle("streaming-unsupported")
+            raise StreamingListUnsupportedError(f"streaming list not honoured ({reason}); using LIST")
+        _check_object(obj, "ADDED watch event object")
+        events.append(InitApply(obj))  # type: ignore[arg-type]
+        return events
+
+    def on_watch_closed(self) -> bool:
+        """The watch stream ended normally (server timeout). Returns ``True`` when it looked
+        abnormal -- under 1 s with no events -- and the loop should back off before re-watching."""
+        if self._state == "listing":
+            raise WatcherStateError("watch closed while listing")
+        elapsed = self._clock.monotonic() - self._watch_started
+        short = self._stream_events == 0 and elapsed < _SHORT_WATCH_SECONDS
+        if short:
+            self._short_watches += 1
+        if self._state == "streaming":
+            if self._stream_events:
+                self._fall_back_from_streaming(
+                    f"stream closed after {self._stream_events} events without the "
+                    f"{INITIAL_EVENTS_END_ANNOTATION} bookmark"
+                )
+            self._start_list_cycle("streaming-incomplete", streaming=False)
+            return short
+        self._restarts["closed"] += 1
+        self._start_watch()
+        return short
+
+    # --- answers: failure ---------------------------------------------------------------------
+
+    def on_error(self, exc: BaseException) -> None:
+        """Decide how to recover from a failed request or a broken stream (the loop backs off)."""
+        self._errors += 1
+        self._last_error = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, StreamingListUnsupportedError):
+            return  # the switch to LIST happened when it was raised
+        if self._state == "listing":
+            self._on_list_error(exc)
+        elif self._state == "streaming":
+            self._on_streaming_error(exc)
+        else:
+            self._on_watch_error(exc)
+
+    def _on_list_error(self, exc: BaseException) -> None:
+        if isinstance(exc, GoneError) and self._continue is not None:
+            # The snapshot behind the continue token was compacted: one full list, no paging.
+            self._list_fallbacks += 1
+            self._init_emitted = False  # the partial pages are void; start a new buffer
+            self._continue = None
+            self._list_rv, self._list_limit = "", None
+            self._pending = None
+        elif isinstance(exc, GoneError) or _is_too_large_rv(exc):
+            self._rv_unavailable = True
+            self._start_list_cycle("gone")
+        else:
+            self._list_retries += 1  # same page again; its continue token is still good
+            self._pending = None
+
+    def _on_streaming_error(self, exc: BaseException) -> None:
+        if isinstance(exc, GoneError) or _is_too_large_rv(exc):
+            self._rv_unavailable = True
+            self._start_list_cycle("gone")
+        elif isinstance(exc, ApiError) and not exc.retryable:
+            self._fall_back_from_streaming(f"server rejected sendInitialEvents: {exc}")
+            self._start_list_cycle("streaming-unsupported")
+        else:
+            # client-go: any other failure lists this once (progress beats deadlock); the next
+            # list cycle tries streaming again.
+            self._start_list_cycle("error", streaming=False)
+
+    def _on_watch_error(self, exc: BaseException) -> None:
+        if isinstance(exc, GoneError):
+            self._restarts["gone"] += 1
+            self._start_list_cycle("gone")
+            return
+        if isinstance(exc, MalformedEventError):
+            cause = "malformed"
+        elif isinstance(exc, StreamStalledError):
+            cause = "stalled"
+        else:
+            cause = "error"
+        self._restarts[cause] += 1
+        self._start_watch()
+
+    # --- introspection --------------------------------------------------------------------------
+
+    @property
+    def resource_version(self) -> str | None:
+        """The last good resourceVersion (what a re-watch resumes from)."""
+        return self._rv
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    def statistics(self) -> WatcherStatistics:
+        return WatcherStatistics(
+            state=self._state,
+            lists=self._lists,
+            relists=self._relists,
+            relist_causes=MappingProxyType(dict(self._relist_causes)),
+            syncs=self._syncs,
+            list_pages=self._list_pages,
+            list_retries=self._list_retries,
+            list_fallbacks=self._list_fallbacks,
+            listed_objects=self._listed,
+            watch_requests=self._watch_requests,
+            watch_restarts=MappingProxyType(dict(self._restarts)),
+            short_watches=self._short_watches,
+            events=MappingProxyType(dict(self._events)),
+            errors=self._errors,
+            last_error=self._last_error,
+            last_resource_version=self._rv,
+            last_event_time=self._last_event_time,
+            streaming_list=self._streaming,
+            streaming_list_fallback_reason=self._streaming_reason,
+        )
+
+
+def _check_object(obj: Any, what: str) -> None:
+    if not isinstance(obj, dict):
+        raise MalformedEventError(f"{what} is a {type(obj).__name__}, not an object")
+    meta = obj.get("metadata")
+    if not isinstance(meta, Mapping):
+        raise MalformedEventError(f"{what} has no metadata")
+    name = meta.get("name")
+    if not isinstance(name, str) or not name:
+        raise MalformedEventError(f"{what} has no metadata.name")
+
+
+def _is_too_large_rv(exc: BaseException) -> bool:
+    """The apiserver's "Too large resource version" answer (a 504 naming ResourceVersionTooLarge)."""
+    if not isinstance(exc, ApiError):
+        return False
+    causes = exc.details.get("causes")
+    if isinstance(causes, list):
+        for cause in causes:
+            if isinstance(cause, Mapping) and cause.get("reason") == "ResourceVersionTooLarge":
+                return True
+    return "too large resource version" in exc.server_message.lower()
