@@ -13,6 +13,8 @@ watch relists from the last version (served by the apiserver's watch cache, whic
 quorum reads after an apiserver restart, and is at least as fresh); every other watch failure
 re-watches from the last version with no relist. Optionally the initial list is streamed
 (``sendInitialEvents``) and falls back to list+watch if the server does not support it.
+Not thread-safe: exactly one loop drives a watcher (its ``statistics()`` may be read from
+anywhere, as a snapshot of plain values).
 Invariant: the resourceVersion a watch resumes from is always the last one the machine handed out
 in an event (list end, ``Apply``/``Delete`` or ``Bookmark``), never one from a half-read list or a
 rejected line.
