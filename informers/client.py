@@ -39,7 +39,7 @@ from urllib3.exceptions import (
 
 from .clock import SYSTEM_CLOCK, Clock
 from .config import ClientConfig
-from .errors import ConnectError, MalformedEventError, TransportError, api_error_from_response
+from .errors import ConnectError, MalformedEventError, StreamStalledError, TransportError, api_error_from_response
 from .tokenbucket import TokenBucket, TokenBucketStatistics
 from .watchstream import WatchStream
 
@@ -187,9 +187,14 @@ def _build_pool(config: ClientConfig) -> urllib3.PoolManager:
     )
 
 
-def _transport_error(exc: BaseException, method: str, path: str, read_timeout: float) -> TransportError:
+def _transport_error(
+    exc: BaseException, method: str, path: str, read_timeout: float, *, stream: bool = False
+) -> TransportError:
     where = f"{method} {path}"
     if isinstance(exc, ReadTimeoutError):
+        if stream:  # a watch whose headers never come is as stalled as one whose events stop
+            return StreamStalledError(f"{where}: no answer within the idle deadline of {read_timeout:g} s "
+                                      "(stalled or half-open connection)")
         return TransportError(f"{where}: no answer within the read timeout of {read_timeout:g} s")
     if isinstance(exc, (ConnectTimeoutError, SSLError, ProxyError)):
         return ConnectError(f"{where}: cannot connect: {exc}")
@@ -417,7 +422,7 @@ class ApiClient:
                 )
             except (HTTPError, OSError) as exc:
                 self._record(method, _ERROR_CODE, started)
-                error = _transport_error(exc, method, path, read_timeout)
+                error = _transport_error(exc, method, path, read_timeout, stream=stream)
                 if (method in _IDEMPOTENT and _connection_failed(exc)
                         and connection_retries < self.config.connection_retries):
                     connection_retries += 1

@@ -1,0 +1,252 @@
+"""Event handlers of a shared informer: one listener per handler, each with its own buffer.
+
+A listener owns an unbounded FIFO of notifications and delivers them in order to its handler: plain
+functions on a dedicated thread, coroutine functions as a task on the application's event loop. So a
+slow handler only grows its own buffer and never blocks the watch or another handler, and one that
+raises is logged and counted and keeps receiving. The producer (the informer's reflector thread)
+appends without blocking and wakes a listener only when it is asleep, so a busy listener costs no
+cross-thread wake-ups. Invariant: a listener delivers every notification pushed before ``stop()``
+exactly once, in push order, unless it is removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+import threading
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import structlog
+
+from .events import Notification, ObjectAdded, ObjectDeleted, ObjectUpdated
+from .objects import RawObject, object_key
+
+__all__ = ["EventHandler", "HandlerRegistration", "HandlerStatistics"]
+
+log = structlog.get_logger(__name__)
+
+EventHandler = Callable[..., Any] | Callable[..., Awaitable[Any]]
+_names = itertools.count(1)
+
+
+class _Marker:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<{self.name}>"
+
+
+_SYNCED = _Marker("synced")  # pushed after the initial list (or replay): reaching it means synced
+_STOP = _Marker("stop")
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerStatistics:
+    name: str
+    is_async: bool
+    pending: int
+    """Notifications buffered but not yet handled."""
+    delivered: int
+    errors: int
+    synced: bool
+    resync_period: float | None
+    last_error: str | None
+
+
+class HandlerRegistration:
+    """One handler on one informer: returned by ``add_handler``, passed to ``remove_handler``.
+
+    ``on_add(obj)``, ``on_update(old, new)`` and ``on_delete(obj)`` receive plain dicts (for a delete
+    seen only by a relist, the last known state: never a tombstone); ``on_event(notification)``
+    receives the full record (``ObjectDeleted.final_state_unknown`` tells the two deletes apart).
+    All given callables must be plain functions, or all coroutine functions.
+    """
+
+    def __init__(
+        self,
+        *,
+        on_add: EventHandler | None = None,
+        on_update: EventHandler | None = None,
+        on_delete: EventHandler | None = None,
+        on_event: EventHandler | None = None,
+        resync_period: float | None = None,
+        name: str | None = None,
+    ) -> None:
+        callables = [c for c in (on_add, on_update, on_delete, on_event) if c is not None]
+        if not callables:
+            raise TypeError("a handler needs at least one of on_add, on_update, on_delete, on_event")
+        kinds = {inspect.iscoroutinefunction(c) for c in callables}
+        if len(kinds) > 1:
+            raise TypeError("a handler's callables must be all plain functions or all coroutine functions")
+        if resync_period is not None and resync_period <= 0:
+            resync_period = None
+        self.name = name or f"handler-{next(_names)}"
+        self.is_async = kinds.pop()
+        self.resync_period = None if resync_period is None else max(1.0, float(resync_period))
+        self._on_add, self._on_update, self._on_delete, self._on_event = on_add, on_update, on_delete, on_event
+        self._buffer: deque[Notification | _Marker] = deque()
+        self._wake_thread = threading.Event()
+        self._loop_wake: Callable[[], None] | None = None
+        self._async_event: asyncio.Event | None = None
+        self._sleeping = False
+        self._synced = threading.Event()
+        self._stopped = threading.Event()
+        self._delivered = 0
+        self._errors = 0
+        self._last_error: str | None = None
+        self._thread: threading.Thread | None = None
+        self.next_resync: float | None = None  # managed by the informer
+
+    # -- producer side (any thread) ------------------------------------------------------------
+    def push(self, item: Notification) -> None:
+        self._buffer.append(item)
+        self._wake()
+
+    def push_many(self, items: list[Notification]) -> None:
+        self._buffer.extend(items)
+        self._wake()
+
+    def mark_synced(self) -> None:
+        """Queue the sync marker: everything pushed before it is the initial state."""
+        self._buffer.append(_SYNCED)
+        self._wake()
+
+    def stop(self) -> None:
+        self._buffer.append(_STOP)
+        self._wake()
+
+    def _wake(self) -> None:
+        if self.is_async:
+            # Order matters: the consumer sets _sleeping before re-checking the buffer, we append
+            # before reading _sleeping, so one of us always sees the other.
+            if self._sleeping and self._loop_wake is not None:
+                self._sleeping = False
+                self._loop_wake()
+        else:
+            self._wake_thread.set()
+
+    # -- state ---------------------------------------------------------------------------------
+    def has_synced(self) -> bool:
+        """True once every object of the initial list (or replay) has been handled."""
+        return self._synced.is_set()
+
+    async def wait_synced(self, timeout: float | None = None) -> bool:
+        """Wait until ``has_synced``; returns False on timeout."""
+        if self._synced.is_set():
+            return True
+        with anyio.move_on_after(timeout):
+            while not self._synced.is_set():
+                await anyio.sleep(0.02)
+        return self._synced.is_set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped.is_set()
+
+    def statistics(self) -> HandlerStatistics:
+        return HandlerStatistics(
+            name=self.name,
+            is_async=self.is_async,
+            pending=sum(1 for item in list(self._buffer) if not isinstance(item, _Marker)),
+            delivered=self._delivered,
+            errors=self._errors,
+            synced=self._synced.is_set(),
+            resync_period=self.resync_period,
+            last_error=self._last_error,
+        )
+
+    # -- delivery ------------------------------------------------------------------------------
+    def _call_args(self, note: Notification) -> tuple[EventHandler | None, tuple[Any, ...]]:
+        if self._on_event is not None:
+            return self._on_event, (note,)
+        if isinstance(note, ObjectAdded):
+            return self._on_add, (note.obj,)
+        if isinstance(note, ObjectUpdated):
+            return self._on_update, (note.old, note.new)
+        return self._on_delete, (note.last_state,)
+
+    def _record_error(self, note: Notification, exc: BaseException) -> None:
+        self._errors += 1
+        self._last_error = f"{type(exc).__name__}: {exc}"
+        key = note.key if isinstance(note, ObjectDeleted) else object_key(_object_of(note))
+        log.error("event handler raised", handler=self.name, notification=type(note).__name__, key=key,
+                  error=self._last_error, exc_info=exc)
+
+    def start_thread(self, thread_name: str) -> None:
+        """Deliver to a plain-function handler on its own daemon thread."""
+        self._thread = threading.Thread(target=self._run_thread, name=thread_name, daemon=True)
+        self._thread.start()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def _run_thread(self) -> None:
+        buffer = self._buffer
+        try:
+            while True:
+                self._wake_thread.clear()
+                while buffer:
+                    item = buffer.popleft()
+                    if item is _STOP:
+                        return
+                    if item is _SYNCED:
+                        self._synced.set()
+                        continue
+                    func, args = self._call_args(item)  # type: ignore[arg-type]
+                    if func is not None:
+                        try:
+                            func(*args)
+                        except Exception as exc:  # noqa: BLE001 - isolation is the point
+                            self._record_error(item, exc)  # type: ignore[arg-type]
+                    self._delivered += 1
+                self._wake_thread.wait()
+        finally:
+            self._stopped.set()
+
+    async def run_async(self) -> None:
+        """Deliver to a coroutine handler; run as a task on the application's event loop."""
+        loop = asyncio.get_running_loop()
+        event = asyncio.Event()
+        self._loop_wake = lambda: loop.call_soon_threadsafe(event.set)
+        buffer = self._buffer
+        try:
+            while True:
+                while buffer:
+                    item = buffer.popleft()
+                    if item is _STOP:
+                        return
+                    if item is _SYNCED:
+                        self._synced.set()
+                        continue
+                    func, args = self._call_args(item)  # type: ignore[arg-type]
+                    if func is not None:
+                        try:
+                            await func(*args)
+                        except Exception as exc:  # noqa: BLE001 - isolation is the point
+                            self._record_error(item, exc)  # type: ignore[arg-type]
+                    self._delivered += 1
+                event.clear()
+                self._sleeping = True
+                if buffer:  # pushed between the drain and _sleeping: don't sleep on it
+                    self._sleeping = False
+                    continue
+                await event.wait()
+        finally:
+            self._sleeping = False
+            self._loop_wake = None
+            self._stopped.set()
+
+
+def _object_of(note: Notification) -> RawObject:
+    if isinstance(note, ObjectAdded):
+        return note.obj
+    if isinstance(note, ObjectUpdated):
+        return note.new
+    return note.last_state

@@ -1,0 +1,201 @@
+"""The reflector: the list-then-watch loop that runs one informer's I/O on a dedicated thread.
+
+It asks the ``Watcher`` state machine what to send, sends it through the shared ``ApiClient``,
+feeds back the answers, and hands the resulting watch events to ``apply`` as they come (the
+informer, which updates its store and notifies handlers). Errors go to the watcher (which decides
+relist or re-watch) and then wait out a jittered exponential ``Backoff``; a watch that closes within
+a second with no events also backs off, so nothing can make the loop spin. Invariant: the loop
+never sleeps other than on its stop event, and ``stop()`` closes the open watch stream, so a stop
+never leaves the thread blocked on a socket (an in-flight LIST page ends within the client's read
+timeout).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import structlog
+
+from .backoff import Backoff
+from .client import ApiClient, ClientClosedError
+from .clock import SYSTEM_CLOCK, Clock
+from .errors import ApiError, ForbiddenError, MalformedEventError, NotFoundError, UnauthorizedError
+from .events import WatchEvent
+from .resources import Resource
+from .watcher import ListRequest, Watcher, WatchRequest
+from .watchstream import WatchStream
+
+__all__ = ["Reflector", "ReflectorStatistics"]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ReflectorStatistics:
+    running: bool
+    backoffs: int
+    backoff_seconds: float
+    last_error: str | None
+    last_error_time: float | None
+    idle_timeout: float | None
+
+
+class Reflector:
+    def __init__(
+        self,
+        client: ApiClient,
+        resource: Resource,
+        apply: Callable[[list[WatchEvent]], None],
+        *,
+        watcher: Watcher,
+        backoff: Backoff,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        idle_timeout: float | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        name: str = "",
+    ) -> None:
+        """``idle_timeout`` (seconds; default: the watch's server timeout + 30 s): a watch stream
+        that sends nothing for this long is taken as stalled (half-open) and restarted."""
+        self.client = client
+        self.resource = resource
+        self.watcher = watcher
+        self.backoff = backoff
+        self._apply = apply
+        self._path = resource.path(namespace=namespace or None)
+        self._selectors: dict[str, str] = {}
+        if label_selector:
+            self._selectors["labelSelector"] = label_selector
+        if field_selector:
+            self._selectors["fieldSelector"] = field_selector
+        self._idle_timeout = idle_timeout
+        self._clock = clock
+        self.name = name or str(resource)
+        self._stopping = threading.Event()
+        self._stream_lock = threading.Lock()
+        self._stream: WatchStream | None = None
+        self._running = False
+        self._backoffs = 0
+        self._backoff_seconds = 0.0
+        self.last_error: BaseException | None = None
+        self._last_error_time: float | None = None
+
+    # -- control --------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask the loop to end; closes the open watch stream so its reader wakes at once."""
+        self._stopping.set()
+        with self._stream_lock:
+            stream = self._stream
+        if stream is not None:
+            stream.close()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def statistics(self) -> ReflectorStatistics:
+        return ReflectorStatistics(
+            running=self._running,
+            backoffs=self._backoffs,
+            backoff_seconds=self._backoff_seconds,
+            last_error=None if self.last_error is None else f"{type(self.last_error).__name__}: {self.last_error}",
+            last_error_time=self._last_error_time,
+            idle_timeout=self._idle_timeout,
+        )
+
+    # -- the loop -------------------------------------------------------------------------------
+    def run(self) -> None:
+        """Run until ``stop()``; call on a dedicated thread."""
+        self._running = True
+        try:
+            while not self._stopping.is_set():
+                request = self.watcher.next_request()
+                try:
+                    if isinstance(request, ListRequest):
+                        self._list(request)
+                    else:
+                        if self._watch(request):
+                            self._wait_backoff("watch closed at once with no events")
+                except ClientClosedError:
+                    return
+                except Exception as exc:  # noqa: BLE001 - every failure is recovered from here
+                    if self._stopping.is_set():
+                        return
+                    self._on_error(exc)
+        finally:
+            self._running = False
+
+    def _on_error(self, exc: Exception) -> None:
+        self.watcher.on_error(exc)
+        self.last_error = exc
+        self._last_error_time = self._clock.time()
+        level = "error" if isinstance(exc, ForbiddenError | UnauthorizedError | NotFoundError) else "warning"
+        getattr(log, level)("informer request failed", informer=self.name, error=f"{type(exc).__name__}: {exc}",
+                            state=self.watcher.state)
+        self._wait_backoff(type(exc).__name__)
+
+    def _wait_backoff(self, why: str) -> None:
+        delay = self.backoff.next_delay()
+        self._backoffs += 1
+        self._backoff_seconds += delay
+        log.debug("informer backing off", informer=self.name, seconds=round(delay, 3), why=why)
+        self._stopping.wait(delay)
+
+    def _list(self, request: ListRequest) -> None:
+        query: dict[str, Any] = dict(self._selectors)
+        if request.resource_version is not None:
+            query["resourceVersion"] = request.resource_version
+        if request.resource_version_match:
+            query["resourceVersionMatch"] = request.resource_version_match
+        if request.continue_token:
+            query["continue"] = request.continue_token
+        if request.limit:
+            query["limit"] = request.limit
+        body = self.client.get_json(self._path, query)
+        if not isinstance(body, Mapping):
+            raise MalformedEventError(f"list of {self.resource} returned {type(body).__name__}, not an object")
+        events = self.watcher.on_list_page(body)
+        if events:
+            self._apply(events)
+
+    def _watch(self, request: WatchRequest) -> bool:
+        """One watch stream; returns True when it closed abnormally fast (the loop backs off)."""
+        query: dict[str, Any] = dict(self._selectors)
+        query["timeoutSeconds"] = request.timeout_seconds
+        if request.allow_bookmarks:
+            query["allowWatchBookmarks"] = "true"
+        if request.resource_version:
+            query["resourceVersion"] = request.resource_version
+        if request.send_initial_events:
+            query["sendInitialEvents"] = "true"
+        if request.resource_version_match:
+            query["resourceVersionMatch"] = request.resource_version_match
+        idle = self._idle_timeout or float(request.timeout_seconds + 30)
+        stream = self.client.watch(self._path, query, idle_timeout=idle)
+        with self._stream_lock:
+            self._stream = stream
+        if self._stopping.is_set():
+            stream.close()
+            return False
+        try:
+            for line in stream:
+                try:
+                    event = orjson.loads(line)
+                except orjson.JSONDecodeError as exc:
+                    raise MalformedEventError(f"undecodable watch line ({exc}): {line[:200]!r}") from exc
+                events = self.watcher.on_watch_event(event)
+                if events:
+                    self._apply(events)
+        finally:
+            with self._stream_lock:
+                self._stream = None
+            stream.close()
+        if self._stopping.is_set():
+            return False
+        return self.watcher.on_watch_closed()
