@@ -1,6 +1,31 @@
-"""informers: shared list-then-watch informers and a thread-safe indexed cache for Kubernetes."""
+"""informers: shared list-then-watch informers and a thread-safe indexed cache for Kubernetes.
 
-from .clock import SYSTEM_CLOCK, Clock, FakeClock, SystemClock
+Start here: ``load_config`` -> ``ApiClient`` -> ``InformerFactory`` -> ``factory.informer(...)`` ->
+``informer.add_handler(...)`` and ``informer.store`` reads. ``informers.testing`` holds the control-plane
+kit for tests (real etcd + kube-apiserver). Everything exported here is listed in ``__all__``.
+"""
+
+from .backoff import (
+    Backoff,
+    BackoffStatistics,
+)
+from .client import (
+    ApiClient,
+    ClientClosedError,
+    ClientStatistics,
+    RequestObserver,
+    Response,
+)
+from .clock import (
+    Clock,
+    FakeClock,
+    SYSTEM_CLOCK,
+    SystemClock,
+)
+from .config import (
+    ClientConfig,
+    load_config,
+)
 from .errors import (
     AlreadyExistsError,
     ApiError,
@@ -27,37 +52,179 @@ from .errors import (
     TransportError,
     UnauthorizedError,
 )
-from .tokenbucket import TokenBucket, TokenBucketStatistics
+from .events import (
+    Apply,
+    Bookmark,
+    Delete,
+    DeletedFinalStateUnknown,
+    Init,
+    InitApply,
+    InitDone,
+    Notification,
+    ObjectAdded,
+    ObjectDeleted,
+    ObjectUpdated,
+    WatchEvent,
+)
+from .factory import (
+    InformerFactory,
+)
+from .handlers import (
+    EventHandler,
+    HandlerRegistration,
+    HandlerStatistics,
+)
+from .indexers import (
+    index_by_label,
+    index_by_namespace,
+    index_by_owner_uid,
+    index_by_uid,
+    IndexerError,
+    IndexFunc,
+    NAMESPACE_INDEX,
+    OWNER_UID_INDEX,
+    UID_INDEX,
+)
+from .informer import (
+    InformerOptions,
+    InformerStatistics,
+    SharedInformer,
+)
+from .objects import (
+    object_key,
+    ObjectKeyError,
+    RawObject,
+    split_key,
+    strip_managed_fields,
+)
+from .reflector import (
+    ReflectorStatistics,
+)
+from .resources import (
+    Discovery,
+    DiscoveryStatistics,
+    Resource,
+)
+from .store import (
+    IndexConflictError,
+    IndexNotFoundError,
+    ReplaceBuffer,
+    ReplaceBufferClosedError,
+    ReplaceResult,
+    Store,
+    StoredObject,
+    StoreStatistics,
+    TransformError,
+)
+from .tokenbucket import (
+    TokenBucket,
+    TokenBucketStatistics,
+)
+from .watcher import (
+    ListRequest,
+    StreamingListUnsupportedError,
+    Watcher,
+    WatcherStateError,
+    WatcherStatistics,
+    WatchRequest,
+)
+from .watchstream import (
+    WatchStream,
+    WatchStreamStatistics,
+)
 
 __all__ = [
     "AlreadyExistsError",
+    "ApiClient",
     "ApiError",
+    "Apply",
+    "Backoff",
+    "BackoffStatistics",
     "BadRequestError",
+    "Bookmark",
     "CircuitOpenError",
+    "ClientClosedError",
+    "ClientConfig",
+    "ClientStatistics",
     "Clock",
     "ConfigError",
     "ConflictError",
     "ConnectError",
+    "Delete",
+    "DeletedFinalStateUnknown",
+    "Discovery",
+    "DiscoveryStatistics",
+    "EventHandler",
     "ExpiredError",
     "FakeClock",
     "ForbiddenError",
     "GoneError",
+    "HandlerRegistration",
+    "HandlerStatistics",
+    "IndexConflictError",
+    "IndexFunc",
+    "IndexNotFoundError",
+    "IndexerError",
+    "InformerFactory",
+    "InformerOptions",
+    "InformerStatistics",
     "InformerdError",
+    "Init",
+    "InitApply",
+    "InitDone",
     "InternalServerError",
     "InvalidError",
+    "ListRequest",
     "MalformedEventError",
+    "NAMESPACE_INDEX",
     "NotFoundError",
+    "Notification",
+    "OWNER_UID_INDEX",
+    "ObjectAdded",
+    "ObjectDeleted",
+    "ObjectKeyError",
+    "ObjectUpdated",
+    "RawObject",
+    "ReflectorStatistics",
+    "ReplaceBuffer",
+    "ReplaceBufferClosedError",
+    "ReplaceResult",
+    "RequestObserver",
+    "Resource",
     "ResourceNotFoundError",
+    "Response",
     "SYSTEM_CLOCK",
     "ServerError",
     "ServerTimeoutError",
     "ServiceUnavailableError",
+    "SharedInformer",
+    "Store",
+    "StoreStatistics",
+    "StoredObject",
     "StreamStalledError",
+    "StreamingListUnsupportedError",
     "SyncTimeoutError",
     "SystemClock",
     "TokenBucket",
     "TokenBucketStatistics",
     "TooManyRequestsError",
+    "TransformError",
     "TransportError",
+    "UID_INDEX",
     "UnauthorizedError",
+    "WatchEvent",
+    "WatchRequest",
+    "WatchStream",
+    "WatchStreamStatistics",
+    "Watcher",
+    "WatcherStateError",
+    "WatcherStatistics",
+    "index_by_label",
+    "index_by_namespace",
+    "index_by_owner_uid",
+    "index_by_uid",
+    "load_config",
+    "object_key",
+    "split_key",
+    "strip_managed_fields",
 ]

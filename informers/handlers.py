@@ -65,7 +65,9 @@ class HandlerRegistration:
     ``on_add(obj)``, ``on_update(old, new)`` and ``on_delete(obj)`` receive plain dicts (for a delete
     seen only by a relist, the last known state: never a tombstone); ``on_event(notification)``
     receives the full record (``ObjectDeleted.final_state_unknown`` tells the two deletes apart).
-    All given callables must be plain functions, or all coroutine functions.
+    All given callables must be plain functions, or all coroutine functions. Treat what you receive
+    as read-only: the cache cannot be corrupted through it, but every handler is handed the same
+    dict (copying per handler would double the cost of each event); copy before editing.
     """
 
     def __init__(

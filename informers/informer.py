@@ -213,7 +213,11 @@ class SharedInformer:
                 if isinstance(event, Apply):
                     obj = self._prepare(event.obj)
                     old = self.store.upsert(obj)
-                    notes.append(ObjectAdded(obj) if old is None else ObjectUpdated(old, obj))
+                    if old is None:
+                        notes.append(ObjectAdded(obj))
+                    else:  # an unchanged resourceVersion is a resync, as client-go counts it
+                        same = old.get("metadata", {}).get("resourceVersion") == obj.get("metadata", {}).get("resourceVersion")
+                        notes.append(ObjectUpdated(old, obj, is_resync=same))
                 elif isinstance(event, Delete):
                     obj = self._prepare(event.obj)
                     if self.store.delete(obj) is not None:  # a delete of an unknown object is news to no one
