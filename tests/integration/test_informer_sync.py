@@ -225,3 +225,33 @@ def test_streaming_initial_list_fills_the_cache_without_list_pages(control_plane
             wait_cache_equals_server(informer, control_plane, path)
         finally:
             informer.stop()
+
+
+def test_resync_reaches_only_the_handlers_that_asked_and_removed_handlers_stop_receiving(
+    control_plane: ControlPlane, namespace: str
+):
+    create_configmaps(control_plane, namespace, 5)
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    with api_client(control_plane.admin_kubeconfig) as client:
+        informer = SharedInformer(client, _configmaps(client), namespace=namespace)
+        resyncing, quiet, removed = EventLog(), EventLog(), EventLog()
+        informer.add_handler(on_event=resyncing, resync_period=1.0, name="resyncing")
+        informer.add_handler(on_event=quiet, name="quiet")
+        gone = informer.add_handler(on_event=removed, name="removed")
+        informer.start()
+        try:
+            assert informer.wait_synced_blocking(30)
+            wait_for(lambda: len(removed.snapshot()) == 5, 10, "initial adds")
+            informer.remove_handler(gone)
+            assert gone.stopped
+            wait_for(lambda: sum(1 for n in resyncing.snapshot() if getattr(n, "is_resync", False)) >= 10, 10,
+                     "two rounds of resync")
+            resyncs = [n for n in resyncing.snapshot() if getattr(n, "is_resync", False)]
+            assert all(n.old == n.new for n in resyncs)
+            assert not any(getattr(n, "is_resync", False) for n in quiet.snapshot())
+            Churn(control_plane, namespace).run(5)
+            wait_cache_equals_server(informer, control_plane, path)
+            wait_for(lambda: len(quiet.writes()) == 5, 10, "the quiet handler's events")
+            assert len(removed.snapshot()) == 5  # nothing after removal
+        finally:
+            informer.stop()
