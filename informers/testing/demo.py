@@ -1,7 +1,8 @@
-"""The README's first command: a control plane, a watch, and objects created so events flow.
+"""The README's first command: a control plane, a shared informer, and objects created so events flow.
 
-Prints one line per watch event (type, namespace/name, resourceVersion) while it creates, updates and
-deletes ConfigMaps. Runs until Ctrl-C/SIGTERM, or for ``--rounds`` rounds.
+A ``SharedInformer`` on ConfigMaps prints one line per notification (added/updated/deleted, with the
+resourceVersion) while the demo creates, updates and deletes ConfigMaps, and prints the informer's
+statistics at the end. Runs until Ctrl-C/SIGTERM, or for ``--rounds`` rounds.
 """
 
 from __future__ import annotations
@@ -9,41 +10,36 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-import time
 
-import orjson
-import urllib3
+import structlog
 
+from ..client import ApiClient
+from ..config import load_config
+from ..events import Notification, ObjectAdded, ObjectDeleted, ObjectUpdated
+from ..informer import SharedInformer
+from ..resources import Resource
 from .controlplane import ControlPlane
 
 __all__ = ["run_demo"]
 
+_CONFIGMAPS = Resource("", "v1", "configmaps", "ConfigMap", namespaced=True)
 
-def _watch(plane: ControlPlane, namespace: str, stop: threading.Event, ready: threading.Event) -> None:
-    assert plane.workdir is not None
-    certs = plane.workdir / "certs"
-    pool = urllib3.PoolManager(ca_certs=str(plane.ca_file), cert_file=str(certs / "admin.crt"),
-                               key_file=str(certs / "admin.key"))
-    resp = pool.request("GET", f"{plane.server}/api/v1/namespaces/{namespace}/configmaps?watch=1",
-                        preload_content=False, timeout=urllib3.Timeout(connect=5, read=None), retries=False)
-    ready.set()
-    buffer = b""
-    try:
-        for chunk in resp.stream(65536):
-            buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                event = orjson.loads(line)
-                meta = event["object"]["metadata"]
-                print(f"event {event['type']:<8} {meta['namespace']}/{meta['name']} rv={meta['resourceVersion']}",
-                      flush=True)
-            if stop.is_set():
-                break
-    except (urllib3.exceptions.HTTPError, OSError):
-        pass  # closed by shutdown
+
+def _print(note: Notification) -> None:
+    if isinstance(note, ObjectAdded):
+        what, obj = "added", note.obj
+    elif isinstance(note, ObjectUpdated):
+        what, obj = ("resync" if note.is_resync else "updated"), note.new
+    elif isinstance(note, ObjectDeleted):
+        what, obj = ("deleted?" if note.final_state_unknown else "deleted"), note.last_state
+    meta = obj["metadata"]
+    print(f"event {what:<8} {meta['namespace']}/{meta['name']} rv={meta['resourceVersion']} data={obj.get('data')}",
+          flush=True)
 
 
 def run_demo(rounds: int = 0) -> int:
+    # logs to stderr, event lines to stdout: the two streams don't interleave mid-line
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -52,25 +48,30 @@ def run_demo(rounds: int = 0) -> int:
         namespace = "demo"
         plane.request_json("POST", "/api/v1/namespaces",
                            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-        ready = threading.Event()
-        watcher = threading.Thread(target=_watch, args=(plane, namespace, stop, ready), daemon=True)
-        watcher.start()
-        ready.wait(10)
-        base = f"/api/v1/namespaces/{namespace}/configmaps"
-        n = 0
-        while not stop.is_set() and (rounds == 0 or n < rounds):
-            name = f"cm-{n}"
-            plane.request_json("POST", base, {"apiVersion": "v1", "kind": "ConfigMap",
-                                              "metadata": {"name": name}, "data": {"round": str(n)}})
-            obj = plane.request_json("GET", f"{base}/{name}")
-            obj["data"]["touched"] = "yes"
-            plane.request_json("PUT", f"{base}/{name}", obj)
-            if n >= 2:
-                plane.request_json("DELETE", f"{base}/cm-{n - 2}")
-            n += 1
-            stop.wait(1.0)
-        time.sleep(0.5)  # let the last events print
-        stop.set()
+        with ApiClient(load_config(plane.admin_kubeconfig)) as client:
+            informer = SharedInformer(client, _CONFIGMAPS, namespace=namespace)
+            informer.add_handler(on_event=_print, name="printer")
+            informer.start()
+            informer.wait_synced_blocking(30)
+            print(f"informer synced: {informer.name}", flush=True)
+            base = f"/api/v1/namespaces/{namespace}/configmaps"
+            n = 0
+            while not stop.is_set() and (rounds == 0 or n < rounds):
+                name = f"cm-{n}"
+                plane.request_json("POST", base, {"apiVersion": "v1", "kind": "ConfigMap",
+                                                  "metadata": {"name": name}, "data": {"round": str(n)}})
+                obj = plane.request_json("GET", f"{base}/{name}")
+                obj["data"]["touched"] = "yes"
+                plane.request_json("PUT", f"{base}/{name}", obj)
+                if n >= 2:
+                    plane.request_json("DELETE", f"{base}/cm-{n - 2}")
+                n += 1
+                stop.wait(1.0)
+            stop.wait(0.5)  # let the last events print
+            stats = informer.statistics()
+            print(f"cache holds {stats.objects} objects; watch events {dict(stats.watcher.events)}; "
+                  f"lists {stats.watcher.lists}, relists {stats.watcher.relists}", flush=True)
+            informer.stop()
     print("demo stopped", flush=True)
     return 0
 
