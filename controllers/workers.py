@@ -1,0 +1,376 @@
+"""The worker pool: N workers take keys from a rate-limited queue and call the reconciler.
+
+Each worker is an anyio task: it takes a ``Request``, resolves the object (``resolve(request)``,
+None if gone), calls the reconciler and turns the outcome into a queue action, as
+controller-runtime does: success -> ``forget``; ``Result.requeue()`` -> ``add_rate_limited``;
+``Result.requeue_after(s)`` -> ``forget`` then ``add_after``; ``TerminalError`` -> logged, counted,
+``forget``, never retried; any other exception (including a timeout) -> logged with the key and
+``add_rate_limited`` without ``forget``, so repeated failures back off exponentially. Sync
+reconcilers run in threads (``anyio.to_thread.run_sync`` under a ``CapacityLimiter`` of N), async
+ones on the loop. A call past ``reconcile_timeout`` is cancelled (async) or abandoned (sync: the
+worker moves on, ``ctx.cancelled`` turns true, the thread's result is ignored). Shutdown (``run()``
+cancelled): workers stop taking keys, in-flight calls get ``drain_timeout`` seconds to finish, then
+are cancelled the same way.
+Invariant: a key is released (``queue.done``) exactly once per call and only when no code of that
+call can still run, so with an abandoned thread the key stays busy until the thread returns and
+two calls never reconcile one key at the same time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import anyio
+import structlog
+
+from informers.clock import SYSTEM_CLOCK, Clock
+from informers.errors import InformerdError
+from informers.objects import RawObject
+
+from .errors import ControllerStateError, InvalidResultError, ReconcileTimeoutError, is_terminal
+from .ratelimited import RateLimitingQueue
+from .reconciler import ReconcileContext, Reconciler, ReconcileFunc, reconcile_callable
+from .request import Request
+from .result import Result, ResultKind, as_result
+from .workqueue import QueueShutDown
+
+__all__ = [
+    "NoopReconcileMetrics",
+    "ReconcileMetrics",
+    "WorkerPool",
+    "WorkerPoolStatistics",
+]
+
+log = structlog.get_logger(__name__)
+
+Resolver = Callable[[Request], RawObject | None]
+
+
+class ReconcileMetrics(Protocol):
+    """Per-call observations for the exporter (counters and gauges come from ``statistics()``).
+    Called on the event loop after each call; must be fast and must not raise."""
+
+    def on_reconcile(self, result: str, seconds: float) -> None:
+        """One call ended with ``result`` (success, error, requeue, requeue_after) after
+        ``seconds`` (``controller_runtime_reconcile_time_seconds``)."""
+
+
+class NoopReconcileMetrics:
+    def on_reconcile(self, result: str, seconds: float) -> None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerPoolStatistics:
+    """Counters since start; ``samples()`` names them as controller-runtime's metrics."""
+
+    name: str
+    max_concurrent_reconciles: int
+    #: Calls in progress (``controller_runtime_active_workers``).
+    active_workers: int
+    running: bool
+    stopping: bool
+    success_total: int
+    #: Calls that raised, terminal ones included (``reconcile_total{result="error"}``).
+    error_total: int
+    requeue_total: int
+    requeue_after_total: int
+    terminal_errors_total: int
+    #: Exceptions that are not informerd errors (bugs: KeyError, TypeError...), plus invalid results.
+    panics_total: int
+    timeouts_total: int
+    #: Calls cut short by shutdown (not counted in ``reconcile_total``).
+    cancelled_total: int
+    #: Sync calls abandoned after a timeout whose threads are still running.
+    overrun_threads: int
+    reconcile_seconds_total: float
+
+    @property
+    def reconcile_total(self) -> dict[str, int]:
+        return {"success": self.success_total, "error": self.error_total,
+                "requeue": self.requeue_total, "requeue_after": self.requeue_after_total}
+
+    def samples(self) -> tuple[tuple[str, dict[str, str], float], ...]:
+        """``(metric name, labels, value)`` for every controller-runtime counter and gauge."""
+        label = {"controller": self.name}
+        out: list[tuple[str, dict[str, str], float]] = [
+            ("controller_runtime_reconcile_total", {**label, "result": result}, count)
+            for result, count in self.reconcile_total.items()
+        ]
+        out += [
+            ("controller_runtime_reconcile_errors_total", label, self.error_total),
+            ("controller_runtime_terminal_reconcile_errors_total", label, self.terminal_errors_total),
+            ("controller_runtime_reconcile_panics_total", label, self.panics_total),
+            ("controller_runtime_active_workers", label, self.active_workers),
+            ("controller_runtime_max_concurrent_reconciles", label, self.max_concurrent_reconciles),
+        ]
+        return tuple(out)
+
+
+class _Call:
+    """One in-flight call: its context, cancel scope and (sync) thread bookkeeping."""
+
+    __slots__ = ("request", "ctx", "started", "scope", "shutdown", "finished", "abandoned")
+
+    def __init__(self, request: Request, ctx: ReconcileContext, started: float) -> None:
+        self.request = request
+        self.ctx = ctx
+        self.started = started
+        self.scope: anyio.CancelScope | None = None
+        self.shutdown = False
+        self.finished = False  # the sync thread returned (guarded by the pool's lock)
+        self.abandoned = False  # the worker left; the thread releases the key (pool's lock)
+
+    def cancel_for_shutdown(self) -> None:
+        self.shutdown = True
+        self.ctx.cancel()
+        if self.scope is not None:
+            self.scope.cancel()
+
+
+def _is_panic(exc: BaseException) -> bool:
+    return isinstance(exc, InvalidResultError) or not isinstance(exc, InformerdError)
+
+
+class WorkerPool:
+    """Runs ``workers`` reconcile workers over ``queue`` until ``run()`` is cancelled.
+
+    ``resolve(request)`` returns the object to reconcile or None (called in the worker thread for
+    sync reconcilers). ``reconcile_timeout`` (seconds, default None = none) bounds each call;
+    ``drain_timeout`` (seconds, default 30) bounds how long shutdown waits for in-flight calls.
+    """
+
+    def __init__(
+        self,
+        queue: RateLimitingQueue[Request],
+        reconciler: Reconciler | ReconcileFunc,
+        resolve: Resolver,
+        *,
+        name: str = "",
+        workers: int = 1,
+        reconcile_timeout: float | None = None,
+        drain_timeout: float = 30.0,
+        clock: Clock = SYSTEM_CLOCK,
+        metrics: ReconcileMetrics | None = None,
+    ) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers!r}")
+        if reconcile_timeout is not None and not reconcile_timeout > 0:
+            raise ValueError(f"reconcile_timeout must be > 0 seconds or None, got {reconcile_timeout!r}")
+        if not drain_timeout >= 0:
+            raise ValueError(f"drain_timeout must be >= 0 seconds, got {drain_timeout!r}")
+        self.queue = queue
+        self.name = name or queue.name
+        self.workers = workers
+        self.reconcile_timeout = reconcile_timeout
+        self.drain_timeout = drain_timeout
+        self._fn, self.is_async = reconcile_callable(reconciler)
+        self._resolve = resolve
+        self._clock = clock
+        self._metrics = None if metrics is None or isinstance(metrics, NoopReconcileMetrics) else metrics
+        self._lock = threading.Lock()  # counters and abandoned-thread handover (threads touch them)
+        self._inflight: dict[Request, _Call] = {}
+        self._counts = dict.fromkeys(
+            ("success", "error", "requeue", "requeue_after", "terminal", "panic", "timeout", "cancelled"), 0)
+        self._seconds = 0.0
+        self._overrun = 0
+        self._ran = False
+        self._running = False
+        self._stopping = False
+        self._idle: anyio.Event | None = None
+        self._workers_left = 0
+        self._all_exited: anyio.Event | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Work until cancelled (then drain as described above) or until the queue is shut down
+        and empty. A pool runs once."""
+        if self._ran:
+            raise ControllerStateError(f"worker pool {self.name!r} has already run")
+        self._ran = self._running = True
+        limiter = anyio.CapacityLimiter(self.workers)
+        self._all_exited = anyio.Event()
+        self._workers_left = self.workers
+        try:
+            async with anyio.create_task_group() as group:
+                for index in range(self.workers):
+                    group.start_soon(self._worker, limiter, name=f"{self.name}-worker-{index}")
+                try:
+                    await self._all_exited.wait()
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await self._shutdown(group.cancel_scope)
+        finally:
+            self._running = False
+
+    async def _shutdown(self, workers: anyio.CancelScope) -> None:
+        self._stopping = True
+        workers.cancel()  # parked getters leave; in-flight calls are shielded and keep going
+        await anyio.to_thread.run_sync(self.queue.shutdown)  # joins the delay timer: off the loop
+        if self._inflight:
+            self._idle = anyio.Event()
+            with anyio.move_on_after(self.drain_timeout):
+                await self._idle.wait()
+            late = list(self._inflight.values())
+            if late:
+                log.warning("drain deadline passed; cancelling reconciles", controller=self.name,
+                            keys=[str(c.request) for c in late], drain_timeout=self.drain_timeout)
+            for call in late:
+                call.cancel_for_shutdown()
+
+    async def _worker(self, limiter: anyio.CapacityLimiter) -> None:
+        try:
+            while True:
+                try:
+                    request = await self.queue.get_async()
+                except QueueShutDown:
+                    return
+                await self._process(request, limiter)
+        finally:
+            self._workers_left -= 1
+            if self._workers_left == 0 and self._all_exited is not None:
+                self._all_exited.set()
+
+    # -- one call ------------------------------------------------------------------------------
+
+    async def _process(self, request: Request, limiter: anyio.CapacityLimiter) -> None:
+        # Shielded from the first line: between get_async() and here nothing awaited, so a taken key
+        # is always processed and released; only the drain (or the timeout) cancels the call.
+        with anyio.CancelScope(shield=True):
+            started = self._clock.monotonic()
+            timeout = self.reconcile_timeout
+            ctx = ReconcileContext(
+                request, controller=self.name, attempt=self.queue.num_requeues(request),
+                deadline=None if timeout is None else started + timeout, clock=self._clock,
+            )
+            call = _Call(request, ctx, started)
+            self._inflight[request] = call
+            release = True
+            try:
+                result: Result | None = None
+                error: BaseException | None = None
+                with anyio.CancelScope() as scope:
+                    call.scope = scope
+                    if timeout is not None:
+                        scope.deadline = anyio.current_time() + timeout
+                    try:
+                        if self.is_async:
+                            result = as_result(await self._fn(request, self._resolve(request), ctx))
+                        else:
+                            value = await anyio.to_thread.run_sync(
+                                self._run_in_thread, call, abandon_on_cancel=True, limiter=limiter)
+                            result = as_result(value)
+                    except Exception as exc:  # noqa: BLE001 - every failure is recovered and counted
+                        error = exc
+                if scope.cancelled_caught and result is None and error is None:
+                    ctx.cancel()
+                    release = not self._abandon(call)
+                    if call.shutdown:
+                        self._count("cancelled")
+                        log.info("reconcile cancelled by shutdown", controller=self.name, key=str(request))
+                        return
+                    error = ReconcileTimeoutError(
+                        f"reconcile of {request} exceeded its {timeout} s timeout"
+                        + ("; its thread is still running and its result will be ignored" if not release else ""),
+                        seconds=timeout or 0.0,
+                    )
+                self._settle(call, result, error)
+            finally:
+                del self._inflight[request]
+                if release:
+                    self.queue.done(request)
+                if self._idle is not None and not self._inflight:
+                    self._idle.set()
+
+    def _run_in_thread(self, call: _Call) -> object:
+        error: BaseException | None = None
+        try:
+            return self._fn(call.request, self._resolve(call.request), call.ctx)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            with self._lock:
+                call.finished = True
+                abandoned = call.abandoned
+                if abandoned:
+                    self._overrun -= 1
+            if abandoned:
+                # The worker gave up on this call; the key was kept busy for us: release it now.
+                log.warning("abandoned reconcile returned; result ignored", controller=self.name,
+                            key=str(call.request), error=None if error is None else repr(error))
+                self.queue.done(call.request)
+
+    def _abandon(self, call: _Call) -> bool:
+        """For a cancelled sync call: True if its thread still runs and now owns ``done``."""
+        if self.is_async:
+            return False
+        with self._lock:
+            if call.finished:
+                return False
+            call.abandoned = True
+            self._overrun += 1
+            return True
+
+    def _count(self, what: str, seconds: float = 0.0) -> None:
+        with self._lock:
+            self._counts[what] += 1
+            self._seconds += seconds
+
+    def _settle(self, call: _Call, result: Result | None, error: BaseException | None) -> None:
+        request, queue = call.request, self.queue
+        seconds = self._clock.monotonic() - call.started
+        if error is not None:
+            label = "error"
+            if is_terminal(error):
+                self._count("terminal")
+                queue.forget(request)
+                log.error("reconcile failed with a terminal error; not retried", controller=self.name,
+                          key=str(request), error=repr(error))
+            else:
+                panic = _is_panic(error)
+                if isinstance(error, ReconcileTimeoutError):
+                    self._count("timeout")
+                elif panic:
+                    self._count("panic")
+                delay = queue.add_rate_limited(request)
+                # A traceback only for bugs: expected failures (API errors, timeouts) would drown the log.
+                log.error("reconcile failed; requeued with backoff", controller=self.name, key=str(request),
+                          attempt=call.ctx.attempt, retry_in=round(delay, 6), error=repr(error),
+                          exc_info=error if panic else None)
+        else:
+            assert result is not None
+            kind = result.kind
+            label = kind.value
+            if kind is ResultKind.REQUEUE_AFTER:
+                queue.forget(request)
+                queue.add_after(request, result.delay)
+            elif kind is ResultKind.REQUEUE:
+                queue.add_rate_limited(request)
+            else:
+                queue.forget(request)
+        self._count(label, seconds)
+        if self._metrics is not None:
+            self._metrics.on_reconcile(label, seconds)
+
+    # -- introspection -------------------------------------------------------------------------
+
+    def statistics(self) -> WorkerPoolStatistics:
+        with self._lock:
+            c = dict(self._counts)
+            seconds, overrun = self._seconds, self._overrun
+        return WorkerPoolStatistics(
+            name=self.name, max_concurrent_reconciles=self.workers, active_workers=len(self._inflight),
+            running=self._running, stopping=self._stopping,
+            success_total=c["success"], error_total=c["error"], requeue_total=c["requeue"],
+            requeue_after_total=c["requeue_after"], terminal_errors_total=c["terminal"],
+            panics_total=c["panic"], timeouts_total=c["timeout"], cancelled_total=c["cancelled"],
+            overrun_threads=overrun, reconcile_seconds_total=seconds,
+        )
+
+    def __repr__(self) -> str:
+        return f"<WorkerPool {self.name} workers={self.workers} active={len(self._inflight)}>"
