@@ -255,3 +255,31 @@ def test_resync_reaches_only_the_handlers_that_asked_and_removed_handlers_stop_r
             assert len(removed.snapshot()) == 5  # nothing after removal
         finally:
             informer.stop()
+
+
+def test_label_selector_scoping_and_a_cluster_scoped_resource(control_plane: ControlPlane, namespace: str):
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    for i in range(6):
+        control_plane.request_json("POST", path, {"metadata": {"name": f"sel-{i}",
+                                                               "labels": {"tier": "web" if i % 2 else "db"}}})
+    with api_client(control_plane.admin_kubeconfig) as client:
+        factory = InformerFactory(client)
+        web = factory.informer("v1/configmaps", namespace=namespace, label_selector="tier=web")
+        namespaces = factory.informer("v1/namespaces")  # cluster-scoped
+        log = EventLog()
+        web.add_handler(on_event=log)
+        factory.start()
+        try:
+            assert web.wait_synced_blocking(30) and namespaces.wait_synced_blocking(30)
+            assert sorted(o["metadata"]["name"] for o in web.store.list()) == ["sel-1", "sel-3", "sel-5"]
+            assert namespaces.store.get(namespace) is not None  # cluster-scoped key: the bare name
+            # An object that stops matching the selector leaves the cache (the server sends a DELETED).
+            obj = control_plane.request_json("GET", f"{path}/sel-1")
+            obj["metadata"]["labels"]["tier"] = "db"
+            control_plane.request_json("PUT", f"{path}/sel-1", obj)
+            wait_for(lambda: web.store.get(f"{namespace}/sel-1") is None, 20, "sel-1 to leave the selection")
+            assert ("DELETED", "sel-1", None) in log.writes()
+            server = control_plane.request_json("GET", f"{path}?labelSelector=tier%3Dweb")["items"]
+            assert sorted(o["metadata"]["name"] for o in server) == sorted(o["metadata"]["name"] for o in web.store.list())
+        finally:
+            factory.stop()
