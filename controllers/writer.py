@@ -216,7 +216,12 @@ class ApiWriter:
         self, resource: Resource, obj: Mapping[str, Any], *, namespace: str | None = None,
         field_manager: str | None = None, dry_run: bool = False,
     ) -> RawObject:
-        """POST ``obj``; raises ``AlreadyExistsError`` (a ``ConflictError``) if the name is taken."""
+        """POST ``obj``; raises ``AlreadyExistsError`` (a ``ConflictError``) if the name is taken.
+
+        A named create is retried after a lost answer; if the lost attempt had succeeded, the retry
+        reports ``AlreadyExistsError`` (the next reconcile finds the object in the cache). A
+        ``generateName`` create is not retried then, so it never makes two objects.
+        """
         ns = _namespace_for(resource, obj, namespace)
         # A generateName create repeated after an unknown outcome could create a second object.
         repeatable = objects.name(obj) is not None
@@ -227,7 +232,11 @@ class ApiWriter:
         self, resource: Resource, obj: Mapping[str, Any], *, namespace: str | None = None,
         field_manager: str | None = None, dry_run: bool = False,
     ) -> RawObject:
-        """PUT ``obj`` whole; its ``metadata.resourceVersion`` makes it conditional (409 if stale)."""
+        """PUT ``obj`` whole; its ``metadata.resourceVersion`` makes it conditional (409 if stale).
+
+        If an answer is lost and the retry finds the write already applied, it reports
+        ``ConflictError``: the controller re-reads and sees its own change.
+        """
         return self._put("update", resource, obj, namespace, None, field_manager, dry_run)
 
     def update_status(
