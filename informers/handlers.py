@@ -119,7 +119,10 @@ class HandlerRegistration:
         self._buffer.append(_SYNCED)
         self._wake()
 
-    def stop(self) -> None:
+    def stop(self, *, discard_pending: bool = False) -> None:
+        """End delivery after what is buffered (or at once, dropping it, with ``discard_pending``)."""
+        if discard_pending:
+            self._buffer.clear()
         self._buffer.append(_STOP)
         self._wake()
 
@@ -216,7 +219,10 @@ class HandlerRegistration:
         """Deliver to a coroutine handler; run as a task on the application's event loop."""
         loop = asyncio.get_running_loop()
         event = asyncio.Event()
-        self._loop_wake = lambda: loop.call_soon_threadsafe(event.set)
+        def wake() -> None:
+            loop.call_soon_threadsafe(event.set)
+
+        self._loop_wake = wake
         buffer = self._buffer
         try:
             while True:

@@ -179,8 +179,7 @@ class SharedInformer:
         with self._lock:
             if handler in self._handlers:
                 self._handlers.remove(handler)
-        handler._buffer.clear()
-        handler.stop()
+        handler.stop(discard_pending=True)
         handler.join(5)
 
     def _launch(self, handler: HandlerRegistration) -> None:
