@@ -187,7 +187,8 @@ class Controller:
         informer = self.primary_informer
         if informer is None:
             raise ControllerStateError(f"controller {self.name!r} resolved a key before run() wired it")
-        return informer.store.get_by_uid(request.uid)
+        obj: RawObject | None = informer.store.get_by_uid(request.uid)
+        return obj
 
     def _handler(self, route: _Route) -> Callable[[Notification], None]:
         bound, add = route.bound, self.queue.add

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from informers.events import Notification, ObjectUpdated
-from informers.objects import annotations, generation, labels, resource_version
+from informers import objects as meta
 
 __all__ = [
     "Predicate",
@@ -107,19 +107,19 @@ def on_update(changed: Callable[[Mapping[str, Any], Mapping[str, Any]], bool], n
 def _generation_changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     # Objects without metadata.generation (ConfigMaps...) compare None == None: their updates are
     # filtered, as controller-runtime's predicate does (both read 0 there).
-    return generation(old) != generation(new)
+    return meta.generation(old) != meta.generation(new)
 
 
 def _labels_changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
-    return dict(labels(old)) != dict(labels(new))
+    return dict(meta.labels(old)) != dict(meta.labels(new))
 
 
 def _annotations_changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
-    return dict(annotations(old)) != dict(annotations(new))
+    return dict(meta.annotations(old)) != dict(meta.annotations(new))
 
 
 def _resource_version_changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
-    return resource_version(old) != resource_version(new)
+    return meta.resource_version(old) != meta.resource_version(new)
 
 
 generation_changed = on_update(_generation_changed, "generation_changed")

@@ -55,12 +55,13 @@ __all__ = [
 ]
 
 _log = structlog.get_logger("controllers.reconcile")
+_EVENT_LOCK = threading.Lock()
 
 
 class ReconcileContext:
     """Per-call facts and the cancellation signal, created by the worker pool for each call."""
 
-    __slots__ = ("request", "controller", "attempt", "deadline", "_cancelled", "_clock", "_log")
+    __slots__ = ("request", "controller", "attempt", "deadline", "_cancelled", "_event", "_clock", "_log")
 
     def __init__(
         self,
@@ -80,7 +81,9 @@ class ReconcileContext:
         #: ``clock.monotonic()`` time after which the call is abandoned; None: no timeout.
         self.deadline = deadline
         self._clock = clock
-        self._cancelled = threading.Event()
+        self._cancelled = False
+        # Created only if a thread waits: most calls never do, and an Event costs a Condition.
+        self._event: threading.Event | None = None
         self._log: Any = None
 
     @property
@@ -95,22 +98,34 @@ class ReconcileContext:
     @property
     def cancelled(self) -> bool:
         """True once the call timed out or the controller is stopping; its result will be ignored."""
-        return self._cancelled.is_set()
+        return self._cancelled
 
     def cancel(self) -> None:
         """Signal cancellation (called by the worker pool)."""
-        self._cancelled.set()
+        self._cancelled = True  # set before reading _event: see wait_cancelled
+        event = self._event
+        if event is not None:
+            event.set()
 
     def raise_if_cancelled(self) -> None:
         """Raise ``ReconcileCancelledError`` if cancelled; a cheap check for long sync loops."""
-        if self._cancelled.is_set():
+        if self._cancelled:
             raise ReconcileCancelledError(f"reconcile of {self.request} was cancelled")
 
     def wait_cancelled(self, timeout: float | None = None) -> bool:
         """Block the calling *thread* up to ``timeout`` seconds (None: until cancelled); True if
         cancelled. Sync reconcilers use it instead of ``time.sleep`` so a timeout frees them at
         once. Async reconcilers are cancelled by anyio and must not call it."""
-        return self._cancelled.wait(timeout)
+        if self._cancelled:
+            return True
+        with _EVENT_LOCK:
+            if self._event is None:
+                self._event = threading.Event()
+            event = self._event
+        # cancel() sets the flag before it reads _event; if it read None, the flag is visible now.
+        if self._cancelled:
+            event.set()
+        return event.wait(timeout)
 
     def remaining(self) -> float | None:
         """Seconds left before the timeout (may be <= 0); None without a timeout."""

@@ -60,7 +60,7 @@ class Result:
     def __str__(self) -> str:
         if self.kind is ResultKind.REQUEUE_AFTER:
             return f"requeue_after({self.delay:g}s)"
-        return self.kind.value
+        return str(self.kind.value)
 
 
 _DONE = Result(ResultKind.DONE)

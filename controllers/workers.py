@@ -238,53 +238,55 @@ class WorkerPool:
     # -- one call ------------------------------------------------------------------------------
 
     async def _process(self, request: Request, limiter: anyio.CapacityLimiter) -> None:
-        # Shielded from the first line: between get_async() and here nothing awaited, so a taken key
-        # is always processed and released; only the drain (or the timeout) cancels the call.
-        with anyio.CancelScope(shield=True):
-            started = self._clock.monotonic()
-            timeout = self.reconcile_timeout
-            ctx = ReconcileContext(
-                request, controller=self.name, attempt=self.queue.num_requeues(request),
-                deadline=None if timeout is None else started + timeout, clock=self._clock,
-            )
-            call = _Call(request, ctx, started)
-            self._inflight[request] = call
-            release = True
-            try:
-                result: Result | None = None
-                error: BaseException | None = None
-                with anyio.CancelScope() as scope:
-                    call.scope = scope
-                    if timeout is not None:
-                        scope.deadline = anyio.current_time() + timeout
-                    try:
-                        if self.is_async:
-                            result = as_result(await self._fn(request, self._resolve(request), ctx))
-                        else:
-                            value = await anyio.to_thread.run_sync(
-                                self._run_in_thread, call, abandon_on_cancel=True, limiter=limiter)
-                            result = as_result(value)
-                    except Exception as exc:  # noqa: BLE001 - every failure is recovered and counted
-                        error = exc
-                if scope.cancelled_caught and result is None and error is None:
-                    ctx.cancel()
-                    release = not self._abandon(call)
-                    if call.shutdown:
-                        self._count("cancelled")
-                        log.info("reconcile cancelled by shutdown", controller=self.name, key=str(request))
-                        return
-                    error = ReconcileTimeoutError(
-                        f"reconcile of {request} exceeded its {timeout} s timeout"
-                        + ("; its thread is still running and its result will be ignored" if not release else ""),
-                        seconds=timeout or 0.0,
-                    )
-                self._settle(call, result, error)
-            finally:
-                del self._inflight[request]
-                if release:
-                    self.queue.done(request)
-                if self._idle is not None and not self._inflight:
-                    self._idle.set()
+        # Nothing here awaits before the scope is entered, so a taken key is always processed and
+        # released. One scope does it all (scopes cost ~5 us each): shielded from the worker's
+        # cancellation (shutdown must not cut calls short), yet cancelled by its own deadline (the
+        # timeout) or by the drain calling ``scope.cancel()``.
+        started = self._clock.monotonic()
+        timeout = self.reconcile_timeout
+        ctx = ReconcileContext(
+            request, controller=self.name, attempt=self.queue.num_requeues(request),
+            deadline=None if timeout is None else started + timeout, clock=self._clock,
+        )
+        call = _Call(request, ctx, started)
+        self._inflight[request] = call
+        release = True
+        try:
+            result: Result | None = None
+            error: BaseException | None = None
+            with anyio.CancelScope(shield=True) as scope:
+                call.scope = scope
+                if timeout is not None:
+                    scope.deadline = anyio.current_time() + timeout
+                try:
+                    if self.is_async:
+                        pending = self._fn(request, self._resolve(request), ctx)
+                        result = as_result(await pending)  # type: ignore[misc]  # async by is_async
+                    else:
+                        value = await anyio.to_thread.run_sync(
+                            self._run_in_thread, call, abandon_on_cancel=True, limiter=limiter)
+                        result = as_result(value)
+                except Exception as exc:  # noqa: BLE001 - every failure is recovered and counted
+                    error = exc
+            if scope.cancelled_caught and result is None and error is None:
+                ctx.cancel()
+                release = not self._abandon(call)
+                if call.shutdown:
+                    self._count("cancelled")
+                    log.info("reconcile cancelled by shutdown", controller=self.name, key=str(request))
+                    return
+                error = ReconcileTimeoutError(
+                    f"reconcile of {request} exceeded its {timeout} s timeout"
+                    + ("; its thread is still running and its result will be ignored" if not release else ""),
+                    seconds=timeout or 0.0,
+                )
+            self._settle(call, result, error)
+        finally:
+            del self._inflight[request]
+            if release:
+                self.queue.done(request)
+            if self._idle is not None and not self._inflight:
+                self._idle.set()
 
     def _run_in_thread(self, call: _Call) -> object:
         error: BaseException | None = None

@@ -127,3 +127,10 @@ def test_context_cancellation_is_visible_to_a_blocked_thread() -> None:
         ctx.raise_if_cancelled()
     assert ReconcileContext(REQ).remaining() is None
     assert ctx.log is ctx.log  # bound once
+
+
+def test_wait_cancelled_after_cancel_returns_at_once_and_times_out_otherwise() -> None:
+    early = ReconcileContext(REQ)
+    early.cancel()
+    assert early.wait_cancelled(30) is True
+    assert ReconcileContext(REQ).wait_cancelled(0.01) is False
