@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv assets test test-unit test-integration demo bench clean
+.PHONY: venv assets typecheck test test-unit test-integration demo bench clean
 
 $(STAMP): setup.cfg setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,11 @@ venv: $(STAMP)
 assets: $(STAMP)
 	$(PY) -m informers.testing install
 
-# Unit and integration tests; integration tests run against a real etcd + kube-apiserver.
-test: assets
+typecheck: $(STAMP)
+	$(PY) -m mypy --strict informers controllers
+
+# Type checks, then unit and integration tests (integration tests run against a real etcd + kube-apiserver).
+test: assets typecheck
 	$(PY) -m pytest -p no:cacheprovider tests
 
 test-unit: $(STAMP)

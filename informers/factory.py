@@ -10,6 +10,7 @@ every informer synced or raises ``SyncTimeoutError`` naming each unsynced inform
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Mapping
 from types import TracebackType
@@ -48,6 +49,8 @@ class InformerFactory:
         self._lock = threading.Lock()
         self._informers: dict[_Key, SharedInformer] = {}
         self._group: anyio.abc.TaskGroup | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._cm: anyio.abc.TaskGroup | None = None
 
     def resolve(self, resource: Resource | str) -> Resource:
         """A ``Resource`` from a ``Resource``, ``"group/version/plural"``, ``"v1/plural"`` or a kind."""
@@ -74,7 +77,7 @@ class InformerFactory:
         """The shared informer for this resource/namespace/selectors, created on first use.
 
         ``indexers`` are added to the informer (existing ones with the same name must be the same
-        function). If the factory is running, a new informer starts at once.
+        function). If the factory is running, a new informer starts at once (safe from any thread).
         """
         res = self.resolve(resource)
         ns = (namespace or self.namespace) if res.namespaced else None
@@ -93,8 +96,20 @@ class InformerFactory:
         if not created and indexers:
             informer.store.add_indexers(indexers)
         if created and group is not None:
-            group.start_soon(informer.run, name=f"informer {informer.name}")
+            self._start_soon(group, informer)
         return informer
+
+    def _start_soon(self, group: anyio.abc.TaskGroup, informer: SharedInformer) -> None:
+        # A task group may only be touched from its own event loop; other threads hop onto it.
+        loop = self._loop
+        try:
+            on_loop = loop is not None and asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop or loop is None:
+            group.start_soon(informer.run, name=f"informer {informer.name}")
+        else:
+            loop.call_soon_threadsafe(lambda: group.start_soon(informer.run, name=f"informer {informer.name}"))
 
     @property
     def informers(self) -> list[SharedInformer]:
@@ -120,6 +135,7 @@ class InformerFactory:
         group = await self._cm.__aenter__()
         with self._lock:
             self._group = group
+            self._loop = asyncio.get_running_loop()
             pending = list(self._informers.values())
         for informer in pending:
             group.start_soon(informer.run, name=f"informer {informer.name}")
@@ -132,7 +148,12 @@ class InformerFactory:
             group, self._group = self._group, None
         if group is not None:
             group.cancel_scope.cancel()
-        return await self._cm.__aexit__(exc_type, exc, tb)
+        assert self._cm is not None
+        try:
+            return await self._cm.__aexit__(exc_type, exc, tb)
+        finally:
+            self._cm = None
+            self._loop = None
 
     def start(self) -> None:
         """Start every informer without an event loop (plain-function handlers only)."""

@@ -381,11 +381,19 @@ class Store:
         )
 
     def add_indexers(self, indexers: Mapping[str, IndexFunc]) -> None:
-        """Add named indexes and file every cached object under them (decodes each object once)."""
+        """Add named indexes and file every cached object under them (decodes each object once).
+
+        Adding an index again with the very same function is a no-op (several consumers of one shared
+        informer may each ask for it); the same name with another function raises.
+        """
         with self._write_lock:
-            clash = sorted(set(indexers) & set(self._names))
+            existing = dict(zip(self._names, self._fns))
+            clash = sorted(n for n in indexers if n in existing and existing[n] is not indexers[n])
             if clash:
-                raise IndexConflictError(f"indexes already exist: {', '.join(clash)}")
+                raise IndexConflictError(f"indexes already exist with other functions: {', '.join(clash)}")
+            indexers = {n: f for n, f in indexers.items() if n not in existing}
+            if not indexers:
+                return
             new_names = tuple(indexers)
             new_fns = tuple(indexers[n] for n in new_names)
             new_indices: dict[str, _Index] = {n: {} for n in new_names}

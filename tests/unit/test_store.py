@@ -151,7 +151,7 @@ def test_unknown_index_raises_typed_error() -> None:
         s.list_index_values("nodes")
 
 
-def test_add_indexers_reindexes_existing_items_and_rejects_conflicts() -> None:
+def test_add_indexers_reindexes_existing_items_accepts_repeats_and_rejects_conflicts() -> None:
     s = Store()
     owner = {"uid": "rs-1", "controller": True}
     s.upsert(pod("a", ownerReferences=[owner]))
@@ -160,8 +160,10 @@ def test_add_indexers_reindexes_existing_items_and_rejects_conflicts() -> None:
     assert s.index_keys("owner", "rs-1") == ["default/a"]
     s.upsert(pod("c", ownerReferences=[owner]))
     assert set(s.index_keys("owner", "rs-1")) == {"default/a", "default/c"}
+    s.add_indexers({"owner": index_by_owner_uid})  # the same function again: a no-op
+    assert set(s.index_keys("owner", "rs-1")) == {"default/a", "default/c"}
     with pytest.raises(IndexConflictError, match="owner"):
-        s.add_indexers({"owner": index_by_owner_uid})
+        s.add_indexers({"owner": lambda obj: ["other"]})
     with pytest.raises(IndexConflictError, match="namespace"):
         s.add_indexers({"namespace": index_by_owner_uid})
 
