@@ -1,34 +1,28 @@
 """Controllers against a real apiserver: a sample Widget CRD (status subresource) reconciled into one
-owned ConfigMap with a Ready condition; bursts collapsing into few reconciles; exponential backoff of
-a failing reconciler; delete + re-create as two UIDs; a hung reconcile timed out while other keys
-progress; a TerminalError never retried.
-
-The sample reconciler writes through ``ApiClient.request`` directly; once ``controllers.writer``
-lands, its ``ApiWriter`` (create / update_status with conflict handling) should replace
-``WidgetReconciler._send``."""
+owned ConfigMap with a Ready condition, written through ``ApiWriter``; bursts collapsing into few
+reconciles; exponential backoff of a failing reconciler; delete + re-create as two UIDs; a hung
+reconcile timed out while other keys progress; a TerminalError never retried. Conflicts, finalizers
+and server-side apply from a running controller are in ``test_controller_writes.py``."""
 
 from __future__ import annotations
 
 import copy
 import threading
-import time
 from collections.abc import Callable, Iterator
-from hashlib import blake2b
 from typing import Any
 
 import anyio
-import orjson
 import pytest
 
 from controllers.conditions import get_condition, set_condition
 from controllers.controller import Controller
 from controllers.errors import TerminalError
-from controllers.ratelimit import RateLimiter, default_controller_rate_limiter
+from controllers.ratelimit import default_controller_rate_limiter
 from controllers.reconciler import ReconcileContext
 from controllers.request import Request
 from controllers.result import Result
 from controllers.triggers import owns, request_kind
-from informers.client import ApiClient
+from controllers.writer import ApiWriter
 from informers.errors import AlreadyExistsError, InformerdError, NotFoundError
 from informers.factory import InformerFactory
 from informers.indexers import OWNER_UID_INDEX
@@ -36,107 +30,28 @@ from informers.objects import controller_owner
 from informers.resources import Resource
 from informers.testing import ControlPlane
 
-from .support import api_client, wait_for
+from .widgets import (
+    CONFIGMAPS,
+    CallLog,
+    RecordingLimiter,
+    children_of,
+    client_for,
+    create_widget,
+    get,
+    patch_spec,
+    run_until,
+    wait_until,
+    widget_crd,
+    writer_for,
+)
 
 pytestmark = pytest.mark.integration
-
-CONFIGMAPS = Resource("", "v1", "configmaps", "ConfigMap", True)
 
 
 @pytest.fixture(scope="module")
 def widgets(control_plane: ControlPlane) -> Iterator[Resource]:
-    """A namespaced Widget CRD with a status subresource, served before the tests use it."""
-    group = f"ctl{blake2b(str(time.time_ns()).encode(), digest_size=4).hexdigest()}.example.com"
-    schema = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-    crd = {
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"widgets.{group}"},
-        "spec": {"group": group, "scope": "Namespaced",
-                 "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
-                 "versions": [{"name": "v1", "served": True, "storage": True,
-                               "subresources": {"status": {}},
-                               "schema": {"openAPIV3Schema": schema}}]},
-    }
-    control_plane.request_json("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
-    wait_for(lambda: control_plane.request("GET", f"/apis/{group}/v1/widgets")[0] == 200, 30, "Widget CRD served")
-    yield Resource(group, "v1", "widgets", "Widget", True)
-    control_plane.request("DELETE", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.{group}")
-
-
-# -- helpers ------------------------------------------------------------------------------------
-
-
-def create_widget(plane: ControlPlane, widgets: Resource, namespace: str, name: str, size: int = 1) -> dict[str, Any]:
-    body = {"apiVersion": widgets.api_version, "kind": "Widget", "metadata": {"name": name}, "spec": {"size": size}}
-    return plane.request_json("POST", widgets.path(namespace), body)
-
-
-def patch_spec(plane: ControlPlane, widgets: Resource, namespace: str, name: str, size: int) -> dict[str, Any]:
-    status, data = plane.request("PATCH", widgets.path(namespace, name), {"spec": {"size": size}},
-                                 content_type="application/merge-patch+json")
-    assert status == 200, data[:300]
-    return orjson.loads(data)
-
-
-def get(plane: ControlPlane, path: str) -> dict[str, Any] | None:
-    status, data = plane.request("GET", path)
-    return orjson.loads(data) if status == 200 else None
-
-
-def children_of(plane: ControlPlane, namespace: str, owner_uid: str) -> list[dict[str, Any]]:
-    items = plane.request_json("GET", CONFIGMAPS.path(namespace))["items"]
-    return [cm for cm in items if (controller_owner(cm) or {}).get("uid") == owner_uid]
-
-
-async def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    await anyio.to_thread.run_sync(wait_for, condition, timeout, what)
-
-
-async def run_until(controller: Controller, body: Callable[[], Any]) -> None:
-    async with anyio.create_task_group() as group:
-        group.start_soon(controller.run)
-        assert await controller.wait_synced(30), "controller caches did not sync"
-        await body()
-        group.cancel_scope.cancel()
-
-
-def client_for(plane: ControlPlane) -> Any:
-    return api_client(plane.admin_kubeconfig, qps=-1)  # no client-side throttling in tests
-
-
-class CallLog:
-    """Thread-safe record of reconcile calls: (uid, name, obj or None, attempt, monotonic start)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.calls: list[tuple[str, str, dict[str, Any] | None, int, float]] = []
-
-    def add(self, request: Request, obj: dict[str, Any] | None, ctx: ReconcileContext) -> None:
-        with self._lock:
-            self.calls.append((request.uid, request.name, obj, ctx.attempt, time.monotonic()))
-
-    def of(self, name: str) -> list[tuple[str, str, dict[str, Any] | None, int, float]]:
-        with self._lock:
-            return [c for c in self.calls if c[1] == name]
-
-
-class RecordingLimiter:
-    """Wraps a rate limiter and records every delay it hands out."""
-
-    def __init__(self, inner: RateLimiter) -> None:
-        self.inner = inner
-        self.delays: list[float] = []
-
-    def when(self, item: Any) -> float:
-        delay = self.inner.when(item)
-        self.delays.append(delay)
-        return delay
-
-    def forget(self, item: Any) -> None:
-        self.inner.forget(item)
-
-    def num_requeues(self, item: Any) -> int:
-        return self.inner.num_requeues(item)
+    with widget_crd(control_plane) as resource:
+        yield resource
 
 
 class ChildOwnedElsewhereError(InformerdError):
@@ -148,29 +63,24 @@ class ChildOwnedElsewhereError(InformerdError):
 class WidgetReconciler:
     """The sample: one ConfigMap ``<widget>-config`` per Widget, owned by it (controller=true), holding
     ``spec.size``; then a Ready condition and ``status.observedGeneration`` through ``/status``.
-    Idempotent: GET-or-create under a deterministic name, update only on drift, status only on change."""
+    Idempotent: get-or-create under a deterministic name, update only on drift, status only on change.
+    Every write goes through ``ApiWriter``: a ``ConflictError`` (stale cache) propagates and the
+    controller retries with backoff after re-reading its cache."""
 
-    def __init__(self, client: ApiClient, widgets: Resource, children: Any) -> None:
-        self.client = client
+    def __init__(self, writer: ApiWriter, widgets: Resource, children: Any) -> None:
+        self.writer = writer
         self.widgets = widgets
         self.children = children  # the ConfigMap informer (owner-UID index installed by owns())
         self.log = CallLog()
 
-    def _send(self, method: str, path: str, body: Any = None, content_type: str = "application/json") -> Any:
-        # To be replaced by controllers.writer.ApiWriter once it lands.
-        return self.client.request(method, path, body=body, content_type=content_type).json()
-
     def reconcile(self, request: Request, obj: dict[str, Any] | None, ctx: ReconcileContext) -> Result | None:
         self.log.add(request, obj, ctx)
         if obj is None:
-            # Gone. The test control plane runs no garbage collector, so delete our children here.
+            # Gone. The test control plane runs no garbage collector, so delete our children here
+            # (a uid precondition: never a same-named successor; an already-deleted one returns None).
             for child in self.children.store.by_index(OWNER_UID_INDEX, request.uid):
                 meta = child["metadata"]
-                try:
-                    self._send("DELETE", CONFIGMAPS.path(meta["namespace"], meta["name"]),
-                               {"preconditions": {"uid": meta["uid"]}})
-                except NotFoundError:
-                    pass
+                self.writer.delete(CONFIGMAPS, meta["name"], namespace=meta["namespace"], uid=meta["uid"])
             return None
         meta = obj["metadata"]
         self._ensure_child(obj)
@@ -181,7 +91,7 @@ class WidgetReconciler:
             status["observedGeneration"] = meta["generation"]
             changed = True
         if changed:  # PUT with the cached resourceVersion: a 409 on a stale cache is retried with backoff
-            self._send("PUT", self.widgets.path(meta["namespace"], meta["name"], "status"), {**obj, "status": status})
+            self.writer.update_status(self.widgets, {**obj, "status": status})
         return None
 
     def _ensure_child(self, widget: dict[str, Any]) -> None:
@@ -189,21 +99,21 @@ class WidgetReconciler:
         ns, name = meta["namespace"], f"{meta['name']}-config"
         data = {"size": str(widget["spec"]["size"])}
         try:
-            child = self._send("GET", CONFIGMAPS.path(ns, name))
+            child = self.writer.get(CONFIGMAPS, name, namespace=ns)
         except NotFoundError:
             owner = {"apiVersion": widget["apiVersion"], "kind": "Widget", "name": meta["name"], "uid": meta["uid"],
                      "controller": True, "blockOwnerDeletion": True}
             body = {"apiVersion": "v1", "kind": "ConfigMap", "data": data,
                     "metadata": {"name": name, "namespace": ns, "ownerReferences": [owner]}}
             try:
-                self._send("POST", CONFIGMAPS.path(ns), body)
+                self.writer.create(CONFIGMAPS, body)
             except AlreadyExistsError:
                 pass  # a previous call created it: the next pass (its ADDED event) checks it
             return
         if (controller_owner(child) or {}).get("uid") != meta["uid"]:
             raise ChildOwnedElsewhereError(f"ConfigMap {ns}/{name} is controlled by another object")
         if child.get("data") != data:
-            self._send("PUT", CONFIGMAPS.path(ns, name), {**child, "data": data})
+            self.writer.update(CONFIGMAPS, {**child, "data": data})
 
 
 def converged(plane: ControlPlane, widgets: Resource, namespace: str, name: str) -> Callable[[], bool]:
@@ -221,9 +131,13 @@ def converged(plane: ControlPlane, widgets: Resource, namespace: str, name: str)
     return check
 
 
-def sample_controller(factory: InformerFactory, client: ApiClient, widgets: Resource,
+def _writes(writer: ApiWriter) -> dict[str, int]:
+    return {verb: n for verb, n in writer.statistics().calls.items() if verb != "get"}
+
+
+def sample_controller(factory: InformerFactory, writer: ApiWriter, widgets: Resource,
                       **options: Any) -> tuple[Controller, WidgetReconciler]:
-    reconciler = WidgetReconciler(client, widgets, factory.informer(CONFIGMAPS))
+    reconciler = WidgetReconciler(writer, widgets, factory.informer(CONFIGMAPS))
     controller = Controller(factory, widgets, reconciler, triggers=[owns(CONFIGMAPS)], **options)
     return controller, reconciler
 
@@ -238,9 +152,9 @@ def test_sample_reconciler_converges_to_one_owned_child_and_ready_status(
     uid = created["metadata"]["uid"]
 
     async def main() -> None:
-        with client_for(control_plane) as client:
+        with client_for(control_plane) as client, writer_for(client) as writer:
             async with InformerFactory(client, namespace=namespace) as factory:
-                controller, reconciler = sample_controller(factory, client, widgets, max_concurrent_reconciles=2)
+                controller, reconciler = sample_controller(factory, writer, widgets, max_concurrent_reconciles=2)
 
                 async def body() -> None:
                     await wait_until(converged(control_plane, widgets, namespace, "w1"), 30, "w1 converged")
@@ -251,12 +165,14 @@ def test_sample_reconciler_converges_to_one_owned_child_and_ready_status(
                     before = (widget["metadata"]["resourceVersion"],
                               [c["metadata"]["resourceVersion"] for c in children_of(control_plane, namespace, uid)])
                     request = Request(request_kind(widgets), uid, namespace, "w1")
+                    writes_before = _writes(writer)
                     for _ in range(2):
                         await anyio.to_thread.run_sync(reconciler.reconcile, request, copy.deepcopy(widget),
                                                        ReconcileContext(request))
                     after = (get(control_plane, widgets.path(namespace, "w1"))["metadata"]["resourceVersion"],
                              [c["metadata"]["resourceVersion"] for c in children_of(control_plane, namespace, uid)])
                     assert after == before and len(after[1]) == 1
+                    assert _writes(writer) == writes_before  # not even a no-op write was sent
                     # owns(): deleting the child wakes its owner, which re-creates it.
                     [child] = children_of(control_plane, namespace, uid)
                     control_plane.request_json("DELETE", CONFIGMAPS.path(namespace, "w1-config"))
@@ -268,6 +184,8 @@ def test_sample_reconciler_converges_to_one_owned_child_and_ready_status(
                 stats = controller.statistics()
                 assert stats.workers.panics_total == 0 and stats.workers.success_total >= 3
                 assert stats.workers.max_concurrent_reconciles == 2
+                calls = writer.statistics().calls
+                assert calls["create"] >= 2 and calls["update_status"] >= 2  # the child twice, status per generation
 
     anyio.run(main)
     [child] = children_of(control_plane, namespace, uid)
@@ -365,9 +283,9 @@ def test_delete_and_recreate_under_one_name_reconciles_both_uids_separately(
     first = create_widget(control_plane, widgets, namespace, "phoenix")["metadata"]["uid"]
 
     async def main() -> None:
-        with client_for(control_plane) as client:
+        with client_for(control_plane) as client, writer_for(client) as writer:
             async with InformerFactory(client, namespace=namespace) as factory:
-                controller, reconciler = sample_controller(factory, client, widgets)
+                controller, reconciler = sample_controller(factory, writer, widgets)
 
                 async def body() -> None:
                     await wait_until(converged(control_plane, widgets, namespace, "phoenix"), 30, "first converged")
