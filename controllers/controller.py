@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import anyio
 import structlog
 
+from informers.waiting import wait_event
 from informers.clock import SYSTEM_CLOCK, Clock
 from informers.events import Notification
 from informers.indexers import OWNER_UID_INDEX, index_by_owner_uid
@@ -299,10 +300,7 @@ class Controller:
 
     async def wait_synced(self, timeout: float | None = None) -> bool:
         """Wait until ``has_synced``; False on timeout (``run()`` raises the detailed error)."""
-        with anyio.move_on_after(timeout):
-            while not self._synced.is_set():
-                await anyio.sleep(0.02)
-        return self._synced.is_set()
+        return await wait_event(self._synced, timeout)
 
     def statistics(self) -> ControllerStatistics:
         routes = list(self._routes)

@@ -20,11 +20,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import anyio
 import structlog
 
 from .events import Notification, ObjectAdded, ObjectDeleted, ObjectUpdated
 from .objects import RawObject, object_key
+from .waiting import wait_event
 
 __all__ = ["EventHandler", "HandlerRegistration", "HandlerStatistics"]
 
@@ -143,12 +143,7 @@ class HandlerRegistration:
 
     async def wait_synced(self, timeout: float | None = None) -> bool:
         """Wait until ``has_synced``; returns False on timeout."""
-        if self._synced.is_set():
-            return True
-        with anyio.move_on_after(timeout):
-            while not self._synced.is_set():
-                await anyio.sleep(0.02)
-        return self._synced.is_set()
+        return await wait_event(self._synced, timeout)
 
     @property
     def stopped(self) -> bool:

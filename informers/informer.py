@@ -45,6 +45,7 @@ from .reflector import Reflector, ReflectorStatistics
 from .resources import Resource
 from .store import ReplaceBuffer, ReplaceResult, Store, StoreStatistics
 from .watcher import Watcher, WatcherStatistics
+from .waiting import wait_event
 
 __all__ = ["InformerOptions", "InformerStatistics", "SharedInformer"]
 
@@ -310,10 +311,7 @@ class SharedInformer:
 
     async def wait_synced(self, timeout: float | None = None) -> bool:
         """Wait until ``has_synced``; returns False on timeout (see ``last_error`` for why)."""
-        with anyio.move_on_after(timeout):
-            while not self._synced.is_set():
-                await anyio.sleep(0.02)
-        return self._synced.is_set()
+        return await wait_event(self._synced, timeout)
 
     def wait_synced_blocking(self, timeout: float | None = None) -> bool:
         """Thread form of ``wait_synced``."""

@@ -277,8 +277,8 @@ def test_label_selector_scoping_and_a_cluster_scoped_resource(control_plane: Con
             obj = control_plane.request_json("GET", f"{path}/sel-1")
             obj["metadata"]["labels"]["tier"] = "db"
             control_plane.request_json("PUT", f"{path}/sel-1", obj)
-            wait_for(lambda: web.store.get(f"{namespace}/sel-1") is None, 20, "sel-1 to leave the selection")
-            assert ("DELETED", "sel-1", None) in log.writes()
+            wait_for(lambda: ("DELETED", "sel-1", None) in log.writes(), 20, "sel-1 to leave the selection")
+            assert web.store.get(f"{namespace}/sel-1") is None
             server = control_plane.request_json("GET", f"{path}?labelSelector=tier%3Dweb")["items"]
             assert sorted(o["metadata"]["name"] for o in server) == sorted(o["metadata"]["name"] for o in web.store.list())
         finally:
