@@ -21,12 +21,12 @@ from typing import Any, Protocol
 import anyio
 import structlog
 
-from informers.waiting import wait_event
 from informers.clock import SYSTEM_CLOCK, Clock
 from informers.events import Notification
 from informers.indexers import OWNER_UID_INDEX, index_by_owner_uid
 from informers.objects import RawObject
 from informers.resources import Resource
+from informers.waiting import wait_event
 
 from .errors import ControllerStateError, ControllerSyncTimeoutError
 from .predicates import Predicate
