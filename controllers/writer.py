@@ -36,6 +36,7 @@ from informers.client import ApiClient, ClientClosedError
 from informers.clock import SYSTEM_CLOCK, Clock
 from informers.config import ClientConfig
 from informers.errors import (
+    AlreadyExistsError,
     CircuitOpenError,
     ConflictError,
     InformerdError,
@@ -130,7 +131,9 @@ class WriterStatistics:
     """Requests sent (first attempts and retries)."""
     retries: int
     conflicts: int
-    """``ConflictError``s raised (including ``AlreadyExistsError``)."""
+    """Optimistic-concurrency ``ConflictError``s raised (a stale resourceVersion or precondition)."""
+    already_exists: int
+    """``AlreadyExistsError``s raised by creates (expected in get-or-create reconcilers)."""
     deletes_already_gone: int
     """Deletes that found nothing (404) and returned None."""
     shed: int
@@ -202,7 +205,7 @@ class ApiWriter:
         self._in_flight = self._waiting = self._peak = 0
         self._calls: Counter[str] = Counter()
         self._errors: Counter[str] = Counter()
-        self._attempts = self._retries = self._conflicts = self._gone = self._shed = 0
+        self._attempts = self._retries = self._conflicts = self._already_exists = self._gone = self._shed = 0
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -340,7 +343,8 @@ class ApiWriter:
         with self._cond:
             return WriterStatistics(
                 calls=dict(self._calls), errors=dict(self._errors), attempts=self._attempts,
-                retries=self._retries, conflicts=self._conflicts, deletes_already_gone=self._gone,
+                retries=self._retries, conflicts=self._conflicts, already_exists=self._already_exists,
+                deletes_already_gone=self._gone,
                 shed=self._shed, in_flight=self._in_flight, waiting=self._waiting,
                 peak_in_flight=self._peak, max_in_flight=self.max_in_flight, circuit=circuit,
             )
@@ -378,7 +382,9 @@ class ApiWriter:
         except BaseException as exc:
             with self._cond:
                 self._errors[type(exc).__name__] += 1
-                if isinstance(exc, ConflictError):
+                if isinstance(exc, AlreadyExistsError):
+                    self._already_exists += 1
+                elif isinstance(exc, ConflictError):
                     self._conflicts += 1
                 elif isinstance(exc, CircuitOpenError):
                     self._shed += 1

@@ -199,7 +199,8 @@ def test_conflict_is_raised_typed_and_not_retried() -> None:
     with pytest.raises(AlreadyExistsError):
         writer.create(CONFIGMAPS, cm())
     stats = writer.statistics()
-    assert stats.conflicts == 2 and stats.attempts == 2 and stats.retries == 0 and slept == []
+    assert stats.conflicts == 1 and stats.already_exists == 1
+    assert stats.attempts == 2 and stats.retries == 0 and slept == []
     assert stats.errors == {"ConflictError": 1, "AlreadyExistsError": 1}
 
 
