@@ -207,9 +207,11 @@ class ControlPlane:
         self.start_apiserver()
 
     def stop(self) -> None:
+        # Everything is thrown away: a short grace period, then SIGKILL (a graceful apiserver
+        # shutdown waits for its open watches to drain, which can take many seconds).
         for proc in (self.apiserver, self.etcd):
             if proc is not None:
-                proc.stop()
+                proc.stop(timeout=3.0)
         if self._http is not None:
             self._http.clear()
         if self.workdir is not None and self._own_workdir and not os.environ.get("INFORMERD_KEEP_CP"):
