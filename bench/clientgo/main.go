@@ -1,0 +1,213 @@
+// Command clientgo-informer-bench is the client-go side of bench/informer_sync.py: one shared
+// informer factory pod informer (all namespaces) with one no-op event handler, measured the way
+// the Python children measure informerd, so the two can be read side by side.
+//
+// It prints one JSON line when the informer and the handler have synced (times, heap and RSS after
+// a GC), then waits until the handler has seen -updates pod updates whose "bench-tick" label starts
+// with -token (the parent script issues them) and prints a second JSON line with their timing and
+// the CPU they cost. Everything else (klog) goes to stderr. Invariant: stdout carries exactly those
+// two lines, in that order, or the process exits non-zero.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	clientfeatures "k8s.io/client-go/features"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// procStatusKB reads one "Vm..." line of /proc/self/status, in KiB.
+func procStatusKB(field string) int64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	defer f.Close()
+	scanner := bufio.NewScanner(f)
+	for scanner.Scan() {
+		line := scanner.Text()
+		if strings.HasPrefix(line, field+":") {
+			parts := strings.Fields(line[len(field)+1:])
+			if len(parts) > 0 {
+				v, _ := strconv.ParseInt(parts[0], 10, 64)
+				return v
+			}
+		}
+	}
+	return -1
+}
+
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return -1
+	}
+	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+	return tv(ru.Utime) + tv(ru.Stime)
+}
+
+func unixNow() float64 { return float64(time.Now().UnixNano()) / 1e9 }
+
+// stripManagedFields drops metadata.managedFields before the object reaches the cache, as
+// informerd does by default; it keeps the comparison like for like.
+func stripManagedFields(obj interface{}) (interface{}, error) {
+	if accessor, err := meta.Accessor(obj); err == nil && accessor.GetManagedFields() != nil {
+		accessor.SetManagedFields(nil)
+	}
+	return obj, nil
+}
+
+func emit(v map[string]interface{}) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "json:", err)
+		os.Exit(2)
+	}
+	os.Stdout.Write(append(data, '\n'))
+}
+
+func main() {
+	kubeconfig := flag.String("kubeconfig", "", "admin kubeconfig of the cluster")
+	qps := flag.Float64("qps", 5, "client QPS (client-go default 5)")
+	burst := flag.Int("burst", 10, "client burst (client-go default 10)")
+	strip := flag.Bool("strip-managed-fields", false, "transform: drop managedFields before caching")
+	protobuf := flag.Bool("protobuf", false, "talk protobuf instead of JSON")
+	updates := flag.Int("updates", 0, "pod updates to wait for after sync")
+	token := flag.String("token", "", "bench-tick label prefix of the updates to count")
+	timeout := flag.Duration("timeout", 300*time.Second, "give up on sync or updates after this long")
+	flag.Parse()
+
+	runtime.GC()
+	config, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "kubeconfig:", err)
+		os.Exit(1)
+	}
+	config.QPS, config.Burst = float32(*qps), *burst
+	if *protobuf {
+		config.ContentType = "application/vnd.kubernetes.protobuf"
+	}
+	clientset, err := kubernetes.NewForConfig(config)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "clientset:", err)
+		os.Exit(1)
+	}
+	runtime.GC()
+	debug.FreeOSMemory()
+	rss0 := procStatusKB("VmRSS")
+
+	var options []informers.SharedInformerOption
+	if *strip {
+		options = append(options, informers.WithTransform(stripManagedFields))
+	}
+	factory := informers.NewSharedInformerFactoryWithOptions(clientset, 0, options...)
+	informer := factory.Core().V1().Pods().Informer()
+
+	var seen atomic.Int64
+	var firstNs, lastNs atomic.Int64
+	var adds atomic.Int64
+	done := make(chan struct{})
+	want := int64(*updates)
+	registration, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj interface{}) { adds.Add(1) },
+		UpdateFunc: func(oldObj, newObj interface{}) {
+			pod, ok := newObj.(*corev1.Pod)
+			if !ok || *token == "" || !strings.HasPrefix(pod.Labels["bench-tick"], *token) {
+				return
+			}
+			now := time.Now().UnixNano()
+			firstNs.CompareAndSwap(0, now)
+			lastNs.Store(now)
+			if seen.Add(1) == want {
+				close(done)
+			}
+		},
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "handler:", err)
+		os.Exit(1)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	started := time.Now()
+	factory.Start(ctx.Done())
+	// Poll every millisecond: cache.WaitForCacheSync polls every 100 ms, too coarse to time with.
+	for !informer.HasSynced() {
+		if ctx.Err() != nil {
+			fmt.Fprintln(os.Stderr, "informer did not sync before the timeout")
+			os.Exit(1)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	syncS := time.Since(started).Seconds()
+	for !registration.HasSynced() {
+		if ctx.Err() != nil {
+			fmt.Fprintln(os.Stderr, "handler did not sync before the timeout")
+			os.Exit(1)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	handlerSyncS := time.Since(started).Seconds()
+
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	rssAfterGC := procStatusKB("VmRSS")
+	hwm := procStatusKB("VmHWM")
+	debug.FreeOSMemory()
+	rssAfterFree := procStatusKB("VmRSS")
+	objects := len(informer.GetStore().ListKeys())
+	cpu0 := cpuSeconds()
+	emit(map[string]interface{}{
+		"phase":             "synced",
+		"sync_s":            syncS,
+		"handler_sync_s":    handlerSyncS,
+		"objects":           objects,
+		"adds":              adds.Load(),
+		"rss_base_kb":       rss0,
+		"rss_kb":            rssAfterGC,
+		"rss_after_free_kb": rssAfterFree,
+		"peak_rss_kb":       hwm,
+		"heap_alloc_bytes":  ms.HeapAlloc,
+		"heap_inuse_bytes":  ms.HeapInuse,
+		"watch_list":        clientfeatures.FeatureGates().Enabled(clientfeatures.WatchListClient),
+		"cpu_s":             cpu0,
+		"gomaxprocs":        runtime.GOMAXPROCS(0),
+		"go_version":        runtime.Version(),
+	})
+
+	if want > 0 {
+		select {
+		case <-done:
+		case <-ctx.Done():
+		}
+	}
+	first, last := float64(firstNs.Load())/1e9, float64(lastNs.Load())/1e9
+	emit(map[string]interface{}{
+		"phase":         "events",
+		"events":        seen.Load(),
+		"first_event_t": first,
+		"last_event_t":  last,
+		"cpu_s":         cpuSeconds() - cpu0,
+		"timed_out":     seen.Load() < want,
+		"now_t":         unixNow(),
+	})
+}
