@@ -36,8 +36,12 @@ test-integration: assets
 demo: assets
 	$(PY) -m informers.testing demo
 
+# Measurements (minutes; figures and how to read them in bench/README.md). Not part of `make test`.
 bench: assets
-	$(PY) bench/run_all.py
+	$(PY) bench/workqueue_bench.py
+	$(PY) bench/reconcile_dispatch_bench.py
+	$(PY) bench/store_forms.py
+	$(PY) bench/informer_sync.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -24,9 +24,10 @@ import structlog
 
 from .events import Notification, ObjectAdded, ObjectDeleted, ObjectUpdated
 from .objects import RawObject, object_key
+from .store import StoredObject
 from .waiting import wait_event
 
-__all__ = ["EventHandler", "HandlerRegistration", "HandlerStatistics"]
+__all__ = ["DeferredAdded", "DeferredUpdated", "EventHandler", "HandlerRegistration", "HandlerStatistics"]
 
 log = structlog.get_logger(__name__)
 
@@ -41,6 +42,37 @@ class _Marker:
     def __repr__(self) -> str:
         return f"<{self.name}>"
 
+
+@dataclass(frozen=True, slots=True)
+class DeferredAdded:
+    """An ``ObjectAdded`` still in the cache's bytes: decoded on the handler's thread when delivered,
+    so a 10,000-object list or replay neither stalls the reflector nor holds 10,000 dicts at once."""
+
+    stored: StoredObject
+    in_initial_list: bool
+
+    def materialize(self) -> ObjectAdded:
+        return ObjectAdded(self.stored.decode(), self.in_initial_list)
+
+
+@dataclass(frozen=True, slots=True)
+class DeferredUpdated:
+    """An ``ObjectUpdated`` whose old (and maybe new) state is decoded only when delivered."""
+
+    old: StoredObject
+    new: StoredObject | RawObject
+    is_resync: bool
+
+    def materialize(self) -> ObjectUpdated:
+        if self.new is self.old:  # a resync: one decode serves both sides
+            obj = self.old.decode()
+            return ObjectUpdated(obj, obj, self.is_resync)
+        new = self.new.decode() if isinstance(self.new, StoredObject) else self.new
+        return ObjectUpdated(self.old.decode(), new, self.is_resync)
+
+
+Pending = Notification | DeferredAdded | DeferredUpdated
+"""What a listener's buffer holds: ready notifications, or deferred ones decoded on delivery."""
 
 _SYNCED = _Marker("synced")  # pushed after the initial list (or replay): reaching it means synced
 _STOP = _Marker("stop")
@@ -92,7 +124,7 @@ class HandlerRegistration:
         self.is_async = kinds.pop()
         self.resync_period = None if resync_period is None else max(1.0, float(resync_period))
         self._on_add, self._on_update, self._on_delete, self._on_event = on_add, on_update, on_delete, on_event
-        self._buffer: deque[Notification | _Marker] = deque()
+        self._buffer: deque[Pending | _Marker] = deque()
         self._wake_thread = threading.Event()
         self._loop_wake: Callable[[], None] | None = None
         self._async_event: asyncio.Event | None = None
@@ -106,11 +138,11 @@ class HandlerRegistration:
         self.next_resync: float | None = None  # managed by the informer
 
     # -- producer side (any thread) ------------------------------------------------------------
-    def push(self, item: Notification) -> None:
+    def push(self, item: Pending) -> None:
         self._buffer.append(item)
         self._wake()
 
-    def push_many(self, items: list[Notification]) -> None:
+    def push_many(self, items: list[Pending]) -> None:
         self._buffer.extend(items)
         self._wake()
 
@@ -199,12 +231,13 @@ class HandlerRegistration:
                     if item is _SYNCED:
                         self._synced.set()
                         continue
-                    func, args = self._call_args(item)  # type: ignore[arg-type]
+                    item = _ready(item)  # type: ignore[arg-type]
+                    func, args = self._call_args(item)
                     if func is not None:
                         try:
                             func(*args)
                         except Exception as exc:  # noqa: BLE001 - isolation is the point
-                            self._record_error(item, exc)  # type: ignore[arg-type]
+                            self._record_error(item, exc)
                     self._delivered += 1
                 self._wake_thread.wait()
         finally:
@@ -228,12 +261,13 @@ class HandlerRegistration:
                     if item is _SYNCED:
                         self._synced.set()
                         continue
-                    func, args = self._call_args(item)  # type: ignore[arg-type]
+                    item = _ready(item)  # type: ignore[arg-type]
+                    func, args = self._call_args(item)
                     if func is not None:
                         try:
                             await func(*args)
                         except Exception as exc:  # noqa: BLE001 - isolation is the point
-                            self._record_error(item, exc)  # type: ignore[arg-type]
+                            self._record_error(item, exc)
                     self._delivered += 1
                 event.clear()
                 self._sleeping = True
@@ -245,6 +279,10 @@ class HandlerRegistration:
             self._sleeping = False
             self._loop_wake = None
             self._stopped.set()
+
+
+def _ready(item: Pending) -> Notification:
+    return item.materialize() if isinstance(item, DeferredAdded | DeferredUpdated) else item
 
 
 def _object_of(note: Notification) -> RawObject:

@@ -32,15 +32,13 @@ from .events import (
     Init,
     InitApply,
     InitDone,
-    Notification,
     ObjectAdded,
     ObjectDeleted,
-    ObjectUpdated,
     WatchEvent,
 )
-from .handlers import EventHandler, HandlerRegistration, HandlerStatistics
+from .handlers import DeferredAdded, DeferredUpdated, EventHandler, HandlerRegistration, HandlerStatistics, Pending
 from .indexers import IndexFunc
-from .objects import RawObject, strip_managed_fields
+from .objects import RawObject, resource_version, strip_managed_fields
 from .reflector import Reflector, ReflectorStatistics
 from .resources import Resource
 from .store import ReplaceBuffer, ReplaceResult, Store, StoreStatistics
@@ -66,9 +64,11 @@ class InformerOptions:
     """Seconds without a byte after which a watch is taken as stalled (half-open) and restarted;
     default: that watch's server timeout + 30 s. Lower it where a stall must be seen sooner (bookmarks
     arrive about once a minute on a busy resource)."""
-    streaming_list: bool = False
-    """Load with a streaming list (``sendInitialEvents``) instead of LIST pages, falling back to LIST
-    if the server does not support it."""
+    streaming_list: bool = True
+    """Load with a streaming list (``sendInitialEvents``, served from the watch cache) instead of
+    LIST, falling back to LIST for good if the server does not support it (as client-go does by
+    default since 1.35). Measured on 10,000 pods it syncs faster and peaks at a third of the memory:
+    a ``resourceVersion=0`` LIST arrives as one page that is decoded all at once (bench/README.md)."""
     resync_period: float | None = None
     """Default resync period (seconds) for handlers that don't give one; ``None``: no resync."""
     backoff_initial: float = 0.8
@@ -165,8 +165,8 @@ class SharedInformer:
         )
         with self._lock:
             if self._synced.is_set():
-                replay = [ObjectAdded(obj, in_initial_list=True) for obj in self.store.list()]
-                handler.push_many(replay)  # type: ignore[arg-type]
+                replay: list[Pending] = [DeferredAdded(v, True) for v in self.store.list_views()]
+                handler.push_many(replay)
                 handler.mark_synced()
             self._handlers.append(handler)
             if handler.resync_period is not None:
@@ -207,20 +207,20 @@ class SharedInformer:
     def _apply(self, events: list[WatchEvent]) -> None:
         """Called by the reflector thread for each batch of watch events."""
         with self._lock:
-            notes: list[Notification] = []
+            notes: list[Pending] = []
             first_sync = False
             for event in events:
                 if isinstance(event, Apply):
                     obj = self._prepare(event.obj)
-                    old = self.store.upsert(obj)
+                    old = self.store.upsert_view(obj)
                     if old is None:
                         notes.append(ObjectAdded(obj))
                     else:  # an unchanged resourceVersion is a resync, as client-go counts it
-                        same = old.get("metadata", {}).get("resourceVersion") == obj.get("metadata", {}).get("resourceVersion")
-                        notes.append(ObjectUpdated(old, obj, is_resync=same))
+                        same = old.resource_version == (resource_version(obj) or "")
+                        notes.append(DeferredUpdated(old, obj, is_resync=same))
                 elif isinstance(event, Delete):
                     obj = self._prepare(event.obj)
-                    if self.store.delete(obj) is not None:  # a delete of an unknown object is news to no one
+                    if self.store.delete_view(obj) is not None:  # a delete of an unknown object is news to no one
                         notes.append(ObjectDeleted(obj))  # the DELETED event carries the final state
                 elif isinstance(event, InitApply):
                     if self._replace is None:
@@ -329,10 +329,9 @@ class SharedInformer:
             with self._lock:
                 due = [h for h in self._handlers if h.next_resync is not None and h.next_resync <= now]
                 if due and self._synced.is_set():
-                    objects = self.store.list()
-                    notes = [ObjectUpdated(obj, obj, is_resync=True) for obj in objects]
+                    notes: list[Pending] = [DeferredUpdated(v, v, True) for v in self.store.list_views()]
                     for handler in due:
-                        handler.push_many(notes)  # type: ignore[arg-type]
+                        handler.push_many(notes)
                     self._resyncs += 1
                 for handler in due:
                     assert handler.resync_period is not None
@@ -362,9 +361,10 @@ class SharedInformer:
         return f"<SharedInformer {self.name} synced={self.has_synced()}>"
 
 
-def _replace_notes(result: ReplaceResult, *, initial: bool) -> list[Notification]:
-    notes: list[Notification] = [ObjectAdded(s.decode(), in_initial_list=initial) for s in result.added]
-    notes += [ObjectUpdated(old.decode(), new.decode()) for old, new in result.updated]
+def _replace_notes(result: ReplaceResult, *, initial: bool) -> list[Pending]:
+    # Deferred: each handler decodes on its own thread as it goes, not the reflector under the lock.
+    notes: list[Pending] = [DeferredAdded(s, initial) for s in result.added]
+    notes += [DeferredUpdated(old, new, False) for old, new in result.updated]
     notes += [ObjectDeleted(tombstone) for tombstone in result.deleted]
     return notes
 

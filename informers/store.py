@@ -274,6 +274,12 @@ class Store:
 
     def upsert(self, obj: RawObject) -> RawObject | None:
         """Add or replace ``obj`` (transformed first); return the previous state, or ``None``."""
+        old = self.upsert_view(obj)
+        return old.decode() if old is not None else None
+
+    def upsert_view(self, obj: RawObject) -> StoredObject | None:
+        """``upsert`` returning the previous entry undecoded (the informer's hot path decodes it
+        only if, and where, a handler needs it)."""
         obj = self._prepare(obj)
         key = object_key(obj)
         with self._write_lock:
@@ -286,13 +292,18 @@ class Store:
                     self._bytes += len(entry[_DATA]) - (len(old[_DATA]) if old is not None else 0)
                 self._rv = entry[_RV] or self._rv
                 self._upserts += 1
-        return _decode(old) if old is not None else None
+        return _view(old) if old is not None else None
 
     def delete(self, obj_or_key: RawObject | DeletedFinalStateUnknown | str) -> RawObject | None:
         """Remove an object (given as object, tombstone or key); return its cached state or ``None``.
 
         Given an object, the store's resourceVersion advances to the object's (the deletion's).
         """
+        old = self.delete_view(obj_or_key)
+        return old.decode() if old is not None else None
+
+    def delete_view(self, obj_or_key: RawObject | DeletedFinalStateUnknown | str) -> StoredObject | None:
+        """``delete`` returning the removed entry undecoded."""
         if isinstance(obj_or_key, str):
             key, rv = obj_or_key, None
         elif isinstance(obj_or_key, DeletedFinalStateUnknown):
@@ -308,7 +319,7 @@ class Store:
                     self._deletes += 1
                 if rv:
                     self._rv = rv
-        return _decode(old) if old is not None else None
+        return _view(old) if old is not None else None
 
     def replace(self, objects: Iterable[RawObject], resource_version: str) -> ReplaceResult:
         """Swap the whole content for ``objects`` at once; see ``ReplaceResult`` for the diff."""
@@ -433,6 +444,12 @@ class Store:
         with self._lock:
             entries = list(self._items.values())
         return [_decode(e) for e in entries]
+
+    def list_views(self) -> builtins.list[StoredObject]:
+        """Every cached object as an undecoded ``StoredObject`` (cheap: shares the cached bytes)."""
+        with self._lock:
+            entries = list(self._items.values())
+        return [_view(e) for e in entries]
 
     def keys(self) -> builtins.list[str]:
         with self._lock:

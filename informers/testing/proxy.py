@@ -175,25 +175,35 @@ class FaultProxy:
 
     def _pump(self, conn: _Connection) -> None:
         peers = {conn.client: (conn.server, "up"), conn.server: (conn.client, "down")}
+        held: dict[socket.socket, list[bytes]] = {conn.client: [], conn.server: []}
         try:
             while not conn.closed.is_set() and not self._stopping.is_set():
                 if self._mode is ProxyMode.STALL:
                     time.sleep(_POLL)  # hold everything: nothing read, nothing forwarded
                     continue
+                for sock, chunks in held.items():  # what was read as a stall began goes out now
+                    while chunks:
+                        self._forward(peers[sock], chunks.pop(0))
                 readable, _, _ = select.select(list(peers), [], [], _POLL)
                 for sock in readable:
                     data = sock.recv(65536)
                     if not data:
                         return
-                    if self._latency:
-                        time.sleep(self._latency)
-                    target, direction = peers[sock]
-                    target.sendall(data)
-                    with self._lock:
-                        self._counts[direction] += len(data)
+                    if self._mode is ProxyMode.STALL:  # the stall began while we waited: hold it
+                        held[sock].append(data)
+                        continue
+                    self._forward(peers[sock], data)
         except (OSError, ValueError):
             pass  # a cut closes the sockets under us
         finally:
             with self._lock:
                 self._connections.discard(conn)
             conn.close()
+
+    def _forward(self, peer: tuple[socket.socket, str], data: bytes) -> None:
+        target, direction = peer
+        if self._latency:
+            time.sleep(self._latency)
+        target.sendall(data)
+        with self._lock:
+            self._counts[direction] += len(data)

@@ -150,13 +150,15 @@ def test_bookmarks_advance_the_resource_version(control_plane: ControlPlane, nam
         informer.start()
         try:
             assert informer.wait_synced_blocking(30)
-            start_rv = int(informer.statistics().watcher.last_resource_version or 0)
+            start = informer.statistics().watcher
+            start_rv = int(start.last_resource_version or 0)
+            start_bookmarks = start.events["BOOKMARK"]  # a streaming list ends with one already
             # Bookmarks come only once the type's resourceVersion moved past the watch's: write
             # ConfigMaps elsewhere (this informer sees none of them), then wait out the short watch.
             other = f"/api/v1/namespaces/default/configmaps"
             name = f"bookmark-bump-{namespace}"[:60]
             created = control_plane.request_json("POST", other, {"metadata": {"name": name}})
-            wait_for(lambda: informer.statistics().watcher.events["BOOKMARK"] >= 1, 30, "a bookmark")
+            wait_for(lambda: informer.statistics().watcher.events["BOOKMARK"] > start_bookmarks, 30, "a bookmark")
             stats = informer.statistics().watcher
             assert int(stats.last_resource_version) >= int(created["metadata"]["resourceVersion"]) > start_rv
             assert len(informer.store) == 0  # the bookmark moved the position, not the cache

@@ -29,7 +29,8 @@ def test_1200_objects_sync_through_pagination_and_consumers_share_one_watch(cont
 
     async def main() -> None:
         with api_client(control_plane.admin_kubeconfig) as client:
-            async with InformerFactory(client, namespace=namespace) as factory:
+            pages = InformerOptions(streaming_list=False)  # LIST pages, not the streaming list
+            async with InformerFactory(client, namespace=namespace, options=pages) as factory:
                 first = factory.informer("v1/podtemplates")
                 second = factory.informer("PodTemplate")  # by kind, through discovery: the same informer
                 assert first is second
