@@ -178,7 +178,7 @@ class FaultProxy:
         held: dict[socket.socket, list[bytes]] = {conn.client: [], conn.server: []}
         try:
             while not conn.closed.is_set() and not self._stopping.is_set():
-                if self._mode is ProxyMode.STALL:
+                if self._stalled():
                     time.sleep(_POLL)  # hold everything: nothing read, nothing forwarded
                     continue
                 for sock, chunks in held.items():  # what was read as a stall began goes out now
@@ -189,7 +189,7 @@ class FaultProxy:
                     data = sock.recv(65536)
                     if not data:
                         return
-                    if self._mode is ProxyMode.STALL:  # the stall began while we waited: hold it
+                    if self._stalled():  # the stall began while we waited: hold it
                         held[sock].append(data)
                         continue
                     self._forward(peers[sock], data)
@@ -199,6 +199,9 @@ class FaultProxy:
             with self._lock:
                 self._connections.discard(conn)
             conn.close()
+
+    def _stalled(self) -> bool:
+        return self._mode is ProxyMode.STALL  # re-read each time: another thread switches it
 
     def _forward(self, peer: tuple[socket.socket, str], data: bytes) -> None:
         target, direction = peer
