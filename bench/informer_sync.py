@@ -63,10 +63,11 @@ class Scenario:
 
 
 SCENARIOS = {s.name: s for s in (
-    Scenario("informerd", "informerd", "LIST pages of 500 (RV=0), managedFields stripped (defaults)"),
-    Scenario("informerd-stream", "informerd", "streaming list (sendInitialEvents), managedFields stripped",
+    Scenario("informerd", "informerd", "defaults: streaming list (sendInitialEvents), managedFields stripped",
              ("--streaming",)),
-    Scenario("informerd-keep-mf", "informerd", "LIST, transform=None (managedFields kept)", ("--keep-managed-fields",)),
+    Scenario("informerd-list", "informerd", "LIST pages of 500 (RV=0), managedFields stripped"),
+    Scenario("informerd-keep-mf", "informerd", "streaming list, transform=None (managedFields kept)",
+             ("--streaming", "--keep-managed-fields")),
     Scenario("client-go-list-strip", "client-go", "LIST (WatchListClient off), managedFields stripped",
              ("-strip-managed-fields",), {"KUBE_FEATURE_WatchListClient": "false"}),
     Scenario("client-go-strip", "client-go", "default (WatchListClient on: streaming), managedFields stripped",
@@ -76,7 +77,7 @@ SCENARIOS = {s.name: s for s in (
              ("-strip-managed-fields", "-protobuf")),
     Scenario("kubernetes", "kubernetes", "official client: list_pod_for_all_namespaces -> dict of V1Pod; Watch"),
 )}
-DEFAULT_SCENARIOS = ("informerd", "informerd-stream", "informerd-keep-mf", "client-go-list-strip",
+DEFAULT_SCENARIOS = ("informerd", "informerd-list", "informerd-keep-mf", "client-go-list-strip",
                      "client-go-strip", "client-go", "kubernetes")
 
 
