@@ -219,25 +219,37 @@ class HandlerRegistration:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
 
-    def _run_thread(self) -> None:
+    def _next_call(self) -> tuple[EventHandler, tuple[Any, ...], Notification] | _Marker | None:
+        """The next call to make: ``None`` when the buffer is empty, ``_STOP`` to end. Sync markers
+        are consumed here, and a notification without a callable for it counts as delivered."""
         buffer = self._buffer
+        while buffer:
+            item = buffer.popleft()
+            if item is _STOP:
+                return _STOP
+            if item is _SYNCED:
+                self._synced.set()
+                continue
+            note = _ready(item)  # type: ignore[arg-type]
+            func, args = self._call_args(note)
+            if func is None:
+                self._delivered += 1
+                continue
+            return func, args, note
+        return None
+
+    def _run_thread(self) -> None:
         try:
             while True:
                 self._wake_thread.clear()
-                while buffer:
-                    item = buffer.popleft()
-                    if item is _STOP:
+                while (step := self._next_call()) is not None:
+                    if isinstance(step, _Marker):
                         return
-                    if item is _SYNCED:
-                        self._synced.set()
-                        continue
-                    item = _ready(item)  # type: ignore[arg-type]
-                    func, args = self._call_args(item)
-                    if func is not None:
-                        try:
-                            func(*args)
-                        except Exception as exc:  # noqa: BLE001 - isolation is the point
-                            self._record_error(item, exc)
+                    func, args, note = step
+                    try:
+                        func(*args)
+                    except Exception as exc:  # noqa: BLE001 - isolation is the point
+                        self._record_error(note, exc)
                     self._delivered += 1
                 self._wake_thread.wait()
         finally:
@@ -247,31 +259,25 @@ class HandlerRegistration:
         """Deliver to a coroutine handler; run as a task on the application's event loop."""
         loop = asyncio.get_running_loop()
         event = asyncio.Event()
+
         def wake() -> None:
             loop.call_soon_threadsafe(event.set)
 
         self._loop_wake = wake
-        buffer = self._buffer
         try:
             while True:
-                while buffer:
-                    item = buffer.popleft()
-                    if item is _STOP:
+                while (step := self._next_call()) is not None:
+                    if isinstance(step, _Marker):
                         return
-                    if item is _SYNCED:
-                        self._synced.set()
-                        continue
-                    item = _ready(item)  # type: ignore[arg-type]
-                    func, args = self._call_args(item)
-                    if func is not None:
-                        try:
-                            await func(*args)
-                        except Exception as exc:  # noqa: BLE001 - isolation is the point
-                            self._record_error(item, exc)
+                    func, args, note = step
+                    try:
+                        await func(*args)
+                    except Exception as exc:  # noqa: BLE001 - isolation is the point
+                        self._record_error(note, exc)
                     self._delivered += 1
                 event.clear()
                 self._sleeping = True
-                if buffer:  # pushed between the drain and _sleeping: don't sleep on it
+                if self._buffer:  # pushed between the drain and _sleeping: don't sleep on it
                     self._sleeping = False
                     continue
                 await event.wait()

@@ -16,7 +16,7 @@ from informers.errors import ConnectError
 
 from ._local_http import Handler, LocalServer
 
-certs = pytest.importorskip("informers.testing.certs")
+from informers.testing import certs  # the testing extra (cryptography) is part of the test install
 
 
 @pytest.fixture(scope="module")
