@@ -11,9 +11,9 @@ import argparse
 import logging
 import signal
 import sys
-import threading
 from importlib.metadata import PackageNotFoundError, version
 
+import anyio
 import orjson
 import structlog
 
@@ -65,34 +65,35 @@ def _line(note: Notification) -> bytes:
     return orjson.dumps(record) + b"\n"
 
 
-def _watch(args: argparse.Namespace) -> int:
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    out = sys.stdout.buffer
-    lock = threading.Lock()
+async def _until_signalled(scope: anyio.CancelScope) -> None:
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for _ in signals:
+            scope.cancel()
+            return
 
-    def emit(note: Notification) -> None:
-        with lock:
-            out.write(_line(note))
-            out.flush()
+
+async def _watch(args: argparse.Namespace) -> int:
+    out = sys.stdout.buffer
+
+    def emit(note: Notification) -> None:  # a plain handler: called for one note at a time, in order
+        out.write(_line(note))
+        out.flush()
 
     config = load_config(args.kubeconfig, args.context, qps=args.qps, burst=args.burst)
     with ApiClient(config) as client:
-        factory = InformerFactory(client, namespace=args.namespace)
-        informer = factory.informer(args.resource, label_selector=args.selector)
-        informer.add_handler(on_event=emit, name="stdout")
-        informer.start()
-        try:
-            if not informer.wait_synced_blocking(args.sync_timeout):
-                cause = informer.last_error
-                structlog.get_logger("informerd").error(
-                    "informer did not sync", informer=informer.name, timeout=args.sync_timeout,
-                    cause=None if cause is None else f"{type(cause).__name__}: {cause}")
-                return 2
-            stop.wait()
-        finally:
-            informer.stop()
+        async with anyio.create_task_group() as group:
+            group.start_soon(_until_signalled, group.cancel_scope)
+            async with InformerFactory(client, namespace=args.namespace) as factory:
+                informer = await factory.informer(args.resource, label_selector=args.selector)
+                informer.add_handler(on_notification=emit, name="stdout")
+                if not await informer.wait_synced(args.sync_timeout):
+                    cause = informer.last_error
+                    structlog.get_logger("informerd").error(
+                        "informer did not sync", informer=informer.name, timeout=args.sync_timeout,
+                        cause=None if cause is None else f"{type(cause).__name__}: {cause}")
+                    group.cancel_scope.cancel()
+                    return 2
+                await anyio.sleep_forever()
     return 0
 
 
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     _configure_logging(args.log_level)
     try:
-        return _watch(args)
+        return anyio.run(_watch, args)
     except (ConfigError, InformerdError) as exc:
         structlog.get_logger("informerd").error("informerd failed", error=f"{type(exc).__name__}: {exc}")
         return 1

@@ -2,10 +2,11 @@
 
 A controller watches one primary resource (plus ``owns(...)`` / ``watches(...)`` triggers) through
 a shared ``InformerFactory``. Its handlers only filter (predicates), map notifications to
-``Request`` keys and ``queue.add`` them: no I/O, no waiting, so a burst of events for one object
-collapses into one queued key. ``run()`` registers the handlers, waits until every informer *and*
-every handler of this controller has synced (default 2 min, the error names each laggard and its
-last error), then runs the ``WorkerPool`` until cancelled. A worker resolves a key by UID from the
+``Request`` keys and ``queue.add`` them: no I/O, no waiting, so they run *inline* on the informer's
+thread (no buffer, no thread of their own), and a burst of events for one object collapses into
+one queued key. ``run()`` registers the handlers, waits until every informer *and* every handler of
+this controller has synced (default 2 min, the error names each laggard and its last error), then
+runs the ``WorkerPool`` until cancelled. A worker resolves a key by UID from the
 primary informer's cache (``store.get_by_uid``): None when that object is gone.
 Invariant: no reconcile starts before the caches and this controller's handlers have synced, so a
 reconciler never acts on a partial view of the world at startup.
@@ -13,7 +14,6 @@ reconciler never acts on a partial view of the world at startup.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -21,12 +21,12 @@ from typing import Any, Protocol
 import anyio
 import structlog
 
+from informers import _bridge
 from informers.clock import SYSTEM_CLOCK, Clock
 from informers.events import Notification
 from informers.indexers import OWNER_UID_INDEX, index_by_owner_uid
 from informers.objects import RawObject
 from informers.resources import Resource
-from informers.waiting import wait_event
 
 from .errors import ControllerStateError, ControllerSyncTimeoutError
 from .predicates import Predicate
@@ -48,6 +48,8 @@ class _Registration(Protocol):
 
     def has_synced(self) -> bool: ...
 
+    async def wait_synced(self, timeout: float | None = None) -> bool: ...
+
     def statistics(self) -> Any: ...
 
 
@@ -55,11 +57,15 @@ class _Informer(Protocol):
     name: str
     store: Any  # index_names, get_by_uid(uid), add_indexers({name: fn})
 
-    def add_handler(self, *, on_event: Callable[[Notification], None], name: str) -> _Registration: ...
+    def add_handler(
+        self, *, on_notification: Callable[[Notification], None], name: str, inline: bool
+    ) -> _Registration: ...
 
     def remove_handler(self, handler: Any) -> None: ...
 
     def has_synced(self) -> bool: ...
+
+    async def wait_synced(self, timeout: float | None = None) -> bool: ...
 
     @property
     def started(self) -> bool: ...
@@ -69,12 +75,13 @@ class _Informer(Protocol):
 
 
 class InformerProvider(Protocol):
-    """What a controller needs from ``informers.factory.InformerFactory`` (tests may fake it)."""
+    """What a controller needs from ``informers.factory.InformerFactory`` (the fake kit's
+    ``informers.testing.fake.FakeCluster`` provides it too)."""
 
-    def resolve(self, resource: Resource | str) -> Resource: ...
+    async def resolve(self, resource: Resource | str) -> Resource: ...
 
-    def informer(
-        self, resource: Resource | str, *, namespace: str | None = None, label_selector: str | None = None
+    def informer_for(
+        self, resource: Resource, *, namespace: str | None = None, label_selector: str | None = None
     ) -> Any: ...
 
 
@@ -100,8 +107,8 @@ class ControllerStatistics:
 
 
 class _Route:
-    """One trigger wired to one informer. Its counters are written only by that informer's handler
-    thread for this registration, so they need no lock."""
+    """One trigger wired to one informer. Its counters are written only by that informer's
+    notifying thread (under the informer's lock), so they need no lock of their own."""
 
     __slots__ = ("bound", "informer", "registration", "notifications", "filtered", "enqueued", "errors")
 
@@ -170,7 +177,7 @@ class Controller:
         self.primary_informer: _Informer | None = None
         self._routes: list[_Route] = []
         self._started = False
-        self._synced = threading.Event()
+        self._synced = _bridge.Flag()
 
     def add_trigger(self, trigger: Trigger) -> None:
         """Add an ``owns(...)`` / ``watches(...)`` trigger; only before ``run()``."""
@@ -194,7 +201,7 @@ class Controller:
     def _handler(self, route: _Route) -> Callable[[Notification], None]:
         bound, add = route.bound, self.queue.add
 
-        def on_event(note: Notification) -> None:
+        def on_notification(note: Notification) -> None:
             route.notifications += 1
             try:
                 if not bound.passes(note):
@@ -211,16 +218,17 @@ class Controller:
                 add(request)
             route.enqueued += len(requests)
 
-        return on_event
+        return on_notification
 
     async def _wire(self) -> None:
-        """Resolve resources (discovery may do blocking HTTP: in a thread), then create informers
-        and register handlers on the loop (a running factory starts new informers as tasks)."""
-        resources = [await anyio.to_thread.run_sync(self.factory.resolve, t.resource) for t in self._triggers]
+        """Resolve resources (discovery runs off the loop), create informers (a running factory
+        starts them as tasks) and register the inline handlers from a worker thread: a late
+        registration replays the cache into the queue on the registering thread."""
+        resources = [await self.factory.resolve(t.resource) for t in self._triggers]
         primary = self.primary = resources[0]
         for trigger, resource in zip(self._triggers, resources):
             ns = trigger.namespace if trigger.namespace is not None else self.namespace
-            informer = self.factory.informer(resource, namespace=ns, label_selector=trigger.label_selector)
+            informer = self.factory.informer_for(resource, namespace=ns, label_selector=trigger.label_selector)
             if trigger.kind is TriggerKind.PRIMARY:
                 self.primary_informer = informer
             elif trigger.kind is TriggerKind.OWNS and OWNER_UID_INDEX not in informer.store.index_names:
@@ -231,8 +239,13 @@ class Controller:
                         raise
                     log.debug("owner index already present", informer=informer.name, error=repr(exc))
             route = _Route(bind(trigger, primary), informer)
-            route.registration = informer.add_handler(on_event=self._handler(route), name=f"{self.name}/{trigger}")
             self._routes.append(route)
+            route.registration = await _bridge.to_thread(self._register, route, f"{self.name}/{trigger}")
+
+    def _register(self, route: _Route, name: str) -> _Registration:
+        registration: _Registration = route.informer.add_handler(
+            on_notification=self._handler(route), name=name, inline=True)
+        return registration
 
     def _unwire(self) -> None:
         for route in self._routes:
@@ -262,8 +275,10 @@ class Controller:
 
     async def _wait_synced(self) -> None:
         with anyio.move_on_after(self.cache_sync_timeout):
-            while self._laggards():
-                await anyio.sleep(0.02)
+            for route in self._routes:  # no polling: each waits on its informer's and handler's flag
+                await route.informer.wait_synced()
+                if route.registration is not None:
+                    await route.registration.wait_synced()
         laggards = self._laggards()
         if laggards:
             causes: dict[str, BaseException | None] = {
@@ -291,8 +306,8 @@ class Controller:
         finally:
             with anyio.CancelScope(shield=True):
                 if not self.queue.shutting_down():  # the pool never ran: stop the delay timer
-                    await anyio.to_thread.run_sync(self.queue.shutdown)
-                await anyio.to_thread.run_sync(self._unwire)
+                    await _bridge.to_thread(self.queue.shutdown)
+                self._unwire()
 
     def has_synced(self) -> bool:
         """True once workers were allowed to start (caches and handlers synced)."""
@@ -300,7 +315,7 @@ class Controller:
 
     async def wait_synced(self, timeout: float | None = None) -> bool:
         """Wait until ``has_synced``; False on timeout (``run()`` raises the detailed error)."""
-        return await wait_event(self._synced, timeout)
+        return await self._synced.wait(timeout)
 
     def statistics(self) -> ControllerStatistics:
         routes = list(self._routes)

@@ -6,7 +6,7 @@ controller-runtime does: success -> ``forget``; ``Result.requeue()`` -> ``add_ra
 ``Result.requeue_after(s)`` -> ``forget`` then ``add_after``; ``TerminalError`` -> logged, counted,
 ``forget``, never retried; any other exception (including a timeout) -> logged with the key and
 ``add_rate_limited`` without ``forget``, so repeated failures back off exponentially. Sync
-reconcilers run in threads (``anyio.to_thread.run_sync`` under a ``CapacityLimiter`` of N), async
+reconcilers run in threads (through ``informers._bridge.to_thread`` under a ``CapacityLimiter`` of N), async
 ones on the loop. A call past ``reconcile_timeout`` is cancelled (async) or abandoned (sync: the
 worker moves on, ``ctx.cancelled`` turns true, the thread's result is ignored). Shutdown (``run()``
 cancelled): workers stop taking keys, in-flight calls get ``drain_timeout`` seconds to finish, then
@@ -26,6 +26,7 @@ from typing import Protocol
 import anyio
 import structlog
 
+from informers import _bridge
 from informers.clock import SYSTEM_CLOCK, Clock
 from informers.errors import InformerdError
 from informers.objects import RawObject
@@ -263,7 +264,7 @@ class WorkerPool:
                         pending = self._fn(request, self._resolve(request), ctx)
                         result = as_result(await pending)  # type: ignore[misc]  # async by is_async
                     else:
-                        value = await anyio.to_thread.run_sync(
+                        value = await _bridge.to_thread(
                             self._run_in_thread, call, abandon_on_cancel=True, limiter=limiter)
                         result = as_result(value)
                 except Exception as exc:  # noqa: BLE001 - every failure is recovered and counted

@@ -67,12 +67,13 @@ from .events import (
     WatchEvent,
 )
 from .factory import (
+    BlockingFactory,
     InformerFactory,
 )
 from .handlers import (
-    EventHandler,
     HandlerRegistration,
     HandlerStatistics,
+    NotificationHandler,
 )
 from .indexers import (
     index_by_label,
@@ -114,7 +115,6 @@ from .store import (
     Store,
     StoredObject,
     StoreStatistics,
-    TransformError,
 )
 from .tokenbucket import (
     TokenBucket,
@@ -141,6 +141,7 @@ __all__ = [
     "Backoff",
     "BackoffStatistics",
     "BadRequestError",
+    "BlockingFactory",
     "Bookmark",
     "CircuitOpenError",
     "ClientClosedError",
@@ -154,7 +155,6 @@ __all__ = [
     "DeletedFinalStateUnknown",
     "Discovery",
     "DiscoveryStatistics",
-    "EventHandler",
     "ExpiredError",
     "FakeClock",
     "ForbiddenError",
@@ -179,6 +179,7 @@ __all__ = [
     "NAMESPACE_INDEX",
     "NotFoundError",
     "Notification",
+    "NotificationHandler",
     "OWNER_UID_INDEX",
     "ObjectAdded",
     "ObjectDeleted",
@@ -208,7 +209,6 @@ __all__ = [
     "TokenBucket",
     "TokenBucketStatistics",
     "TooManyRequestsError",
-    "TransformError",
     "TransportError",
     "UID_INDEX",
     "UnauthorizedError",

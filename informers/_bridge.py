@@ -11,7 +11,9 @@ each hand-off:
   (or the loop itself) fires; ``Flag`` is a settable condition that tasks await and threads block
   on, with no polling;
 * **loop -> thread**: ``to_thread`` runs a blocking callable on anyio's worker threads, the only
-  call of ``anyio.to_thread`` in the code base.
+  call of ``anyio.to_thread`` in the code base;
+* **no loop at all**: ``BackgroundLoop`` runs the async implementation on a private loop thread
+  for the thread-friendly forms of the API (``InformerFactory.blocking()``).
 
 Supported anyio backends: asyncio (the default) and trio. Both are exercised by the unit tests
 (``tests/unit/test_bridge.py`` and the backend-parametrised informer, queue and controller tests).
@@ -21,15 +23,17 @@ registered before ``set``/``wake`` is always woken, one created after it sees th
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import anyio
+import anyio.from_thread
 import anyio.lowlevel
 import anyio.to_thread
 
-__all__ = ["Flag", "Loop", "SUPPORTED_BACKENDS", "Waiter", "to_thread"]
+__all__ = ["BackgroundLoop", "Flag", "Loop", "SUPPORTED_BACKENDS", "Waiter", "to_thread"]
 
 _R = TypeVar("_R")
 
@@ -44,10 +48,10 @@ class Loop:
     when the loop has already finished, so a late wake-up is dropped rather than raised.
     """
 
-    __slots__ = ("_schedule", "_thread", "backend")
+    __slots__ = ("_schedule", "_thread", "_token", "backend")
 
     def __init__(self) -> None:
-        token = anyio.lowlevel.current_token()  # raises NoEventLoopError off the loop
+        token = self._token = anyio.lowlevel.current_token()  # raises NoEventLoopError off the loop
         native: Any = token.native_token
         name = token.backend_class.__module__.rsplit("_", 1)[-1]  # anyio._backends._asyncio -> asyncio
         if name not in SUPPORTED_BACKENDS:
@@ -74,6 +78,15 @@ class Loop:
         except RuntimeError:  # asyncio: loop closed; trio: RunFinishedError is a RuntimeError
             return False
         return True
+
+
+    def run_sync(self, fn: Callable[..., _R], *args: Any) -> _R:
+        """Run ``fn(*args)`` on the loop inside anyio's context (so it may start tasks) and return
+        its result; blocks the calling thread until then. Runs at once on the loop's own thread.
+        For rare calls (registering a handler, starting an informer), never for a hot path."""
+        if self.in_loop_thread():
+            return fn(*args)
+        return anyio.from_thread.run_sync(fn, *args, token=self._token)
 
 
 class Waiter:
@@ -186,3 +199,43 @@ async def to_thread(
     dropped; otherwise cancellation waits for the thread (a half-done write must not be hidden).
     """
     return await anyio.to_thread.run_sync(fn, *args, limiter=limiter, abandon_on_cancel=abandon_on_cancel)
+
+
+class BackgroundLoop:
+    """An event loop on a private thread, for callers that have none: the thread-friendly forms
+    of the async APIs run the async implementation here (one implementation, two ways in).
+
+    Use as a context manager; ``call`` runs a function (sync or async) on the loop and returns its
+    result to the calling thread; ``enter`` enters an async context manager on the loop and keeps
+    it open until the ``BackgroundLoop`` exits (then they exit in reverse order).
+    """
+
+    def __init__(self, backend: str = "asyncio") -> None:
+        if backend not in SUPPORTED_BACKENDS:
+            raise ValueError(f"backend must be one of {SUPPORTED_BACKENDS}, got {backend!r}")
+        self.backend = backend
+        self._stack = contextlib.ExitStack()
+        self._portal: anyio.from_thread.BlockingPortal | None = None
+
+    def __enter__(self) -> BackgroundLoop:
+        self._portal = self._stack.enter_context(anyio.from_thread.start_blocking_portal(self.backend))
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            self._stack.close()
+        finally:
+            self._portal = None
+
+    def _require(self) -> anyio.from_thread.BlockingPortal:
+        if self._portal is None:
+            raise RuntimeError("the background loop is not running (use it as a context manager)")
+        return self._portal
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn(*args)`` (a coroutine function or a plain one) on the loop; return its result."""
+        return self._require().call(fn, *args)
+
+    def enter(self, cm: contextlib.AbstractAsyncContextManager[_R]) -> _R:
+        """Enter ``cm`` on the loop; it is exited when this ``BackgroundLoop`` exits."""
+        return self._stack.enter_context(self._require().wrap_async_context_manager(cm))

@@ -1,38 +1,55 @@
-"""Event handlers of a shared informer: one listener per handler, each with its own buffer.
+"""Notification handlers of a shared informer: one listener per handler, each with its own buffer.
 
-A listener owns an unbounded FIFO of notifications and delivers them in order to its handler: plain
-functions on a dedicated thread, coroutine functions as a task on the application's event loop. So a
-slow handler only grows its own buffer and never blocks the watch or another handler, and one that
-raises is logged and counted and keeps receiving. The producer (the informer's reflector thread)
-appends without blocking and wakes a listener only when it is asleep, so a busy listener costs no
-cross-thread wake-ups. Invariant: a listener delivers every notification pushed before ``stop()``
-exactly once, in push order, unless it is removed.
+A listener delivers notifications in order to its handler in one of three ways:
+
+* **coroutine functions** run as a task on the informer's event loop;
+* **plain functions** run through the bridge (``_bridge.to_thread``) from that task, a batch of
+  notifications per thread hop, on anyio's worker threads: no thread of their own;
+* **inline** handlers (``inline=True``, for cheap non-blocking work such as a controller's
+  filter-and-enqueue) are called on the thread that produced the notification, under the
+  informer's lock, with no buffer and no hop at all.
+
+A buffered listener owns an unbounded FIFO, so a slow handler only grows its own buffer and never
+blocks the watch or another handler; the producer appends without blocking and wakes the listener
+only when it sleeps. A handler that raises is logged and counted and keeps receiving.
+Invariant: a listener delivers every notification pushed before ``stop()`` exactly once, in push
+order, unless it is removed (``stop(discard_pending=True)``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import itertools
-import threading
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import structlog
 
+from . import _bridge
 from .events import Notification, ObjectAdded, ObjectDeleted, ObjectUpdated
 from .objects import RawObject, object_key
 from .store import StoredObject
-from .waiting import wait_event
 
-__all__ = ["DeferredAdded", "DeferredUpdated", "EventHandler", "HandlerRegistration", "HandlerStatistics"]
+__all__ = [
+    "DeferredAdded",
+    "DeferredUpdated",
+    "HandlerRegistration",
+    "HandlerStatistics",
+    "NotificationHandler",
+    "Pending",
+]
 
 log = structlog.get_logger(__name__)
 
-EventHandler = Callable[..., Any] | Callable[..., Awaitable[Any]]
+NotificationHandler = Callable[..., Any] | Callable[..., Awaitable[Any]]
+"""``on_add(obj)``, ``on_update(old, new)``, ``on_delete(obj)`` or ``on_notification(note)``."""
+
 _names = itertools.count(1)
+# A thread-delivered batch gives the loop a chance to cancel (removal, shutdown) this often.
+_BATCH = 256
 
 
 class _Marker:
@@ -45,8 +62,8 @@ class _Marker:
 
 @dataclass(frozen=True, slots=True)
 class DeferredAdded:
-    """An ``ObjectAdded`` still in the cache's bytes: decoded on the handler's thread when delivered,
-    so a 10,000-object list or replay neither stalls the reflector nor holds 10,000 dicts at once."""
+    """An ``ObjectAdded`` still in the cache's bytes: decoded by the listener when delivered, so a
+    10,000-object list or replay neither stalls the reflector nor holds 10,000 dicts at once."""
 
     stored: StoredObject
     in_initial_list: bool
@@ -81,7 +98,8 @@ _STOP = _Marker("stop")
 @dataclass(frozen=True, slots=True)
 class HandlerStatistics:
     name: str
-    is_async: bool
+    mode: str
+    """``async``, ``thread`` or ``inline``."""
     pending: int
     """Notifications buffered but not yet handled."""
     delivered: int
@@ -95,78 +113,88 @@ class HandlerRegistration:
     """One handler on one informer: returned by ``add_handler``, passed to ``remove_handler``.
 
     ``on_add(obj)``, ``on_update(old, new)`` and ``on_delete(obj)`` receive plain dicts (for a delete
-    seen only by a relist, the last known state: never a tombstone); ``on_event(notification)``
+    seen only by a relist, the last known state: never a tombstone); ``on_notification(note)``
     receives the full record (``ObjectDeleted.final_state_unknown`` tells the two deletes apart).
     All given callables must be plain functions, or all coroutine functions. Treat what you receive
     as read-only: the cache cannot be corrupted through it, but every handler is handed the same
-    dict (copying per handler would double the cost of each event); copy before editing.
+    dict (copying per handler would double the cost of each notification); copy before editing.
     """
 
     def __init__(
         self,
         *,
-        on_add: EventHandler | None = None,
-        on_update: EventHandler | None = None,
-        on_delete: EventHandler | None = None,
-        on_event: EventHandler | None = None,
+        on_add: NotificationHandler | None = None,
+        on_update: NotificationHandler | None = None,
+        on_delete: NotificationHandler | None = None,
+        on_notification: NotificationHandler | None = None,
         resync_period: float | None = None,
         name: str | None = None,
+        inline: bool = False,
     ) -> None:
-        callables = [c for c in (on_add, on_update, on_delete, on_event) if c is not None]
+        callables = [c for c in (on_add, on_update, on_delete, on_notification) if c is not None]
         if not callables:
-            raise TypeError("a handler needs at least one of on_add, on_update, on_delete, on_event")
+            raise TypeError("a handler needs at least one of on_add, on_update, on_delete, on_notification")
         kinds = {inspect.iscoroutinefunction(c) for c in callables}
         if len(kinds) > 1:
             raise TypeError("a handler's callables must be all plain functions or all coroutine functions")
+        is_async = kinds.pop()
+        if inline and is_async:
+            raise TypeError("an inline handler must be a plain function (it runs on the producer's thread)")
         if resync_period is not None and resync_period <= 0:
             resync_period = None
         self.name = name or f"handler-{next(_names)}"
-        self.is_async = kinds.pop()
+        self.mode = "inline" if inline else "async" if is_async else "thread"
         self.resync_period = None if resync_period is None else max(1.0, float(resync_period))
-        self._on_add, self._on_update, self._on_delete, self._on_event = on_add, on_update, on_delete, on_event
+        self._on_add, self._on_update, self._on_delete = on_add, on_update, on_delete
+        self._on_notification = on_notification
         self._buffer: deque[Pending | _Marker] = deque()
-        self._wake_thread = threading.Event()
-        self._loop_wake: Callable[[], None] | None = None
-        self._async_event: asyncio.Event | None = None
-        self._sleeping = False
-        self._synced = threading.Event()
-        self._stopped = threading.Event()
+        self._waiter: _bridge.Waiter | None = None
+        self._synced = _bridge.Flag()
+        self._stopped = _bridge.Flag()
+        self._discard = False
         self._delivered = 0
         self._errors = 0
         self._last_error: str | None = None
-        self._thread: threading.Thread | None = None
         self.next_resync: float | None = None  # managed by the informer
 
-    # -- producer side (any thread) ------------------------------------------------------------
-    def push(self, item: Pending) -> None:
-        self._buffer.append(item)
-        self._wake()
+    @property
+    def inline(self) -> bool:
+        return self.mode == "inline"
 
-    def push_many(self, items: list[Pending]) -> None:
+    # -- producer side (the informer, under its lock) ------------------------------------------
+    def push_many(self, items: Iterable[Pending]) -> None:
+        if self.mode == "inline":
+            for item in items:
+                self._deliver_one(_ready(item))
+            return
         self._buffer.extend(items)
         self._wake()
 
     def mark_synced(self) -> None:
-        """Queue the sync marker: everything pushed before it is the initial state."""
+        """Everything pushed so far is the initial state: synced once it has been handled."""
+        if self.mode == "inline":
+            self._synced.set()
+            return
         self._buffer.append(_SYNCED)
         self._wake()
 
     def stop(self, *, discard_pending: bool = False) -> None:
         """End delivery after what is buffered (or at once, dropping it, with ``discard_pending``)."""
         if discard_pending:
+            self._discard = True
             self._buffer.clear()
+        if self.mode == "inline":
+            self._stopped.set()
+            return
         self._buffer.append(_STOP)
         self._wake()
 
     def _wake(self) -> None:
-        if self.is_async:
-            # Order matters: the consumer sets _sleeping before re-checking the buffer, we append
-            # before reading _sleeping, so one of us always sees the other.
-            if self._sleeping and self._loop_wake is not None:
-                self._sleeping = False
-                self._loop_wake()
-        else:
-            self._wake_thread.set()
+        # The listener publishes its waiter and then re-checks the buffer; we append and then read
+        # the waiter: one of us always sees the other, so no wake-up is lost.
+        waiter = self._waiter
+        if waiter is not None and not waiter.woken:
+            waiter.wake()
 
     # -- state ---------------------------------------------------------------------------------
     def has_synced(self) -> bool:
@@ -175,7 +203,7 @@ class HandlerRegistration:
 
     async def wait_synced(self, timeout: float | None = None) -> bool:
         """Wait until ``has_synced``; returns False on timeout."""
-        return await wait_event(self._synced, timeout)
+        return await self._synced.wait(timeout)
 
     @property
     def stopped(self) -> bool:
@@ -184,7 +212,7 @@ class HandlerRegistration:
     def statistics(self) -> HandlerStatistics:
         return HandlerStatistics(
             name=self.name,
-            is_async=self.is_async,
+            mode=self.mode,
             pending=sum(1 for item in list(self._buffer) if not isinstance(item, _Marker)),
             delivered=self._delivered,
             errors=self._errors,
@@ -194,9 +222,9 @@ class HandlerRegistration:
         )
 
     # -- delivery ------------------------------------------------------------------------------
-    def _call_args(self, note: Notification) -> tuple[EventHandler | None, tuple[Any, ...]]:
-        if self._on_event is not None:
-            return self._on_event, (note,)
+    def _call_args(self, note: Notification) -> tuple[NotificationHandler | None, tuple[Any, ...]]:
+        if self._on_notification is not None:
+            return self._on_notification, (note,)
         if isinstance(note, ObjectAdded):
             return self._on_add, (note.obj,)
         if isinstance(note, ObjectUpdated):
@@ -207,21 +235,22 @@ class HandlerRegistration:
         self._errors += 1
         self._last_error = f"{type(exc).__name__}: {exc}"
         key = note.key if isinstance(note, ObjectDeleted) else object_key(_object_of(note))
-        log.error("event handler raised", handler=self.name, notification=type(note).__name__, key=key,
-                  error=self._last_error, exc_info=exc)
+        log.error("notification handler raised", handler=self.name, notification=type(note).__name__,
+                  key=key, error=self._last_error, exc_info=exc)
 
-    def start_thread(self, thread_name: str) -> None:
-        """Deliver to a plain-function handler on its own daemon thread."""
-        self._thread = threading.Thread(target=self._run_thread, name=thread_name, daemon=True)
-        self._thread.start()
+    def _deliver_one(self, note: Notification) -> None:
+        """Call a plain handler for one notification, isolating its failure."""
+        func, args = self._call_args(note)
+        if func is not None:
+            try:
+                func(*args)
+            except Exception as exc:  # noqa: BLE001 - isolation is the point
+                self._record_error(note, exc)
+        self._delivered += 1
 
-    def join(self, timeout: float | None = None) -> None:
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
-
-    def _next_call(self) -> tuple[EventHandler, tuple[Any, ...], Notification] | _Marker | None:
-        """The next call to make: ``None`` when the buffer is empty, ``_STOP`` to end. Sync markers
-        are consumed here, and a notification without a callable for it counts as delivered."""
+    def _next(self) -> Notification | _Marker | None:
+        """The next notification to deliver; ``None`` when the buffer is empty, ``_STOP`` to end.
+        Sync markers are consumed here."""
         buffer = self._buffer
         while buffer:
             item = buffer.popleft()
@@ -230,60 +259,62 @@ class HandlerRegistration:
             if item is _SYNCED:
                 self._synced.set()
                 continue
-            note = _ready(item)  # type: ignore[arg-type]
-            func, args = self._call_args(note)
-            if func is None:
-                self._delivered += 1
-                continue
-            return func, args, note
+            return _ready(item)  # type: ignore[arg-type]
         return None
 
-    def _run_thread(self) -> None:
+    def _deliver_batch(self) -> bool:
+        """Deliver up to ``_BATCH`` buffered notifications to a plain handler (on a worker thread);
+        True when the stop marker was reached."""
+        for _ in range(_BATCH):
+            if self._discard:
+                return True
+            step = self._next()
+            if step is None:
+                return False
+            if step is _STOP:
+                return True
+            self._deliver_one(step)  # type: ignore[arg-type]
+        return False
+
+    async def _deliver_async(self) -> bool:
+        """Deliver what is buffered to a coroutine handler; True when the stop marker was reached."""
+        while (step := self._next()) is not None:
+            if step is _STOP:
+                return True
+            note: Notification = step  # type: ignore[assignment]
+            func, args = self._call_args(note)
+            if func is not None:
+                try:
+                    await func(*args)
+                except Exception as exc:  # noqa: BLE001 - isolation is the point
+                    self._record_error(note, exc)
+            self._delivered += 1
+        return False
+
+    async def run(self) -> None:
+        """Deliver until stopped; run as a task on the informer's event loop (not for inline)."""
+        if self.mode == "inline":
+            raise RuntimeError("inline handlers are called by the informer, they have no task")
+        # One thread token per handler: its batches run one at a time (order), and a slow handler
+        # never takes a token from anyone else's thread work.
+        limiter = anyio.CapacityLimiter(1)
         try:
             while True:
-                self._wake_thread.clear()
-                while (step := self._next_call()) is not None:
-                    if isinstance(step, _Marker):
+                if self._buffer:
+                    if self.mode == "async":
+                        done = await self._deliver_async()
+                    else:
+                        done = await _bridge.to_thread(self._deliver_batch, limiter=limiter)
+                    if done:
                         return
-                    func, args, note = step
-                    try:
-                        func(*args)
-                    except Exception as exc:  # noqa: BLE001 - isolation is the point
-                        self._record_error(note, exc)
-                    self._delivered += 1
-                self._wake_thread.wait()
-        finally:
-            self._stopped.set()
-
-    async def run_async(self) -> None:
-        """Deliver to a coroutine handler; run as a task on the application's event loop."""
-        loop = asyncio.get_running_loop()
-        event = asyncio.Event()
-
-        def wake() -> None:
-            loop.call_soon_threadsafe(event.set)
-
-        self._loop_wake = wake
-        try:
-            while True:
-                while (step := self._next_call()) is not None:
-                    if isinstance(step, _Marker):
-                        return
-                    func, args, note = step
-                    try:
-                        await func(*args)
-                    except Exception as exc:  # noqa: BLE001 - isolation is the point
-                        self._record_error(note, exc)
-                    self._delivered += 1
-                event.clear()
-                self._sleeping = True
-                if self._buffer:  # pushed between the drain and _sleeping: don't sleep on it
-                    self._sleeping = False
                     continue
-                await event.wait()
+                waiter = _bridge.Waiter()
+                self._waiter = waiter
+                if not self._buffer:  # pushed between the drain and publishing the waiter?
+                    await waiter.wait()
+                self._waiter = None
         finally:
-            self._sleeping = False
-            self._loop_wake = None
+            self._waiter = None
             self._stopped.set()
 
 

@@ -1,27 +1,40 @@
 """SharedInformer: one list-then-watch loop per resource, a shared indexed cache, and handlers.
 
-The reflector thread applies watch events to the store and, under the same lock, pushes the
-resulting notifications into every handler's own buffer (``handlers.HandlerRegistration``), so a
-handler added late gets a replay of the cache and then every later change, with no gap and no
-duplicate. The first completed list marks the informer synced; each handler is synced once it
-has handled its share of that state. Resync (per handler, minimum 1 s) re-delivers the cache as
-``ObjectUpdated(is_resync=True)`` only to handlers whose period is due. Coroutine handlers run as
-tasks while ``run()`` is active on the application's event loop; plain handlers run on their own
-threads. Invariant: the store and every handler's view change in the same order; a handler never
-sees a notification for a state the store did not hold.
+``run()`` (async) is the informer's life: it starts the reflector on its one dedicated thread
+(blocking HTTP reads), and runs every buffered handler and the resync timer as tasks on the
+caller's event loop. The reflector thread applies watch events to the store and, under the same
+lock, pushes the resulting notifications into every handler (``handlers.HandlerRegistration``), so
+a handler added late gets a replay of the cache and then every later change, with no gap and no
+duplicate. The first completed list marks the informer synced; each handler is synced once it has
+handled its share of that state. Resync (per handler, minimum 1 s) re-delivers the cache as
+``ObjectUpdated(is_resync=True)`` only to handlers whose period is due; a relist delivers
+``ObjectUpdated(is_resync=True)`` to every handler for the objects whose resourceVersion did not
+change, as client-go does when no handler asks for periodic resync.
+
+The transform (default ``strip_managed_fields``) has one owner, this class: it runs once per
+object before the store and the handlers see it. If a transform raises (or returns something that
+is not a dict), the object is cached and delivered *untransformed* -- as received from the server
+-- and the failure is logged with the key and counted (``statistics().transform_errors``); the
+watch goes on. Custom transforms therefore pay for a snapshot of each object (the default one,
+which cannot fail, does not).
+Invariant: the store and every handler's view change in the same order; a handler never sees a
+notification for a state the store did not hold; the watch resumes only after what the store applied.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import random
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
 import anyio
+import anyio.abc
+import orjson
 import structlog
 
+from . import _bridge
 from .backoff import Backoff, BackoffStatistics
 from .client import ApiClient
 from .clock import SYSTEM_CLOCK, Clock
@@ -36,20 +49,31 @@ from .events import (
     ObjectDeleted,
     WatchEvent,
 )
-from .handlers import DeferredAdded, DeferredUpdated, EventHandler, HandlerRegistration, HandlerStatistics, Pending
+from .handlers import (
+    DeferredAdded,
+    DeferredUpdated,
+    HandlerRegistration,
+    HandlerStatistics,
+    NotificationHandler,
+    Pending,
+)
 from .indexers import IndexFunc
-from .objects import RawObject, resource_version, strip_managed_fields
+from .objects import RawObject, object_key, resource_version, strip_managed_fields
 from .reflector import Reflector, ReflectorStatistics
 from .resources import Resource
 from .store import ReplaceBuffer, ReplaceResult, Store, StoreStatistics
 from .watcher import Watcher, WatcherStatistics
-from .waiting import wait_event
 
-__all__ = ["InformerOptions", "InformerStatistics", "SharedInformer"]
+__all__ = ["InformerOptions", "InformerStatistics", "SharedInformer", "Transform"]
 
 log = structlog.get_logger(__name__)
 
 Transform = Callable[[RawObject], RawObject]
+"""Edits an object (in place or not) before it is cached; returns the object to cache."""
+
+# How long run() waits for the reflector thread after closing its stream (an in-flight LIST
+# cannot be interrupted; it ends within the client's read timeout).
+_JOIN_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -67,8 +91,7 @@ class InformerOptions:
     streaming_list: bool = True
     """Load with a streaming list (``sendInitialEvents``, served from the watch cache) instead of
     LIST, falling back to LIST for good if the server does not support it (as client-go does by
-    default since 1.35). Measured on 10,000 pods it syncs faster and peaks at a third of the memory:
-    a ``resourceVersion=0`` LIST arrives as one page that is decoded all at once (bench/README.md)."""
+    default since 1.35): it syncs faster and peaks lower than a one-page LIST (bench/README.md)."""
     resync_period: float | None = None
     """Default resync period (seconds) for handlers that don't give one; ``None``: no resync."""
     backoff_initial: float = 0.8
@@ -88,6 +111,8 @@ class InformerStatistics:
     backoff: BackoffStatistics
     handlers: tuple[HandlerStatistics, ...]
     resyncs: int
+    transform_errors: int
+    """Objects whose transform raised; they were cached untransformed."""
 
 
 class SharedInformer:
@@ -119,8 +144,8 @@ class SharedInformer:
         self.name = name or _describe(resource, namespace, label_selector, field_selector)
         self._clock = clock
         self._transform = transform
-        # The informer applies the transform itself, so handlers see exactly what is cached.
-        self.store = Store(indexers, transform=None)
+        self._transform_errors = 0
+        self.store = Store(indexers)
         self.backoff = Backoff(self.options.backoff_initial, self.options.backoff_cap,
                                reset_after=self.options.backoff_reset_after, clock=clock, rng=rng)
         self.watcher = Watcher(page_size=self.options.page_size,
@@ -134,34 +159,38 @@ class SharedInformer:
         self._lock = threading.RLock()  # store writes + notification fan-out + handler registration
         self._handlers: list[HandlerRegistration] = []
         self._replace: ReplaceBuffer | None = None
-        self._synced = threading.Event()
+        self._synced = _bridge.Flag()
         self._started = False
-        self._stopped = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._resync_thread: threading.Thread | None = None
-        self._resync_wake = threading.Event()
         self._resyncs = 0
-        # Set while run() is active: where coroutine handlers are started.
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._task_group: anyio.abc.TaskGroup | None = None
+        # Set while run() is active: where buffered handlers' tasks are started.
+        self._loop: _bridge.Loop | None = None
+        self._group: anyio.abc.TaskGroup | None = None
+        self._resync_wake: _bridge.Flag = _bridge.Flag()
+        self._background: _bridge.BackgroundLoop | None = None
 
     # -- handlers -------------------------------------------------------------------------------
     def add_handler(
         self,
-        on_add: EventHandler | None = None,
-        on_update: EventHandler | None = None,
-        on_delete: EventHandler | None = None,
+        on_add: NotificationHandler | None = None,
+        on_update: NotificationHandler | None = None,
+        on_delete: NotificationHandler | None = None,
         *,
-        on_event: EventHandler | None = None,
+        on_notification: NotificationHandler | None = None,
         resync_period: float | None = None,
         name: str | None = None,
+        inline: bool = False,
     ) -> HandlerRegistration:
-        """Register a handler, before or after start; a late one first gets the cache replayed as
-        ``ObjectAdded(in_initial_list=True)``. See ``HandlerRegistration`` for the call forms."""
+        """Register a handler, before or after start, from any thread; a late one first gets the
+        cache replayed as ``ObjectAdded(in_initial_list=True)``. See ``HandlerRegistration``.
+
+        ``inline=True`` calls a plain function on the thread that produced each notification (the
+        reflector's), under the informer's lock: for cheap work that never blocks (filter and
+        enqueue). Its replay runs on the calling thread, so add it off the event loop.
+        """
         handler = HandlerRegistration(
-            on_add=on_add, on_update=on_update, on_delete=on_delete, on_event=on_event,
+            on_add=on_add, on_update=on_update, on_delete=on_delete, on_notification=on_notification,
             resync_period=resync_period if resync_period is not None else self.options.resync_period,
-            name=name,
+            name=name, inline=inline,
         )
         with self._lock:
             if self._synced.is_set():
@@ -176,33 +205,39 @@ class SharedInformer:
         return handler
 
     def remove_handler(self, handler: HandlerRegistration) -> None:
-        """Stop delivering to ``handler``; what it had not handled yet is dropped."""
+        """Stop delivering to ``handler``; what it had not handled yet is dropped. No notification
+        starts after this returns (one being handled at that moment finishes); ``handler.stopped``
+        turns true once its delivery task has ended."""
         with self._lock:
             if handler in self._handlers:
                 self._handlers.remove(handler)
         handler.stop(discard_pending=True)
-        handler.join(5)
 
     def _launch(self, handler: HandlerRegistration) -> None:
-        if not handler.is_async:
-            if self._started:
-                handler.start_thread(f"informer-handler-{handler.name}")
-            return
-        loop, group = self._loop, self._task_group
-        if loop is None or group is None:
-            return  # started when run() begins
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            group.start_soon(handler.run_async, name=f"informer-handler-{handler.name}")
-        else:
-            loop.call_soon_threadsafe(group.start_soon, handler.run_async)
+        loop, group = self._loop, self._group
+        if handler.inline or loop is None or group is None:
+            return  # inline handlers need no task; others start when run() begins
+        loop.run_sync(lambda: group.start_soon(handler.run, name=f"informer-handler-{handler.name}"))
 
     # -- the store side -------------------------------------------------------------------------
     def _prepare(self, obj: RawObject) -> RawObject:
-        return self._transform(obj) if self._transform is not None else obj
+        transform = self._transform
+        if transform is None:
+            return obj
+        if transform is strip_managed_fields:
+            return transform(obj)  # ours cannot fail on a dict: no snapshot needed
+        pristine = orjson.dumps(obj)
+        try:
+            out = transform(obj)
+            if not isinstance(out, dict):
+                raise TypeError(f"the transform returned {type(out).__name__}, not a dict")
+            return out
+        except Exception as exc:  # noqa: BLE001 - a user's transform must not lose the object
+            self._transform_errors += 1
+            restored: RawObject = orjson.loads(pristine)
+            log.error("transform failed; object cached untransformed", informer=self.name,
+                      key=_key_or_none(restored), error=f"{type(exc).__name__}: {exc}")
+            return restored
 
     def _apply(self, events: list[WatchEvent]) -> None:
         """Called by the reflector thread for each batch of watch events."""
@@ -250,56 +285,58 @@ class SharedInformer:
                 log.info("informer synced", informer=self.name, objects=len(self.store))
 
     # -- lifecycle ------------------------------------------------------------------------------
-    def start(self) -> None:
-        """Start the reflector thread (and plain handlers' threads); idempotent; no event loop needed."""
+    async def run(self) -> None:
+        """Run until cancelled: the reflector thread, buffered handlers' tasks, the resync timer.
+
+        On cancellation the watch stream is closed and the reflector thread joined (off the loop);
+        undelivered notifications are dropped. An informer runs once.
+        """
         with self._lock:
             if self._started:
-                return
+                raise RuntimeError(f"informer {self.name} has already run")
             self._started = True
-            handlers = list(self._handlers)
-        for handler in handlers:
-            if not handler.is_async:
-                handler.start_thread(f"informer-handler-{handler.name}")
-        self._thread = threading.Thread(target=self.reflector.run, name=f"informer-{self.name}", daemon=True)
-        self._thread.start()
-        self._resync_thread = threading.Thread(target=self._resync_loop, name=f"informer-resync-{self.name}",
-                                               daemon=True)
-        self._resync_thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop the watch and every handler; returns once their threads have ended."""
-        self._stopped.set()
-        self.reflector.stop()
-        self._resync_wake.set()
-        with self._lock:
-            handlers = list(self._handlers)
-        for handler in handlers:
-            handler.stop()
-        for thread in (self._thread, self._resync_thread):
-            if thread is not None and thread is not threading.current_thread():
-                thread.join(timeout)
-        for handler in handlers:
-            handler.join(timeout)
-
-    async def run(self) -> None:
-        """Start, run coroutine handlers on this event loop, and stop when cancelled."""
-        self._loop = asyncio.get_running_loop()
+        thread = threading.Thread(target=self.reflector.run, name=f"informer-{self.name}", daemon=True)
         try:
             async with anyio.create_task_group() as group:
-                self._task_group = group
                 with self._lock:
-                    handlers = [h for h in self._handlers if h.is_async]
+                    self._loop, self._group = _bridge.Loop.current(), group
+                    handlers = [h for h in self._handlers if not h.inline]
                 for handler in handlers:
-                    group.start_soon(handler.run_async, name=f"informer-handler-{handler.name}")
-                self.start()
+                    group.start_soon(handler.run, name=f"informer-handler-{handler.name}")
+                group.start_soon(self._resync_loop, name=f"informer-resync-{self.name}")
+                thread.start()
                 try:
                     await anyio.sleep_forever()
                 finally:
                     with anyio.CancelScope(shield=True):
-                        await anyio.to_thread.run_sync(self.stop)
+                        self.reflector.stop()
+                        await _bridge.to_thread(thread.join, _JOIN_SECONDS)
+                        if thread.is_alive():
+                            log.warning("reflector thread still running after stop", informer=self.name,
+                                        waited_seconds=_JOIN_SECONDS)
         finally:
-            self._task_group = None
-            self._loop = None
+            with self._lock:
+                self._loop = self._group = None
+                for handler in self._handlers:
+                    handler.stop()
+
+    def start(self) -> None:
+        """The thread form of ``run()``: run this informer on a private event-loop thread until
+        ``stop()`` (for code without an event loop; the same implementation as ``run``)."""
+        background = _bridge.BackgroundLoop()
+        background.__enter__()
+        try:
+            background.enter(_running(self))
+        except BaseException:
+            background.__exit__(None, None, None)
+            raise
+        self._background = background
+
+    def stop(self) -> None:
+        """End what ``start()`` began; returns once the informer has stopped."""
+        background, self._background = self._background, None
+        if background is not None:
+            background.__exit__(None, None, None)
 
     @property
     def started(self) -> bool:
@@ -311,11 +348,11 @@ class SharedInformer:
 
     async def wait_synced(self, timeout: float | None = None) -> bool:
         """Wait until ``has_synced``; returns False on timeout (see ``last_error`` for why)."""
-        return await wait_event(self._synced, timeout)
+        return await self._synced.wait(timeout)
 
     def wait_synced_blocking(self, timeout: float | None = None) -> bool:
-        """Thread form of ``wait_synced``."""
-        return self._synced.wait(timeout)
+        """The thread form of ``wait_synced`` (same flag); never call it on the event loop."""
+        return self._synced.wait_blocking(timeout)
 
     @property
     def last_error(self) -> BaseException | None:
@@ -323,22 +360,31 @@ class SharedInformer:
         return self.reflector.last_error
 
     # -- resync ---------------------------------------------------------------------------------
-    def _resync_loop(self) -> None:
-        while not self._stopped.is_set():
-            now = self._clock.monotonic()
-            with self._lock:
-                due = [h for h in self._handlers if h.next_resync is not None and h.next_resync <= now]
-                if due and self._synced.is_set():
-                    notes: list[Pending] = [DeferredUpdated(v, v, True) for v in self.store.list_views()]
-                    for handler in due:
-                        handler.push_many(notes)
-                    self._resyncs += 1
+    async def _resync_loop(self) -> None:
+        while True:
+            self._resync_wake.clear()  # before looking: a handler added meanwhile re-arms us
+            wait = await _bridge.to_thread(self._resync_due) if self._has_resync() else None
+            await self._resync_wake.wait(wait)
+
+    def _has_resync(self) -> bool:
+        with self._lock:
+            return any(h.next_resync is not None for h in self._handlers)
+
+    def _resync_due(self) -> float | None:
+        """Push a resync to every handler whose period is due; seconds until the next one is."""
+        now = self._clock.monotonic()
+        with self._lock:
+            due = [h for h in self._handlers if h.next_resync is not None and h.next_resync <= now]
+            if due and self._synced.is_set():
+                notes: list[Pending] = [DeferredUpdated(v, v, True) for v in self.store.list_views()]
                 for handler in due:
-                    assert handler.resync_period is not None
-                    handler.next_resync = now + handler.resync_period
-                waits = [h.next_resync - now for h in self._handlers if h.next_resync is not None]
-            self._resync_wake.wait(max(0.05, min(waits)) if waits else None)
-            self._resync_wake.clear()
+                    handler.push_many(notes)
+                self._resyncs += 1
+            for handler in due:
+                assert handler.resync_period is not None
+                handler.next_resync = now + handler.resync_period
+            waits = [h.next_resync - now for h in self._handlers if h.next_resync is not None]
+        return max(0.05, min(waits)) if waits else None
 
     # -- introspection --------------------------------------------------------------------------
     def statistics(self) -> InformerStatistics:
@@ -355,18 +401,35 @@ class SharedInformer:
             backoff=self.backoff.statistics(),
             handlers=handlers,
             resyncs=self._resyncs,
+            transform_errors=self._transform_errors,
         )
 
     def __repr__(self) -> str:
         return f"<SharedInformer {self.name} synced={self.has_synced()}>"
 
 
+@contextlib.asynccontextmanager
+async def _running(informer: SharedInformer) -> AsyncIterator[SharedInformer]:
+    async with anyio.create_task_group() as group:
+        group.start_soon(informer.run)
+        yield informer
+        group.cancel_scope.cancel()
+
+
 def _replace_notes(result: ReplaceResult, *, initial: bool) -> list[Pending]:
-    # Deferred: each handler decodes on its own thread as it goes, not the reflector under the lock.
+    # Deferred: each handler decodes on its own side as it goes, not the reflector under the lock.
     notes: list[Pending] = [DeferredAdded(s, initial) for s in result.added]
     notes += [DeferredUpdated(old, new, False) for old, new in result.updated]
+    notes += [DeferredUpdated(s, s, True) for s in result.unchanged]  # client-go: a sync update
     notes += [ObjectDeleted(tombstone) for tombstone in result.deleted]
     return notes
+
+
+def _key_or_none(obj: RawObject) -> str | None:
+    try:
+        return object_key(obj)
+    except Exception:  # noqa: BLE001 - only for a log line
+        return None
 
 
 def _describe(resource: Resource, namespace: str | None, labels: str | None, fields: str | None) -> str:

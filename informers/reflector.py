@@ -2,9 +2,11 @@
 
 It asks the ``Watcher`` state machine what to send, sends it through the shared ``ApiClient``,
 feeds back the answers, and hands the resulting watch events to ``apply`` as they come (the
-informer, which updates its store and notifies handlers). Errors go to the watcher (which decides
-relist or re-watch) and then wait out a jittered exponential ``Backoff``; a watch that closes within
-a second with no events also backs off, so nothing can make the loop spin. Invariant: the loop
+informer, which updates its store and notifies handlers); only when ``apply`` returns does it tell
+the watcher the events were applied, so the resume point never passes an event the store missed
+(if ``apply`` raises, the watcher relists). Errors go to the watcher (which decides relist or
+re-watch) and then wait out a jittered exponential ``Backoff``; a watch that closes within a
+second with no events also backs off, so nothing can make the loop spin. Invariant: the loop
 never sleeps other than on its stop event, and ``stop()`` closes the open watch stream, so a stop
 never leaves the thread blocked on a socket (an in-flight LIST page ends within the client's read
 timeout).
@@ -24,7 +26,7 @@ import structlog
 from .backoff import Backoff
 from .client import ApiClient, ClientClosedError
 from .clock import SYSTEM_CLOCK, Clock
-from .errors import ApiError, ForbiddenError, MalformedEventError, NotFoundError, UnauthorizedError
+from .errors import ApiError, ForbiddenError, InformerdError, MalformedEventError, NotFoundError, UnauthorizedError
 from .events import WatchEvent
 from .resources import Resource
 from .watcher import ListRequest, Watcher, WatchRequest
@@ -43,6 +45,10 @@ class ReflectorStatistics:
     last_error: str | None
     last_error_time: float | None
     idle_timeout: float | None
+
+
+class _ApplyFailed(InformerdError):
+    """``apply`` raised; the watcher has been told (it relists), the loop only backs off."""
 
 
 class Reflector:
@@ -124,6 +130,15 @@ class Reflector:
                             self._wait_backoff("watch closed at once with no events")
                 except ClientClosedError:
                     return
+                except _ApplyFailed as failed:
+                    if self._stopping.is_set():
+                        return
+                    cause = failed.__cause__ or failed
+                    self.last_error = cause if isinstance(cause, Exception) else failed
+                    self._last_error_time = self._clock.time()
+                    log.error("informer could not apply events; relisting", informer=self.name,
+                              error=f"{type(cause).__name__}: {cause}", exc_info=cause)
+                    self._wait_backoff("apply failed")
                 except Exception as exc:  # noqa: BLE001 - every failure is recovered from here
                     if self._stopping.is_set():
                         return
@@ -160,9 +175,17 @@ class Reflector:
         body = self.client.get_json(self._path, query)
         if not isinstance(body, Mapping):
             raise MalformedEventError(f"list of {self.resource} returned {type(body).__name__}, not an object")
-        events = self.watcher.on_list_page(body)
+        self._deliver(self.watcher.on_list_page(body))
+
+    def _deliver(self, events: list[WatchEvent]) -> None:
+        """Apply ``events``, then confirm them to the watcher (or make it relist)."""
         if events:
-            self._apply(events)
+            try:
+                self._apply(events)
+            except Exception as exc:
+                self.watcher.on_apply_failed(exc)
+                raise _ApplyFailed() from exc
+        self.watcher.on_applied()
 
     def _watch(self, request: WatchRequest) -> bool:
         """One watch stream; returns True when it closed abnormally fast (the loop backs off)."""
@@ -189,9 +212,7 @@ class Reflector:
                     event = orjson.loads(line)
                 except orjson.JSONDecodeError as exc:
                     raise MalformedEventError(f"undecodable watch line ({exc}): {line[:200]!r}") from exc
-                events = self.watcher.on_watch_event(event)
-                if events:
-                    self._apply(events)
+                self._deliver(self.watcher.on_watch_event(event))
         finally:
             with self._stream_lock:
                 self._stream = None

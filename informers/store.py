@@ -10,25 +10,14 @@ for a write's computation, only for a short publish step.
 Invariant: readers always see a consistent state — every key in an index resolves to a cached
 object filed under that value, and a ``replace`` is visible all at once or not at all.
 
-Storage form, measured with ``.venv/bin/python bench/store_forms.py -n 10000 --runs 5``
-(Python 3.11.7, orjson 3.13.0; 10,000 generated pods of 6.2 KB JSON, 4.1 KB without managedFields;
-medians of 5 child processes on the shared 2-core dev machine, load ~2, so rates are indicative):
-
-    form          insert/s    read/s safe read/s   RSS/obj gc.collect bytes/obj
-    dict             6,459 2,413,531       5,170    22.4KB    270.9ms     4,245
-    dict+freeze      5,651 2,339,494       3,873    22.4KB      0.1ms     4,245
-    bytes-loose     17,614    41,957      53,972     8.1KB      2.4ms     4,245
-    bytes           23,128    59,874      60,885     5.0KB      1.9ms     4,245
-    store           20,694    58,204      62,256     4.8KB      2.5ms     4,245
-
-(insert = orjson parse + strip managedFields + insert, GC on; gc.collect = one full collection
-with the cache loaded.) ``dict`` reads hand out the cached dict itself, which any reader could
-corrupt; a safe read must deep-copy it, ~10x slower than decoding the bytes. ``gc.freeze()`` only
-removes the pause (and freezes every object of the process), not the 3x insert cost or the 4.5x
-memory. ``orjson.dumps`` output kept as returned carries ~3 KB of allocator slack per object, hence
-the exact copy. The store itself (bytes, key/UID/RV strings, namespace + UID indexes) matches the
-raw bytes form within noise. Cost accepted: a read decodes (~17 us for a 4 KB pod), so hot
-readers that only need a field or two should use indexes or ``get_raw``.
+Why bytes and not dicts (measured in ``bench/store_forms.py``; figures in bench/README.md, "The
+store's storage form"): kept dicts are GC-tracked, so a large cache makes inserts about 3x slower
+and full collections ~100x longer, and a safe read must deep-copy them; exact-size bytes avoid
+both at the price of a decode per read (~17 us for a 4 KB pod), so hot readers that only need a
+field or two should use indexes or ``get_raw``. The store keeps what it is given: transforms are
+the informer's (one owner). An index function that raises, or returns something that is not
+strings, files that object under no value of that index; the failure is logged with the index
+and the key and counted (``statistics().index_errors``), and the object is still stored.
 """
 
 from __future__ import annotations
@@ -36,24 +25,26 @@ from __future__ import annotations
 import builtins
 import sys
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple
 
 import orjson
+import structlog
 
 from .errors import InformerdError
 from .events import DeletedFinalStateUnknown
 from .indexers import (
     NAMESPACE_INDEX,
+    IndexerError,
     UID_INDEX,
     IndexFunc,
     index_by_namespace,
     index_by_uid,
     index_values,
 )
-from .objects import RawObject, object_key, resource_version, strip_managed_fields, uid
+from .objects import RawObject, object_key, resource_version, uid
 
 __all__ = [
     "IndexConflictError",
@@ -64,10 +55,9 @@ __all__ = [
     "Store",
     "StoreStatistics",
     "StoredObject",
-    "TransformError",
 ]
 
-Transform = Callable[[RawObject], RawObject]
+_log = structlog.get_logger(__name__)
 
 
 class IndexNotFoundError(InformerdError, LookupError):
@@ -80,10 +70,6 @@ class IndexConflictError(InformerdError, ValueError):
 
 class ReplaceBufferClosedError(InformerdError):
     """A replace buffer was used after commit/abort, or after a newer ``begin_replace``."""
-
-
-class TransformError(InformerdError):
-    """The store's transform raised; the object was not stored."""
 
 
 class StoredObject(NamedTuple):
@@ -150,6 +136,8 @@ class StoreStatistics:
     reused_on_last_replace: int
     """Entries a relist kept because UID and resourceVersion were unchanged."""
     resource_version: str | None
+    index_errors: int
+    """Objects an index function failed on (raised, or returned non-strings): stored, unindexed there."""
 
 
 # An index maps a value to the key filed under it, or to a set once there are two or more.
@@ -194,18 +182,8 @@ def _bucket_keys(bucket: _Bucket | None) -> list[str]:
 
 
 class Store:
-    def __init__(
-        self,
-        indexers: Mapping[str, IndexFunc] | None = None,
-        *,
-        transform: Transform | None = strip_managed_fields,
-    ) -> None:
-        """``indexers``: extra named index functions; ``namespace`` and ``uid`` are always present.
-
-        ``transform`` (default ``strip_managed_fields``): applied to every object before it is
-        stored; it may edit the dict in place and should return it (``None`` disables it).
-        """
-        self._transform = transform
+    def __init__(self, indexers: Mapping[str, IndexFunc] | None = None) -> None:
+        """``indexers``: extra named index functions; ``namespace`` and ``uid`` are always present."""
         self._names: tuple[str, ...] = (NAMESPACE_INDEX, UID_INDEX)
         self._fns: tuple[IndexFunc, ...] = (index_by_namespace, index_by_uid)
         self._items: dict[str, _Entry] = {}
@@ -216,6 +194,7 @@ class Store:
         self._deletes = 0
         self._replaces = 0
         self._reused_last = 0
+        self._index_errors = 0
         self._buffer_generation = 0
         # _write_lock serialises writers (long: decoding, dumping, index building);
         # _lock guards the published state and is held only for short pointer/index updates.
@@ -226,24 +205,21 @@ class Store:
 
     # --- entry building (no shared state touched) ---------------------------------------------
 
-    def _prepare(self, obj: RawObject) -> RawObject:
-        if self._transform is None:
-            return obj
-        try:
-            out = self._transform(obj)
-        except Exception as exc:
-            raise TransformError(f"store transform raised {exc!r}") from exc
-        if not isinstance(out, dict):
-            raise TransformError(f"store transform returned {type(out).__name__}, want dict")
-        return out
-
     def _index_values(
         self, obj: RawObject, names: tuple[str, ...], fns: tuple[IndexFunc, ...]
     ) -> tuple[tuple[str, ...], ...]:
         intern = sys.intern  # index values repeat a lot (namespaces, labels): share the strings
-        return tuple(
-            tuple(intern(v) for v in index_values(n, f, obj)) for n, f in zip(names, fns)
-        )
+        out: list[tuple[str, ...]] = []
+        for name, fn in zip(names, fns):
+            try:
+                out.append(tuple(intern(v) for v in index_values(name, fn, obj)))
+            except IndexerError as exc:
+                # One bad index function must not keep the object out of the cache.
+                self._index_errors += 1
+                out.append(())
+                _log.error("index function failed; object stored without this index", index=name,
+                           key=_key_or_none(obj), error=str(exc))
+        return tuple(out)
 
     def _entry(self, obj: RawObject, key: str, prev: _Entry | None) -> _Entry:
         obj_uid = uid(obj) or ""
@@ -273,14 +249,13 @@ class Store:
     # --- writes -----------------------------------------------------------------------------
 
     def upsert(self, obj: RawObject) -> RawObject | None:
-        """Add or replace ``obj`` (transformed first); return the previous state, or ``None``."""
+        """Add or replace ``obj``; return the previous state, or ``None``."""
         old = self.upsert_view(obj)
         return old.decode() if old is not None else None
 
     def upsert_view(self, obj: RawObject) -> StoredObject | None:
         """``upsert`` returning the previous entry undecoded (the informer's hot path decodes it
         only if, and where, a handler needs it)."""
-        obj = self._prepare(obj)
         key = object_key(obj)
         with self._write_lock:
             old = self._items.get(key)
@@ -506,6 +481,7 @@ class Store:
                 replaces=self._replaces,
                 reused_on_last_replace=self._reused_last,
                 resource_version=self._rv,
+                index_errors=self._index_errors,
             )
 
 
@@ -530,10 +506,9 @@ class ReplaceBuffer:
             raise ReplaceBufferClosedError("replace buffer was superseded by a newer one")
 
     def add(self, obj: RawObject) -> None:
-        """Add one listed object (transformed first); a later object with the same key wins."""
+        """Add one listed object; a later object with the same key wins."""
         self._check_open()
         store = self._store
-        obj = store._prepare(obj)
         key = object_key(obj)
         self._entries[key] = store._entry(obj, key, store._items.get(key))
 
@@ -559,3 +534,10 @@ class ReplaceBuffer:
     def __exit__(self, *exc_info: Any) -> None:
         if not self._closed:
             self.abort()
+
+
+def _key_or_none(obj: RawObject) -> str | None:
+    try:
+        return object_key(obj)
+    except InformerdError:
+        return None

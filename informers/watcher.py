@@ -4,29 +4,34 @@
 caches objects. The informer loop asks ``next_request()`` for a ``ListRequest`` or ``WatchRequest``,
 performs it, and feeds back decoded list pages (``on_list_page``), watch lines (``on_watch_event``),
 a normal end of stream (``on_watch_closed``) or any exception (``on_error``, after which it backs
-off as it sees fit). The answers come back as ``events.WatchEvent`` records for the store.
-Rules (client-go's reflector, see reference-semantics 1-4): the first list uses
-``resourceVersion=0`` and ``limit``; continue pages drop the resourceVersion; an expired continue
-token falls back to one full list; a 410 or "too large resource version" on a list makes the next
-list a consistent read (``resourceVersion=""``), so a stale version is never retried; a 410 on a
-watch relists from the last version (served by the apiserver's watch cache, which avoids a storm of
-quorum reads after an apiserver restart, and is at least as fresh); every other watch failure
-re-watches from the last version with no relist. Optionally the initial list is streamed
-(``sendInitialEvents``) and falls back to list+watch if the server does not support it.
+off as it sees fit). The answers come back as ``events.WatchEvent`` records for the store; once the
+store has applied them the loop calls ``on_applied()``, and only then does the resourceVersion a
+re-watch resumes from move (``on_apply_failed`` relists instead).
+
+The phase is data: ``phase`` is one of the frozen records ``Listing``, ``Streaming`` or
+``Watching``, each holding what the next request needs, and every transition replaces it whole (as
+kube-rs models its watcher's ``State``). Rules (client-go's reflector, see reference-semantics 1-4):
+the first list uses ``resourceVersion=0`` and ``limit``; continue pages drop the resourceVersion;
+an expired continue token falls back to one full list; a 410 or "too large resource version" on a
+list makes the next list a consistent read (``resourceVersion=""``), so a stale version is never
+retried; a 410 on a watch relists from the last version (served by the apiserver's watch cache,
+which avoids a storm of quorum reads after an apiserver restart, and is at least as fresh); every
+other watch failure re-watches from the last version with no relist. Optionally the initial list
+is streamed (``sendInitialEvents``) and falls back to list+watch if the server does not support it.
 Not thread-safe: exactly one loop drives a watcher (its ``statistics()`` may be read from
 anywhere, as a snapshot of plain values).
-Invariant: the resourceVersion a watch resumes from is always the last one the machine handed out
-in an event (list end, ``Apply``/``Delete`` or ``Bookmark``), never one from a half-read list or a
-rejected line.
+Invariant: the resourceVersion a watch resumes from is always that of the last event the store
+applied (list end, ``Apply``/``Delete`` or ``Bookmark``), never one from a half-read list, a
+rejected line, or an event whose application failed.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeAlias
 
 from .clock import SYSTEM_CLOCK, Clock
 from .errors import (
@@ -42,11 +47,15 @@ from .events import Apply, Bookmark, Delete, Init, InitApply, InitDone, WatchEve
 __all__ = [
     "INITIAL_EVENTS_END_ANNOTATION",
     "ListRequest",
+    "Listing",
+    "Phase",
+    "Streaming",
     "StreamingListUnsupportedError",
     "WatchRequest",
     "Watcher",
     "WatcherStateError",
     "WatcherStatistics",
+    "Watching",
 ]
 
 INITIAL_EVENTS_END_ANNOTATION = "k8s.io/initial-events-end"
@@ -69,6 +78,40 @@ class StreamingListUnsupportedError(InformerdError):
     """
 
     retryable = True
+
+
+# --- phases -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """A paginated LIST cycle. ``resource_version`` is the first page's (``"0"``: from the watch
+    cache, ``""``: a consistent read, else the last version); later pages send ``continue_token``."""
+
+    cause: str
+    resource_version: str | None
+    limit: int | None
+    continue_token: str | None = None
+    begun: bool = False
+    """A page has arrived (``Init`` was emitted for this cycle)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Streaming:
+    """A streaming list: a watch with ``sendInitialEvents`` whose events up to the end bookmark
+    are the list. ``resource_version`` ``""`` asks for a consistent snapshot."""
+
+    cause: str
+    resource_version: str
+    begun: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Watching:
+    """Watching from the last applied resourceVersion (the watcher's ``resource_version``)."""
+
+
+Phase: TypeAlias = Listing | Streaming | Watching
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +146,7 @@ class WatcherStatistics:
     """List cycles started after the first one."""
     relist_causes: Mapping[str, int]
     syncs: int
-    """List cycles completed (``InitDone`` emitted)."""
+    """List cycles completed (``InitDone`` applied)."""
     list_pages: int
     list_retries: int
     """List pages retried after a transient error (same continue token)."""
@@ -118,6 +161,8 @@ class WatcherStatistics:
     events: Mapping[str, int]
     """Watch events received by type (ADDED, BOOKMARK, DELETED, ERROR, MODIFIED)."""
     errors: int
+    apply_failures: int
+    """Batches of events the store failed to apply (each one relists)."""
     last_error: str | None
     last_resource_version: str | None
     last_event_time: float | None
@@ -125,6 +170,10 @@ class WatcherStatistics:
     streaming_list: bool
     """Whether the next list cycle will try a streaming list."""
     streaming_list_fallback_reason: str | None
+
+
+_PHASE_NAMES: dict[type, str] = {Listing: "listing", Streaming: "streaming", Watching: "watching"}
+_WATCHING = Watching()
 
 
 class Watcher:
@@ -155,19 +204,16 @@ class Watcher:
         self._clock = clock
         self._streaming = streaming_list
         self._streaming_reason: str | None = None
-        # The position: last good resourceVersion, and whether the server has forgotten it.
+        # What the server taught us: our version was forgotten (410 / too large), it pages lists.
         self._rv: str | None = None
         self._rv_unavailable = False
         self._paginated_result = False
-        # Phase: "listing" | "streaming" | "watching".
-        self._state = "listing"
-        self._list_rv: str | None = None
-        self._list_limit: int | None = None
-        self._continue: str | None = None
-        self._init_emitted = False
+        # Handed out in events but not yet applied by the store: (version, completes a list).
+        self._unapplied: tuple[str, bool] | None = None
+        self._phase: Phase = _WATCHING  # replaced at once below
+        self._pending: ListRequest | WatchRequest | None = None
         self._stream_events = 0
         self._watch_started = 0.0
-        self._pending: ListRequest | WatchRequest | None = None
         self._lists = 0
         self._relists = 0
         self._relist_causes: dict[str, int] = {}
@@ -181,11 +227,17 @@ class Watcher:
         self._short_watches = 0
         self._events = dict.fromkeys(_EVENT_TYPES, 0)
         self._errors = 0
+        self._apply_failures = 0
         self._last_error: str | None = None
         self._last_event_time: float | None = None
         self._start_list_cycle("initial")
 
     # --- transitions ------------------------------------------------------------------------
+
+    def _enter(self, phase: Phase) -> None:
+        self._phase = phase
+        self._pending = None
+        self._stream_events = 0
 
     def _start_list_cycle(self, cause: str, *, streaming: bool | None = None) -> None:
         """Begin a (re)list; ``streaming=False`` forces a LIST for this cycle only."""
@@ -193,30 +245,19 @@ class Watcher:
             self._relists += 1
             self._relist_causes[cause] = self._relist_causes.get(cause, 0) + 1
         self._lists += 1
-        self._init_emitted = False
-        self._continue = None
-        self._stream_events = 0
-        self._pending = None
         if self._streaming and streaming is not False:
-            self._state = "streaming"
-            return
-        self._state = "listing"
-        if self._rv_unavailable:
+            rv = "" if self._rv_unavailable or self._rv is None else self._rv
+            self._enter(Streaming(cause, rv))
+        elif self._rv_unavailable:
             # The server forgot our version (410 / too large): a consistent read, never the
             # same stale version again (the hot loop several Python clients fall into).
-            self._list_rv, self._list_limit = "", self._page_size
+            self._enter(Listing(cause, "", self._page_size))
         elif self._rv is None:
-            self._list_rv, self._list_limit = "0", self._page_size  # from the watch cache
+            self._enter(Listing(cause, "0", self._page_size))  # from the watch cache
         else:
             # From the last version: served by the watch cache if unpaged, so page only when the
             # server showed it pages (watch cache off) -- client-go's paginatedResult rule.
-            self._list_rv = self._rv
-            self._list_limit = self._page_size if self._paginated_result else None
-
-    def _start_watch(self) -> None:
-        self._state = "watching"
-        self._stream_events = 0
-        self._pending = None
+            self._enter(Listing(cause, self._rv, self._page_size if self._paginated_result else None))
 
     def _fall_back_from_streaming(self, reason: str) -> None:
         self._streaming = False
@@ -228,24 +269,26 @@ class Watcher:
         """The request to send now; asking again before feeding an answer returns the same one."""
         if self._pending is not None:
             return self._pending
-        if self._state == "listing":
-            if self._continue is not None:
-                req: ListRequest | WatchRequest = ListRequest(None, None, self._continue, self._page_size)
-            else:
-                req = ListRequest(self._list_rv, None, None, self._list_limit)
-        else:
-            low, high = self._timeout_range
-            timeout = low + int(self._rng.random() * (high - low))
-            if self._state == "streaming":
-                rv = "" if self._rv_unavailable or self._rv is None else self._rv
-                req = WatchRequest(rv, timeout, True, True, "NotOlderThan")
-            else:
+        req: ListRequest | WatchRequest
+        match self._phase:
+            case Listing(continue_token=str() as token):
+                req = ListRequest(None, None, token, self._page_size)
+            case Listing(resource_version=rv, limit=limit):
+                req = ListRequest(rv, None, None, limit)
+            case Streaming(resource_version=rv):
+                req = WatchRequest(rv, self._watch_timeout(), True, True, "NotOlderThan")
+            case Watching():
                 assert self._rv is not None  # watching always follows a completed list
-                req = WatchRequest(self._rv, timeout)
+                req = WatchRequest(self._rv, self._watch_timeout())
+        if isinstance(req, WatchRequest):
             self._watch_requests += 1
             self._watch_started = self._clock.monotonic()
         self._pending = req
         return req
+
+    def _watch_timeout(self) -> int:
+        low, high = self._timeout_range
+        return low + int(self._rng.random() * (high - low))
 
     # --- answers: list ------------------------------------------------------------------------
 
@@ -253,8 +296,9 @@ class Watcher:
         """Feed one decoded List body; returns ``Init`` (first page), ``InitApply`` per item and,
         after the last page, ``InitDone``. A malformed body raises ``MalformedEventError`` before
         anything is emitted, so the page can be retried."""
-        if self._state != "listing":
-            raise WatcherStateError(f"got a list page while {self._state}")
+        phase = self._phase
+        if not isinstance(phase, Listing):
+            raise WatcherStateError(f"got a list page while {self.state}")
         if not isinstance(body, Mapping):
             raise MalformedEventError(f"list body is a {type(body).__name__}, not an object")
         meta = body.get("metadata")
@@ -272,10 +316,7 @@ class Watcher:
         kind = body.get("kind")
         item_kind = kind[:-4] if isinstance(kind, str) and kind.endswith("List") else None
         api_version = body.get("apiVersion")
-        events: list[WatchEvent] = []
-        if not self._init_emitted:
-            events.append(Init())
-            self._init_emitted = True
+        events: list[WatchEvent] = [] if phase.begun else [Init()]
         for item in items:
             if item_kind and "kind" not in item:
                 item["kind"] = item_kind
@@ -287,16 +328,13 @@ class Watcher:
         self._last_event_time = self._clock.time()
         token = meta.get("continue")
         if isinstance(token, str) and token:
-            if self._continue is None:
+            if phase.continue_token is None:
                 self._paginated_result = True
-            self._continue = token
-            self._pending = None
+            self._enter(replace(phase, continue_token=token, begun=True))
             return events
-        self._rv = rv
-        self._rv_unavailable = False
-        self._syncs += 1
         events.append(InitDone(rv))
-        self._start_watch()
+        self._unapplied = (rv, True)
+        self._enter(_WATCHING)
         return events
 
     # --- answers: watch -----------------------------------------------------------------------
@@ -308,7 +346,8 @@ class Watcher:
         ``MalformedEventError`` for a line that is not a valid event, and
         ``StreamingListUnsupportedError`` when a streaming list turns out unsupported.
         """
-        if self._state == "listing":
+        phase = self._phase
+        if isinstance(phase, Listing):
             raise WatcherStateError("got a watch event while listing")
         if not isinstance(event, Mapping):
             raise MalformedEventError(f"watch event is a {type(event).__name__}, not an object")
@@ -329,29 +368,27 @@ class Watcher:
         rv = meta.get("resourceVersion")
         if not isinstance(rv, str) or not rv:
             raise MalformedEventError(f"{etype} watch event object has no metadata.resourceVersion")
-        if self._state == "streaming":
-            return self._on_initial_event(etype, obj, meta, rv)
+        if isinstance(phase, Streaming):
+            return self._on_initial_event(phase, etype, obj, meta, rv)
         if etype == "BOOKMARK":
-            self._rv = rv
+            self._unapplied = (rv, False)
             return [Bookmark(rv)]
         _check_object(obj, f"{etype} watch event object")
-        self._rv = rv
+        self._unapplied = (rv, False)
         return [Delete(obj) if etype == "DELETED" else Apply(obj)]  # type: ignore[arg-type]
 
     def _on_initial_event(
-        self, etype: str, obj: Mapping[str, Any], meta: Mapping[str, Any], rv: str
+        self, phase: Streaming, etype: str, obj: Mapping[str, Any], meta: Mapping[str, Any], rv: str
     ) -> list[WatchEvent]:
         events: list[WatchEvent] = []
-        if not self._init_emitted:
+        if not phase.begun:
             events.append(Init())
-            self._init_emitted = True
+            self._phase = replace(phase, begun=True)  # same stream: keep its event count
         if etype == "BOOKMARK":
             annotations = meta.get("annotations")
             if isinstance(annotations, Mapping) and annotations.get(INITIAL_EVENTS_END_ANNOTATION) == "true":
-                self._rv = rv
-                self._rv_unavailable = False
-                self._syncs += 1
-                self._state = "watching"  # the same stream goes on with live events
+                self._unapplied = (rv, True)
+                self._phase = _WATCHING  # the same stream goes on with live events
                 events.append(InitDone(rv))
             return events  # other bookmarks during the initial events carry nothing usable
         if etype != "ADDED":
@@ -363,16 +400,39 @@ class Watcher:
         events.append(InitApply(obj))  # type: ignore[arg-type]
         return events
 
+    # --- the store's answer -------------------------------------------------------------------
+
+    def on_applied(self) -> None:
+        """The store applied the events last handed out: a re-watch may now resume after them."""
+        unapplied = self._unapplied
+        if unapplied is None:
+            return
+        self._unapplied = None
+        self._rv = unapplied[0]
+        if unapplied[1]:  # a list cycle completed
+            self._rv_unavailable = False
+            self._syncs += 1
+
+    def on_apply_failed(self, exc: BaseException) -> None:
+        """The store could not apply the events last handed out: relist from the last applied
+        version, so the cache is rebuilt whole rather than left missing an event."""
+        self._unapplied = None
+        self._apply_failures += 1
+        self._errors += 1
+        self._last_error = f"{type(exc).__name__}: {exc}"
+        self._start_list_cycle("apply-failed", streaming=False)
+
     def on_watch_closed(self) -> bool:
         """The watch stream ended normally (server timeout). Returns ``True`` when it looked
         abnormal -- under 1 s with no events -- and the loop should back off before re-watching."""
-        if self._state == "listing":
+        phase = self._phase
+        if isinstance(phase, Listing):
             raise WatcherStateError("watch closed while listing")
         elapsed = self._clock.monotonic() - self._watch_started
         short = self._stream_events == 0 and elapsed < _SHORT_WATCH_SECONDS
         if short:
             self._short_watches += 1
-        if self._state == "streaming":
+        if isinstance(phase, Streaming):
             if self._stream_events:
                 self._fall_back_from_streaming(
                     f"stream closed after {self._stream_events} events without the "
@@ -381,32 +441,32 @@ class Watcher:
             self._start_list_cycle("streaming-incomplete", streaming=False)
             return short
         self._restarts["closed"] += 1
-        self._start_watch()
+        self._enter(_WATCHING)
         return short
 
     # --- answers: failure ---------------------------------------------------------------------
 
     def on_error(self, exc: BaseException) -> None:
         """Decide how to recover from a failed request or a broken stream (the loop backs off)."""
+        self._unapplied = None
         self._errors += 1
         self._last_error = f"{type(exc).__name__}: {exc}"
         if isinstance(exc, StreamingListUnsupportedError):
             return  # the switch to LIST happened when it was raised
-        if self._state == "listing":
-            self._on_list_error(exc)
-        elif self._state == "streaming":
-            self._on_streaming_error(exc)
-        else:
-            self._on_watch_error(exc)
+        match self._phase:
+            case Listing() as listing:
+                self._on_list_error(listing, exc)
+            case Streaming():
+                self._on_streaming_error(exc)
+            case Watching():
+                self._on_watch_error(exc)
 
-    def _on_list_error(self, exc: BaseException) -> None:
-        if isinstance(exc, GoneError) and self._continue is not None:
+    def _on_list_error(self, phase: Listing, exc: BaseException) -> None:
+        if isinstance(exc, GoneError) and phase.continue_token is not None:
             # The snapshot behind the continue token was compacted: one full list, no paging.
+            # The partial pages are void: the next page starts a new buffer (begun=False).
             self._list_fallbacks += 1
-            self._init_emitted = False  # the partial pages are void; start a new buffer
-            self._continue = None
-            self._list_rv, self._list_limit = "", None
-            self._pending = None
+            self._enter(Listing(phase.cause, "", None))
         elif isinstance(exc, GoneError) or _is_too_large_rv(exc):
             self._rv_unavailable = True
             self._start_list_cycle("gone")
@@ -438,22 +498,27 @@ class Watcher:
         else:
             cause = "error"
         self._restarts[cause] += 1
-        self._start_watch()
+        self._enter(_WATCHING)
 
     # --- introspection --------------------------------------------------------------------------
 
     @property
     def resource_version(self) -> str | None:
-        """The last good resourceVersion (what a re-watch resumes from)."""
+        """The last applied resourceVersion (what a re-watch resumes from)."""
         return self._rv
 
     @property
+    def phase(self) -> Phase:
+        return self._phase
+
+    @property
     def state(self) -> str:
-        return self._state
+        """The phase's name: ``listing``, ``streaming`` or ``watching``."""
+        return _PHASE_NAMES[type(self._phase)]
 
     def statistics(self) -> WatcherStatistics:
         return WatcherStatistics(
-            state=self._state,
+            state=self.state,
             lists=self._lists,
             relists=self._relists,
             relist_causes=MappingProxyType(dict(self._relist_causes)),
@@ -467,6 +532,7 @@ class Watcher:
             short_watches=self._short_watches,
             events=MappingProxyType(dict(self._events)),
             errors=self._errors,
+            apply_failures=self._apply_failures,
             last_error=self._last_error,
             last_resource_version=self._rv,
             last_event_time=self._last_event_time,

@@ -50,7 +50,7 @@ def run_demo(rounds: int = 0) -> int:
                            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
         with ApiClient(load_config(plane.admin_kubeconfig)) as client:
             informer = SharedInformer(client, _CONFIGMAPS, namespace=namespace)
-            informer.add_handler(on_event=_print, name="printer")
+            informer.add_handler(on_notification=_print, name="printer")
             informer.start()
             informer.wait_synced_blocking(30)
             print(f"informer synced: {informer.name}", flush=True)

@@ -63,7 +63,7 @@ def wait_cache_equals_server(informer: SharedInformer, plane: ControlPlane, path
 
 
 class EventLog:
-    """A thread-safe recorder usable as an ``on_event`` handler."""
+    """A thread-safe recorder usable as an ``on_notification`` handler."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

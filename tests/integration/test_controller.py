@@ -137,7 +137,7 @@ def _writes(writer: ApiWriter) -> dict[str, int]:
 
 def sample_controller(factory: InformerFactory, writer: ApiWriter, widgets: Resource,
                       **options: Any) -> tuple[Controller, WidgetReconciler]:
-    reconciler = WidgetReconciler(writer, widgets, factory.informer(CONFIGMAPS))
+    reconciler = WidgetReconciler(writer, widgets, factory.informer_for(CONFIGMAPS))
     controller = Controller(factory, widgets, reconciler, triggers=[owns(CONFIGMAPS)], **options)
     return controller, reconciler
 

@@ -33,7 +33,7 @@ def test_connection_cut_mid_stream_resumes_from_last_resource_version_without_re
         informer = SharedInformer(client, CONFIGMAPS, namespace=namespace,
                                   options=InformerOptions(backoff_initial=0.1, backoff_cap=0.5))
         log = EventLog()
-        informer.add_handler(on_event=log)
+        informer.add_handler(on_notification=log)
         informer.start()
         try:
             assert informer.wait_synced_blocking(30)
@@ -63,7 +63,7 @@ def test_stalled_connection_is_detected_within_the_idle_deadline_and_recovered(
         informer = SharedInformer(client, CONFIGMAPS, namespace=namespace,
                                   options=InformerOptions(idle_timeout=idle, backoff_initial=0.1, backoff_cap=0.5))
         log = EventLog()
-        informer.add_handler(on_event=log)
+        informer.add_handler(on_notification=log)
         informer.start()
         try:
             assert informer.wait_synced_blocking(30)
@@ -120,7 +120,7 @@ def test_compaction_while_cut_off_forces_relist_and_gap_deletes_arrive_as_final_
         informer = SharedInformer(client, PODTEMPLATES, namespace=namespace,
                                   options=InformerOptions(backoff_initial=0.1, backoff_cap=0.5))
         log = EventLog()
-        informer.add_handler(on_event=log)
+        informer.add_handler(on_notification=log)
         informer.start()
         try:
             assert informer.wait_synced_blocking(30)
@@ -174,7 +174,7 @@ def test_forbidden_and_unknown_resources_give_clear_errors_and_back_off(control_
         with api_client(kubeconfig) as client:
             factory = InformerFactory(client, namespace=namespace,
                                       options=InformerOptions(backoff_initial=0.5, backoff_cap=30))
-            secrets = factory.informer(Resource("", "v1", "secrets", "Secret", namespaced=True))
+            secrets = factory.informer_for(Resource("", "v1", "secrets", "Secret", namespaced=True))
             async with factory:
                 started = time.monotonic()
                 with pytest.raises(SyncTimeoutError) as info:
@@ -194,7 +194,7 @@ def test_forbidden_and_unknown_resources_give_clear_errors_and_back_off(control_
     with api_client(control_plane.admin_kubeconfig) as client:
         factory = InformerFactory(client)
         with pytest.raises(ResourceNotFoundError) as unknown:
-            factory.informer("nothing.example.com/v1/widgets")
+            factory.resolve_blocking("nothing.example.com/v1/widgets")
         assert "widgets" in str(unknown.value)
         # A hand-built Resource that the server does not serve: 404 on LIST, backed off, no crash.
         ghost = SharedInformer(client, Resource("nothing.example.com", "v1", "ghosts", "Ghost", True),

@@ -33,7 +33,7 @@ def test_malformed_events_restart_the_watch_from_the_last_good_version(control_p
         informer = SharedInformer(client, CONFIGMAPS, namespace=namespace,
                                   options=InformerOptions(backoff_initial=0.05, backoff_cap=0.2))
         log = EventLog()
-        informer.add_handler(on_event=log)
+        informer.add_handler(on_notification=log)
         informer.start()
         try:
             assert informer.wait_synced_blocking(30)

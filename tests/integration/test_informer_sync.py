@@ -31,17 +31,18 @@ def test_1200_objects_sync_through_pagination_and_consumers_share_one_watch(cont
         with api_client(control_plane.admin_kubeconfig) as client:
             pages = InformerOptions(streaming_list=False)  # LIST pages, not the streaming list
             async with InformerFactory(client, namespace=namespace, options=pages) as factory:
-                first = factory.informer("v1/podtemplates")
-                second = factory.informer("PodTemplate")  # by kind, through discovery: the same informer
+                first = await factory.informer("v1/podtemplates")
+                second = await factory.informer("PodTemplate")  # by kind, through discovery: the same informer
                 assert first is second
                 log_a, log_b = EventLog(), EventLog()
-                first.add_handler(on_event=log_a)
-                second.add_handler(on_event=log_b)
+                first.add_handler(on_notification=log_a)
+                second.add_handler(on_notification=log_b)
                 await factory.wait_synced(60)
                 stats = first.statistics()
                 assert stats.watcher.list_pages == 3  # 500 + 500 + 200
                 assert stats.objects == 1200
-                wait_for(lambda: len(log_a.snapshot()) == 1200 and len(log_b.snapshot()) == 1200, 30, "handlers")
+                await anyio.to_thread.run_sync(
+                    wait_for, lambda: len(log_a.snapshot()) == 1200 and len(log_b.snapshot()) == 1200, 30, "handlers")
                 assert all(isinstance(n, ObjectAdded) and n.in_initial_list for n in log_a.snapshot())
                 control_plane.request_json("DELETE", f"{path}/pt-00007")
                 await anyio.to_thread.run_sync(wait_cache_equals_server, first, control_plane, path)
@@ -60,22 +61,22 @@ def test_handler_added_after_sync_gets_every_cached_object_and_a_raising_handler
     async def main() -> None:
         with api_client(control_plane.admin_kubeconfig) as client:
             async with InformerFactory(client, namespace=namespace) as factory:
-                informer = factory.informer("v1/configmaps")
+                informer = await factory.informer("v1/configmaps")
                 calls = {"n": 0}
 
                 def explode(note: object) -> None:
                     calls["n"] += 1
                     raise RuntimeError("plugin bug")
 
-                bad = informer.add_handler(on_event=explode, name="explodes")
+                bad = informer.add_handler(on_notification=explode, name="explodes")
                 await factory.wait_synced(30)
                 late_sync, late_async = EventLog(), EventLog()
 
                 async def async_handler(note: object) -> None:
                     late_async(note)  # type: ignore[arg-type]
 
-                h1 = informer.add_handler(on_event=late_sync, name="late-sync")
-                h2 = informer.add_handler(on_event=async_handler, name="late-async")
+                h1 = informer.add_handler(on_notification=late_sync, name="late-sync")
+                h2 = informer.add_handler(on_notification=async_handler, name="late-async")
                 assert await h1.wait_synced(10) and await h2.wait_synced(10)
                 for log in (late_sync, late_async):
                     replay = log.snapshot()
@@ -105,7 +106,7 @@ def test_a_slow_handler_does_not_block_the_watch_or_other_handlers(control_plane
         informer = SharedInformer(client, _configmaps(client), namespace=namespace)
         slow = informer.add_handler(on_add=lambda obj: release.wait(60), name="slow")
         fast = EventLog()
-        informer.add_handler(on_event=fast, name="fast")
+        informer.add_handler(on_notification=fast, name="fast")
         informer.start()
         try:
             assert informer.wait_synced_blocking(30)
@@ -195,9 +196,9 @@ def test_a_crd_created_in_the_test_is_watched_like_a_builtin(control_plane: Cont
         wait_for(served, 30, "CRD served")
         control_plane.request_json("POST", path, {"apiVersion": f"{group}/v1", "kind": "Widget",
                                                   "metadata": {"name": "w1"}, "spec": {"size": 1}})
-        informer = factory.informer(f"{group}/v1/Widget")  # by kind: discovery refreshes on the miss
+        informer = factory.informer_for(factory.resolve_blocking(f"{group}/v1/Widget"))  # by kind: discovery refreshes on the miss
         log = EventLog()
-        informer.add_handler(on_event=log)
+        informer.add_handler(on_notification=log)
         informer.start()
         try:
             assert informer.wait_synced_blocking(30)
@@ -236,15 +237,15 @@ def test_resync_reaches_only_the_handlers_that_asked_and_removed_handlers_stop_r
     with api_client(control_plane.admin_kubeconfig) as client:
         informer = SharedInformer(client, _configmaps(client), namespace=namespace)
         resyncing, quiet, removed = EventLog(), EventLog(), EventLog()
-        informer.add_handler(on_event=resyncing, resync_period=1.0, name="resyncing")
-        informer.add_handler(on_event=quiet, name="quiet")
-        gone = informer.add_handler(on_event=removed, name="removed")
+        informer.add_handler(on_notification=resyncing, resync_period=1.0, name="resyncing")
+        informer.add_handler(on_notification=quiet, name="quiet")
+        gone = informer.add_handler(on_notification=removed, name="removed")
         informer.start()
         try:
             assert informer.wait_synced_blocking(30)
             wait_for(lambda: len(removed.snapshot()) == 5, 10, "initial adds")
             informer.remove_handler(gone)
-            assert gone.stopped
+            wait_for(lambda: gone.stopped, 5, "the removed handler's delivery to end")
             wait_for(lambda: sum(1 for n in resyncing.snapshot() if getattr(n, "is_resync", False)) >= 10, 10,
                      "two rounds of resync")
             resyncs = [n for n in resyncing.snapshot() if getattr(n, "is_resync", False)]
@@ -264,13 +265,11 @@ def test_label_selector_scoping_and_a_cluster_scoped_resource(control_plane: Con
         control_plane.request_json("POST", path, {"metadata": {"name": f"sel-{i}",
                                                                "labels": {"tier": "web" if i % 2 else "db"}}})
     with api_client(control_plane.admin_kubeconfig) as client:
-        factory = InformerFactory(client)
-        web = factory.informer("v1/configmaps", namespace=namespace, label_selector="tier=web")
-        namespaces = factory.informer("v1/namespaces")  # cluster-scoped
-        log = EventLog()
-        web.add_handler(on_event=log)
-        factory.start()
-        try:
+        with InformerFactory(client).blocking() as factory:  # the thread form: no event loop here
+            web = factory.informer("v1/configmaps", namespace=namespace, label_selector="tier=web")
+            namespaces = factory.informer("v1/namespaces")  # cluster-scoped
+            log = EventLog()
+            web.add_handler(on_notification=log)
             assert web.wait_synced_blocking(30) and namespaces.wait_synced_blocking(30)
             assert sorted(o["metadata"]["name"] for o in web.store.list()) == ["sel-1", "sel-3", "sel-5"]
             assert namespaces.store.get(namespace) is not None  # cluster-scoped key: the bare name
@@ -282,5 +281,3 @@ def test_label_selector_scoping_and_a_cluster_scoped_resource(control_plane: Con
             assert web.store.get(f"{namespace}/sel-1") is None
             server = control_plane.request_json("GET", f"{path}?labelSelector=tier%3Dweb")["items"]
             assert sorted(o["metadata"]["name"] for o in server) == sorted(o["metadata"]["name"] for o in web.store.list())
-        finally:
-            factory.stop()

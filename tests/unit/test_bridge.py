@@ -116,3 +116,17 @@ def test_call_soon_after_the_loop_finished_returns_false():
     for backend in SUPPORTED_BACKENDS:
         anyio.run(main, backend=backend)
     assert [loop.call_soon(lambda: None) for loop in loops] == [False, False]
+
+
+async def test_run_sync_from_a_thread_can_start_tasks_on_the_loop():
+    loop = Loop.current()
+    ran = anyio.Event()
+
+    async def task() -> None:
+        ran.set()
+
+    async with anyio.create_task_group() as group:
+        await to_thread(loop.run_sync, group.start_soon, task)
+        with anyio.fail_after(5):
+            await ran.wait()
+    assert loop.run_sync(lambda: 7) == 7  # on the loop's own thread: at once

@@ -44,6 +44,12 @@ class FakeRegistration:
     def has_synced(self) -> bool:
         return self.synced
 
+    async def wait_synced(self, timeout: float | None = None) -> bool:
+        with anyio.move_on_after(timeout):
+            while not self.synced:
+                await anyio.sleep(0.002)
+        return self.synced
+
     def statistics(self) -> HandlerStats:
         return HandlerStats(pending=3)
 
@@ -71,8 +77,9 @@ class FakeInformer:
         self.started = True
         self.last_error: BaseException | None = None
 
-    def add_handler(self, *, on_event: Callable[[Notification], None], name: str) -> FakeRegistration:
-        registration = FakeRegistration(name, on_event)
+    def add_handler(self, *, on_notification: Callable[[Notification], None], name: str,
+                    inline: bool = False) -> FakeRegistration:
+        registration = FakeRegistration(name, on_notification)
         self.handlers.append(registration)
         return registration
 
@@ -80,6 +87,12 @@ class FakeInformer:
         self.handlers.remove(registration)
 
     def has_synced(self) -> bool:
+        return self.synced
+
+    async def wait_synced(self, timeout: float | None = None) -> bool:
+        with anyio.move_on_after(timeout):
+            while not self.synced:
+                await anyio.sleep(0.002)
         return self.synced
 
     def emit(self, note: Notification) -> None:
@@ -97,13 +110,12 @@ class FakeFactory:
         self.resources = {"Widget": WIDGETS, "v1/configmaps": CONFIGMAPS}
         self.informers: dict[Resource, FakeInformer] = {}
 
-    def resolve(self, resource: Resource | str) -> Resource:
+    async def resolve(self, resource: Resource | str) -> Resource:
         return resource if isinstance(resource, Resource) else self.resources[resource]
 
-    def informer(self, resource: Resource | str, *, namespace: str | None = None,
-                 label_selector: str | None = None) -> FakeInformer:
-        res = self.resolve(resource)
-        return self.informers.setdefault(res, FakeInformer(res))
+    def informer_for(self, resource: Resource, *, namespace: str | None = None,
+                     label_selector: str | None = None) -> FakeInformer:
+        return self.informers.setdefault(resource, FakeInformer(resource))
 
 
 def widget(uid: str, name: str = "w", rv: str = "1", gen: int = 1, **spec: Any) -> dict[str, Any]:
@@ -185,7 +197,7 @@ def test_delete_and_recreate_with_the_same_name_are_two_keys_and_the_old_one_see
 
 def test_workers_start_only_after_caches_and_handlers_sync() -> None:
     factory = FakeFactory()
-    informer = factory.informer(WIDGETS)
+    informer = factory.informer_for(WIDGETS)
     informer.synced = False
     calls = Calls()
     controller = Controller(factory, "Widget", calls)
@@ -208,10 +220,10 @@ def test_workers_start_only_after_caches_and_handlers_sync() -> None:
 
 def test_sync_timeout_names_each_laggard_and_its_cause() -> None:
     factory = FakeFactory()
-    stuck = factory.informer(WIDGETS)
+    stuck = factory.informer_for(WIDGETS)
     stuck.synced = False
     stuck.last_error = ForbiddenError("configmaps is forbidden", reason="Forbidden")
-    never = factory.informer(CONFIGMAPS)
+    never = factory.informer_for(CONFIGMAPS)
     never.synced, never.started = False, False
     controller = Controller(factory, "Widget", Calls(), triggers=[owns("v1/configmaps")], cache_sync_timeout=0.1)
 

@@ -18,7 +18,6 @@ from informers.store import (
     IndexNotFoundError,
     ReplaceBufferClosedError,
     Store,
-    TransformError,
 )
 
 
@@ -78,24 +77,32 @@ def test_cluster_scoped_objects_are_keyed_by_name_and_indexed_under_empty_namesp
     assert s.index_keys("namespace", "") == ["n1"]
 
 
-def test_managed_fields_are_stripped_by_default_and_transform_can_be_disabled() -> None:
+def test_the_store_keeps_what_it_is_given_transforms_are_the_informers() -> None:
     obj = pod("a", managedFields=[{"manager": "x"}])
     s = Store()
     s.upsert(copy.deepcopy(obj))
-    assert "managedFields" not in s.get("default/a")["metadata"]  # type: ignore[index]
-    raw = Store(transform=None)
-    raw.upsert(copy.deepcopy(obj))
-    assert "managedFields" in raw.get("default/a")["metadata"]  # type: ignore[index]
+    assert s.get("default/a") == obj
 
 
-def test_transform_errors_are_typed_and_leave_the_store_unchanged() -> None:
-    def bad(obj: dict[str, Any]) -> dict[str, Any]:
-        raise RuntimeError("nope")
+def test_a_raising_index_function_stores_the_object_unindexed_and_counts_it() -> None:
+    """Regression: an index function that raised escaped the store, so the informer lost the
+    object until the next relist."""
+    def by_team(obj: dict[str, Any]) -> list[str]:
+        return [obj["metadata"]["labels"]["team"]]  # KeyError for objects without the label
 
-    s = Store(transform=bad)
-    with pytest.raises(TransformError, match="nope"):
-        s.upsert(pod("a"))
-    assert len(s) == 0
+    s = Store({"team": by_team})
+    s.upsert(pod("a", labels={"team": "red"}))
+    s.upsert(pod("b"))  # raises inside the index function
+    assert s.get("default/b") is not None
+    assert s.index_keys("team", "red") == ["default/a"]
+    assert s.list_index_values("team") == ["red"]
+    assert s.index_keys("namespace", "default") and sorted(s.index_keys("namespace", "default")) == [
+        "default/a", "default/b"]
+    assert s.statistics().index_errors == 1
+    with s.begin_replace() as buffer:  # a relist goes through the same path
+        buffer.add(pod("c"))
+        buffer.commit("9")
+    assert s.get("default/c") is not None and s.statistics().index_errors == 2
 
 
 def test_get_by_uid() -> None:
@@ -166,24 +173,6 @@ def test_add_indexers_reindexes_existing_items_accepts_repeats_and_rejects_confl
         s.add_indexers({"owner": lambda obj: ["other"]})
     with pytest.raises(IndexConflictError, match="namespace"):
         s.add_indexers({"namespace": index_by_owner_uid})
-
-
-def test_raising_index_function_leaves_the_store_unchanged() -> None:
-    def picky(obj: dict[str, Any]) -> list[str]:
-        if obj["metadata"]["name"] == "bad":
-            raise ValueError("cannot index")
-        return ["x"]
-
-    s = Store({"picky": picky})
-    s.upsert(pod("good"))
-    with pytest.raises(IndexerError):
-        s.upsert(pod("bad"))
-    assert s.keys() == ["default/good"] and s.index_keys("picky", "x") == ["default/good"]
-    s2 = Store()
-    s2.upsert(pod("bad"))
-    with pytest.raises(IndexerError):
-        s2.add_indexers({"picky": picky})
-    assert s2.index_names == ("namespace", "uid")
 
 
 # --- replace ------------------------------------------------------------------------------------

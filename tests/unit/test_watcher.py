@@ -58,8 +58,23 @@ def error_event(code: int, reason: str, message: str = "boom") -> dict[str, Any]
                                         "reason": reason, "message": message}}
 
 
+class Driven(Watcher):
+    """Confirms every batch as applied right away, as the reflector does when the store succeeds
+    (the tests of the unapplied case use ``Watcher`` itself)."""
+
+    def on_list_page(self, body: Any) -> list[Any]:
+        events = super().on_list_page(body)
+        self.on_applied()
+        return events
+
+    def on_watch_event(self, event: Any) -> list[Any]:
+        events = super().on_watch_event(event)
+        self.on_applied()
+        return events
+
+
 def make(**kwargs: Any) -> Watcher:
-    return Watcher(rng=random.Random(1), clock=kwargs.pop("clock", FakeClock()), **kwargs)
+    return Driven(rng=random.Random(1), clock=kwargs.pop("clock", FakeClock()), **kwargs)
 
 
 def synced(w: Watcher, rv: str = "100", names: list[str] | None = None) -> Watcher:
@@ -113,7 +128,7 @@ def test_watch_starts_from_the_list_rv_with_bookmarks_and_random_timeout() -> No
     assert req.resource_version_match is None
     timeouts = set()
     for seed in range(200):
-        t = synced(Watcher(rng=random.Random(seed), clock=FakeClock())).next_request()
+        t = synced(Driven(rng=random.Random(seed), clock=FakeClock())).next_request()
         assert isinstance(t, WatchRequest) and 300 <= t.timeout_seconds < 600
         timeouts.add(t.timeout_seconds)
     assert len(timeouts) > 50  # really spread out, not one fixed value
@@ -437,3 +452,86 @@ def test_statistics_are_a_frozen_snapshot() -> None:
     assert stats.events["ADDED"] == 0 and w.statistics().events["ADDED"] == 1
     with pytest.raises(TypeError):
         stats.events["ADDED"] = 5  # type: ignore[index]
+
+
+# --- the store's answer: the resourceVersion moves only once applied ---------------------------
+
+
+def test_an_event_not_yet_applied_does_not_move_the_resume_version() -> None:
+    """Regression: a transform or index function that raised after the watcher had already taken
+    the event's resourceVersion made the re-watch skip that object until the next relist."""
+    w = Watcher(rng=random.Random(1), clock=FakeClock())
+    w.next_request()
+    w.on_list_page(page("100", ["a"]))
+    w.on_applied()
+    w.next_request()
+    w.on_watch_event(ev("MODIFIED", "a", "101"))
+    assert w.resource_version == "100"  # handed out, not applied
+    w.on_error(ConnectError("cut"))  # the stream broke before the store confirmed
+    req = w.next_request()
+    assert isinstance(req, WatchRequest) and req.resource_version == "100"
+
+
+def test_applied_events_move_the_resume_version() -> None:
+    w = Watcher(rng=random.Random(1), clock=FakeClock())
+    w.next_request()
+    w.on_list_page(page("100", ["a"]))
+    assert w.statistics().syncs == 0  # the list is not in the store yet
+    w.on_applied()
+    assert w.statistics().syncs == 1 and w.resource_version == "100"
+    w.next_request()
+    w.on_watch_event(ev("MODIFIED", "a", "101"))
+    w.on_applied()
+    w.on_watch_event(bookmark("105"))
+    w.on_applied()
+    assert w.resource_version == "105"
+    w.on_applied()  # nothing pending: no change
+    assert w.resource_version == "105"
+
+
+def test_a_failed_apply_relists_from_the_last_applied_version() -> None:
+    w = Watcher(rng=random.Random(1), clock=FakeClock())
+    w.next_request()
+    w.on_list_page(page("100", ["a"]))
+    w.on_applied()
+    w.next_request()
+    w.on_watch_event(ev("ADDED", "b", "101"))
+    w.on_apply_failed(RuntimeError("store bug"))
+    assert w.resource_version == "100"
+    assert w.next_request() == ListRequest("100", None, None, None)
+    stats = w.statistics()
+    assert stats.apply_failures == 1 and stats.relist_causes == {"apply-failed": 1}
+    assert stats.last_error == "RuntimeError: store bug"
+
+
+def test_a_failed_apply_of_a_list_keeps_the_old_version_and_lists_again() -> None:
+    w = Watcher(rng=random.Random(1), clock=FakeClock())
+    w.next_request()
+    w.on_list_page(page("100", ["a"]))
+    w.on_apply_failed(RuntimeError("commit failed"))
+    assert w.resource_version is None and w.statistics().syncs == 0
+    assert w.next_request() == ListRequest("0", None, None, 500)
+
+
+# --- phases are data ---------------------------------------------------------------------------
+
+
+def test_phase_is_a_frozen_record_replaced_on_each_transition() -> None:
+    from dataclasses import FrozenInstanceError
+
+    from informers.watcher import Listing, Streaming, Watching
+
+    w = make(page_size=2)
+    first = w.phase
+    assert first == Listing("initial", "0", 2)
+    with pytest.raises(FrozenInstanceError):
+        first.limit = 5  # type: ignore[misc]
+    w.next_request()
+    w.on_list_page(page("50", ["a", "b"], cont="tok"))
+    assert w.phase == Listing("initial", "0", 2, continue_token="tok", begun=True)
+    assert first == Listing("initial", "0", 2)  # the old record is untouched
+    w.next_request()
+    w.on_list_page(page("50", ["c"]))
+    assert w.phase == Watching() and w.state == "watching"
+    s = make(streaming_list=True)
+    assert s.phase == Streaming("initial", "") and s.state == "streaming"
