@@ -37,7 +37,6 @@ from informers.clock import SYSTEM_CLOCK, Clock
 from informers.config import ClientConfig
 from informers.errors import (
     AlreadyExistsError,
-    CircuitOpenError,
     ConflictError,
     InformerdError,
     MalformedEventError,
@@ -46,7 +45,7 @@ from informers.errors import (
 )
 from informers.resources import Resource
 
-from .circuit import CircuitBreaker, CircuitOptions, CircuitState, CircuitStatistics
+from .circuit import CircuitBreaker, CircuitOptions, CircuitShedError, CircuitState, CircuitStatistics
 
 __all__ = [
     "APPLY_PATCH_CONTENT_TYPE",
@@ -386,7 +385,7 @@ class ApiWriter:
                     self._already_exists += 1
                 elif isinstance(exc, ConflictError):
                     self._conflicts += 1
-                elif isinstance(exc, CircuitOpenError):
+                elif isinstance(exc, CircuitShedError):
                     self._shed += 1
             raise
 
@@ -431,7 +430,7 @@ class ApiWriter:
             self._sleep(delay, op, error)
 
     def _should_retry(self, op: _Op, exc: InformerdError, attempt: int) -> bool:
-        if not exc.retryable or isinstance(exc, CircuitOpenError) or attempt >= self.options.retries:
+        if not exc.retryable or isinstance(exc, CircuitShedError) or attempt >= self.options.retries:
             return False
         if self.breaker.state(op.resource.api_version) is CircuitState.OPEN:
             return False  # this failure opened the circuit: a retry would only be shed

@@ -17,7 +17,6 @@ __all__ = [
     "AlreadyExistsError",
     "ApiError",
     "BadRequestError",
-    "CircuitOpenError",
     "ConfigError",
     "ConflictError",
     "ConnectError",
@@ -69,12 +68,6 @@ class StreamStalledError(TransportError):
 
 class MalformedEventError(InformerdError):
     """A watch line or list body could not be decoded; the stream is restarted."""
-
-    retryable = True
-
-
-class CircuitOpenError(InformerdError):
-    """The circuit breaker for an API group is open: the request was shed, not sent."""
 
     retryable = True
 
