@@ -32,11 +32,12 @@ import structlog
 
 from informers import objects
 from informers.backoff import Backoff
-from informers.client import ApiClient, ClientClosedError
+from informers.client import ApiClient
 from informers.clock import SYSTEM_CLOCK, Clock
 from informers.config import ClientConfig
 from informers.errors import (
     AlreadyExistsError,
+    ClientClosedError,
     ConflictError,
     InformerdError,
     MalformedEventError,
@@ -400,8 +401,12 @@ class ApiWriter:
                 with permit:
                     with self._cond:
                         self._attempts += 1
-                    response = self.client.request(op.method, op.path, query=op.query, body=op.body,
-                                                   content_type=op.content_type, timeout=self.options.timeout)
+                    try:
+                        response = self.client.request(op.method, op.path, query=op.query, body=op.body,
+                                                       content_type=op.content_type, timeout=self.options.timeout)
+                    except ClientClosedError:
+                        permit.release()  # nothing was sent: no verdict on the server's health
+                        raise
                 decoded = response.json() if response.body else None
                 if decoded is not None and not isinstance(decoded, dict):
                     raise MalformedEventError(f"{op.verb} {op.path}: the answer is not a JSON object")

@@ -11,7 +11,6 @@ from .backoff import (
 )
 from .client import (
     ApiClient,
-    ClientClosedError,
     ClientStatistics,
     RequestObserver,
     Response,
@@ -30,6 +29,7 @@ from .errors import (
     AlreadyExistsError,
     ApiError,
     BadRequestError,
+    ClientClosedError,
     ConfigError,
     ConflictError,
     ConnectError,

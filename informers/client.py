@@ -39,7 +39,14 @@ from urllib3.exceptions import (
 
 from .clock import SYSTEM_CLOCK, Clock
 from .config import ClientConfig
-from .errors import ConnectError, MalformedEventError, StreamStalledError, TransportError, api_error_from_response
+from .errors import (
+    ClientClosedError,
+    ConnectError,
+    MalformedEventError,
+    StreamStalledError,
+    TransportError,
+    api_error_from_response,
+)
 from .tokenbucket import TokenBucket, TokenBucketStatistics
 from .watchstream import WatchStream
 
@@ -51,12 +58,6 @@ _LONG_THROTTLE = 0.05  # client-go logs throttling waits above 50 ms...
 _EXTRA_LONG_THROTTLE = 1.0  # ...and at a visible level above 1 s
 _IDEMPOTENT = frozenset({"GET", "HEAD"})
 _ERROR_CODE = "<error>"  # client-go's code label when no answer arrived
-
-
-class ClientClosedError(TransportError):
-    """The ``ApiClient`` was closed; nothing more is sent. Not retryable."""
-
-    retryable = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ __all__ = [
     "AlreadyExistsError",
     "ApiError",
     "BadRequestError",
+    "ClientClosedError",
     "ConfigError",
     "ConflictError",
     "ConnectError",
@@ -50,6 +51,14 @@ class InformerdError(Exception):
 
 class ConfigError(InformerdError):
     """Configuration could not be loaded or is invalid (kubeconfig, in-cluster, options)."""
+
+
+class ClientClosedError(InformerdError):
+    """The ``ApiClient`` (or an ``ApiWriter``) was closed; nothing more is sent.
+
+    Not a ``TransportError`` and never retryable: a closed client stays closed, so every retry
+    loop stops on it (the reflector ends its thread, the writer raises it at once).
+    """
 
 
 class TransportError(InformerdError):

@@ -15,6 +15,7 @@ from informers.config import ClientConfig
 from informers.errors import (
     AlreadyExistsError,
     ConnectError,
+    InformerdError,
     InternalServerError,
     MalformedEventError,
     NotFoundError,
@@ -377,3 +378,14 @@ def test_one_client_shared_by_threads(server: LocalServer) -> None:
     assert stats.requests == {("GET", "2xx"): 160}
     assert stats.in_flight == 0
     client.close()
+
+
+def test_closed_client_error_is_not_a_retryable_transport_error(server: LocalServer) -> None:
+    assert not issubclass(ClientClosedError, TransportError)
+    assert issubclass(ClientClosedError, InformerdError) and not ClientClosedError.retryable
+    server.json("/api", {})
+    client, sleeper = make_client(server)
+    client.close()
+    with pytest.raises(ClientClosedError):
+        client.get_json("/api")
+    assert server.requests == [] and sleeper.waits == []  # nothing sent, no retry waited out

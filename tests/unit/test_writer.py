@@ -19,11 +19,12 @@ from controllers.writer import (
     WriterOptions,
     client_config_for_workers,
 )
-from informers.client import ClientClosedError, Response
+from informers.client import Response
 from informers.clock import FakeClock
 from informers.config import ClientConfig
 from informers.errors import (
     AlreadyExistsError,
+    ClientClosedError,
     ConflictError,
     InternalServerError,
     MalformedEventError,
@@ -335,6 +336,16 @@ def test_close_refuses_new_calls_and_interrupts_a_retry() -> None:
     with pytest.raises(ClientClosedError, match="closed"):
         writer.get(CONFIGMAPS, "cm", namespace="ns")
     assert len(client.requests) == 1
+
+
+def test_a_closed_client_is_not_retried_and_does_not_count_against_the_circuit() -> None:
+    client = FakeClient(*[ClientClosedError("the ApiClient is closed") for _ in range(3)])
+    writer, slept = writer_for(client, retries=3, circuit=CircuitOptions(min_requests=1))
+    with pytest.raises(ClientClosedError):
+        writer.get(CONFIGMAPS, "cm", namespace="ns")
+    assert len(client.requests) == 1 and slept == []
+    group = writer.statistics().circuit.groups["v1"]
+    assert (group.failures, group.successes) == (0, 0)  # says nothing about the server
 
 
 def test_client_config_for_workers_sizes_the_pool_and_never_shrinks_it() -> None:
