@@ -40,7 +40,7 @@ from informers.errors import (
     ClientClosedError,
     ConflictError,
     InformerdError,
-    MalformedEventError,
+    MalformedResponseError,
     NotFoundError,
     TooManyRequestsError,
 )
@@ -371,7 +371,7 @@ class ApiWriter:
     def _object(self, op: _Op) -> RawObject:
         result = self._run(op)
         if result is None:
-            raise MalformedEventError(f"{op.verb} {op.path}: the server answered with an empty body")
+            raise MalformedResponseError(f"{op.verb} {op.path}: the server answered with an empty body")
         return result
 
     def _run(self, op: _Op) -> RawObject | None:
@@ -409,7 +409,7 @@ class ApiWriter:
                         raise
                 decoded = response.json() if response.body else None
                 if decoded is not None and not isinstance(decoded, dict):
-                    raise MalformedEventError(f"{op.verb} {op.path}: the answer is not a JSON object")
+                    raise MalformedResponseError(f"{op.verb} {op.path}: the answer is not a JSON object")
                 return decoded
             except NotFoundError:
                 if not op.missing_ok:

@@ -42,7 +42,7 @@ from .config import ClientConfig
 from .errors import (
     ClientClosedError,
     ConnectError,
-    MalformedEventError,
+    MalformedResponseError,
     StreamStalledError,
     TransportError,
     api_error_from_response,
@@ -73,7 +73,7 @@ class Response:
         try:
             return orjson.loads(self.body)
         except orjson.JSONDecodeError as exc:
-            raise MalformedEventError(f"answer body is not JSON: {exc}") from exc
+            raise MalformedResponseError(f"answer body is not JSON: {exc}") from exc
 
 
 class RequestObserver(Protocol):

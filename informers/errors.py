@@ -27,7 +27,7 @@ __all__ = [
     "InformerdError",
     "InternalServerError",
     "InvalidError",
-    "MalformedEventError",
+    "MalformedResponseError",
     "NotFoundError",
     "ResourceNotFoundError",
     "ServerTimeoutError",
@@ -75,8 +75,11 @@ class StreamStalledError(TransportError):
     """A watch stream sent nothing for longer than its idle deadline (half-open or stalled)."""
 
 
-class MalformedEventError(InformerdError):
-    """A watch line or list body could not be decoded; the stream is restarted."""
+class MalformedResponseError(InformerdError):
+    """An answer from the apiserver (a list body, an object or a watch line) could not be decoded.
+
+    Retryable: the informer restarts its list or watch; a writer call may repeat the request.
+    """
 
     retryable = True
 

@@ -24,7 +24,7 @@ import structlog
 from .backoff import Backoff
 from .client import ApiClient, ClientClosedError
 from .clock import SYSTEM_CLOCK, Clock
-from .errors import ApiError, ForbiddenError, MalformedEventError, NotFoundError, UnauthorizedError
+from .errors import ApiError, ForbiddenError, MalformedResponseError, NotFoundError, UnauthorizedError
 from .events import WatchEvent
 from .resources import Resource
 from .watcher import ListRequest, Watcher, WatchRequest
@@ -159,7 +159,7 @@ class Reflector:
             query["limit"] = request.limit
         body = self.client.get_json(self._path, query)
         if not isinstance(body, Mapping):
-            raise MalformedEventError(f"list of {self.resource} returned {type(body).__name__}, not an object")
+            raise MalformedResponseError(f"list of {self.resource} returned {type(body).__name__}, not an object")
         events = self.watcher.on_list_page(body)
         if events:
             self._apply(events)
@@ -188,7 +188,7 @@ class Reflector:
                 try:
                     event = orjson.loads(line)
                 except orjson.JSONDecodeError as exc:
-                    raise MalformedEventError(f"undecodable watch line ({exc}): {line[:200]!r}") from exc
+                    raise MalformedResponseError(f"undecodable watch line ({exc}): {line[:200]!r}") from exc
                 events = self.watcher.on_watch_event(event)
                 if events:
                     self._apply(events)

@@ -17,7 +17,7 @@ from informers.errors import (
     ConnectError,
     InformerdError,
     InternalServerError,
-    MalformedEventError,
+    MalformedResponseError,
     NotFoundError,
     ServiceUnavailableError,
     TooManyRequestsError,
@@ -267,7 +267,7 @@ def test_non_json_success_body_raises_malformed(server: LocalServer) -> None:
     client, _ = make_client(server)
     resp = client.request("GET", "/healthz")
     assert resp.body == b"ok"
-    with pytest.raises(MalformedEventError):
+    with pytest.raises(MalformedResponseError):
         resp.json()
     client.close()
 

@@ -27,7 +27,7 @@ from informers.errors import (
     ClientClosedError,
     ConflictError,
     InternalServerError,
-    MalformedEventError,
+    MalformedResponseError,
     NotFoundError,
     ServiceUnavailableError,
     TooManyRequestsError,
@@ -207,7 +207,7 @@ def test_conflict_is_raised_typed_and_not_retried() -> None:
 
 def test_an_answer_that_is_not_an_object_is_a_malformed_error() -> None:
     writer, _ = writer_for(FakeClient(*[ok([1, 2]) for _ in range(4)]), retries=0)
-    with pytest.raises(MalformedEventError, match="not a JSON object"):
+    with pytest.raises(MalformedResponseError, match="not a JSON object"):
         writer.get(CONFIGMAPS, "cm", namespace="ns")
 
 
