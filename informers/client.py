@@ -14,7 +14,6 @@ blocked on its socket.
 from __future__ import annotations
 
 import ipaddress
-import math
 import ssl
 import threading
 import weakref
@@ -37,6 +36,7 @@ from urllib3.exceptions import (
     SSLError,
 )
 
+from ._retry import parse_retry_after
 from .clock import SYSTEM_CLOCK, Clock
 from .config import ClientConfig
 from .errors import (
@@ -120,18 +120,6 @@ def _encode_query(query: Mapping[str, Any] | None) -> str:
                 continue
             items.append((key, ("true" if item else "false") if isinstance(item, bool) else str(item)))
     return urlencode(items, quote_via=quote)
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds from a numeric ``Retry-After`` header, else None (the HTTP-date form is ignored)."""
-    raw = headers.get("Retry-After")
-    if raw is None:
-        return None
-    try:
-        seconds = float(raw.strip())
-    except ValueError:
-        return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 def _bypasses_proxy(host_url: str, no_proxy: str | None) -> bool:
@@ -442,7 +430,7 @@ class ApiClient:
             if resp.status < 400:
                 return resp
             error_body = resp.data if not stream else self._drain(resp, method, path, read_timeout)
-            wait = _retry_after(resp.headers)
+            wait = parse_retry_after(resp.headers.get("Retry-After"))
             if (resp.status == 429 or resp.status >= 500) and wait is not None and retries < self.config.max_retries:
                 retries += 1
                 with self._lock:

@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 
+from ._retry import parse_retry_after
+
 __all__ = [
     "AlreadyExistsError",
     "ApiError",
@@ -213,16 +215,6 @@ _BY_REASON: dict[str, type[ApiError]] = {
 }
 
 
-def _parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        return None  # HTTP-date form is not used by the apiserver
-    return max(0.0, seconds)
-
-
 def api_error_from_status(
     status_obj: Mapping[str, Any],
     *,
@@ -261,7 +253,7 @@ def api_error_from_response(
     path: str = "",
 ) -> ApiError:
     """Classify an HTTP error answer; tolerates non-JSON bodies (e.g. filter-level 429 text)."""
-    retry_after = _parse_retry_after((headers or {}).get("Retry-After"))
+    retry_after = parse_retry_after((headers or {}).get("Retry-After"))
     status_obj: Mapping[str, Any] = {}
     try:
         decoded = orjson.loads(body) if body else None
