@@ -2,7 +2,8 @@
 
 A ``RetryBudget`` is created once per public call and passed down to every layer inside it; a
 layer that wants to send the request again first asks ``spend()``, so the repeats of all layers
-add up to at most ``retries`` instead of multiplying.
+add up to at most ``retries`` instead of multiplying (an ``ApiWriter`` retry used to get the
+client's full ten ``Retry-After`` retries again: 44 requests for one call against a 503).
 
 How many requests one call may send, first attempt included:
 
@@ -12,10 +13,18 @@ How many requests one call may send, first attempt included:
   budget; at most ``connection_retries`` (default 3) of the repeats follow connection failures,
   so a GET to a server that drops every connection is sent ``1 + min(connection_retries,
   max_retries)`` times (default 4).
-- A layer above the client that owns its call's retries passes its own budget with
-  ``retry_in_client=False``: the client then sends once per ``request`` and raises.
+- An ``ApiWriter`` call (get, create, update, patch, apply, delete...): ``1 +
+  WriterOptions.retries`` (default 4), whatever the cause. The client does not repeat inside a
+  writer call (``retry_in_client=False``): the writer owns the loop, waits the server's
+  ``Retry-After`` when given (else its jittered backoff), and each repeat takes an in-flight
+  slot and a circuit permit again.
+- ``CircuitBreaker``: never repeats; an open circuit sheds the call (``CircuitShedError``).
+- The controller's requeue is the outer layer: a requeued key is a new reconcile whose calls
+  get new budgets.
 
-``parse_retry_after`` is the one reader of the
+Which writes may be repeated is the writer's business, not the budget's: a ``generateName``
+create or a JSON patch without a ``test`` op is repeated only after a 429 (refused before any
+work), never after an unknown outcome. ``parse_retry_after`` is the one reader of the
 ``Retry-After`` header: numeric seconds only (the apiserver always sends whole seconds; the
 HTTP-date form is ignored because it never sends it); negative, NaN or infinite values are
 rejected. Invariant: every request of a call, first or repeated, passes ``start_attempt()``, and

@@ -91,7 +91,7 @@ class ClientConfig:
     the cause (client-go's maxRetries), so a call sends at most ``1 + max_retries`` requests.
     Repeated: answers 429 or 5xx *with* a numeric ``Retry-After`` (answers without one are raised
     at once), and connection failures (see ``connection_retries``). Default 10; 0 disables all
-    retries."""
+    retries. ``ApiWriter`` calls use ``WriterOptions.retries`` instead."""
 
     connection_retries: int = 3
     """Of those repeats, at most this many for a GET (list, get, watch open) whose connection

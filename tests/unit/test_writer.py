@@ -19,6 +19,7 @@ from controllers.writer import (
     WriterOptions,
     client_config_for_workers,
 )
+from informers._retry import RetryBudget
 from informers.client import Response
 from informers.clock import FakeClock
 from informers.config import ClientConfig
@@ -53,7 +54,10 @@ class FakeClient:
 
     def request(self, method: str, path: str, *, query: Mapping[str, Any] | None = None, body: Any = None,
                 content_type: str = "application/json", timeout: float | None = None,
-                headers: Mapping[str, str] | None = None) -> Response:
+                headers: Mapping[str, str] | None = None, budget: RetryBudget | None = None) -> Response:
+        if budget is not None:
+            assert not budget.retry_in_client  # the writer owns its call's retries
+            budget.start_attempt()  # as the real client: refuses a repeat the writer did not spend for
         with self._lock:
             self.requests.append({"method": method, "path": path, "query": dict(query or {}), "body": body,
                                   "content_type": content_type, "timeout": timeout})
@@ -232,6 +236,15 @@ def test_retries_are_bounded_and_the_last_error_is_raised() -> None:
     with pytest.raises(ServiceUnavailableError, match="down 2"):
         writer.patch(CONFIGMAPS, "cm", {"data": {}}, namespace="ns")
     assert len(client.requests) == 3 and len(slept) == 2
+
+
+def test_the_servers_retry_after_is_the_delay_when_given() -> None:
+    client = FakeClient(TooManyRequestsError("slow down", retry_after=2.5), ServiceUnavailableError("down"),
+                        ServiceUnavailableError("busy", retry_after=0.0))
+    writer, slept = writer_for(client, retries=3, backoff_initial=0.2)
+    writer.get(CONFIGMAPS, "cm", namespace="ns")
+    assert slept == pytest.approx([2.5, 0.2, 0.0])  # the backoff only fills in where no Retry-After came
+    assert len(client.requests) == 4 and writer.statistics().retries == 3
 
 
 def test_jitter_spreads_delays_within_base_and_twice_base() -> None:
