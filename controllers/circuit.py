@@ -4,7 +4,8 @@ Each *group* (any string; the writer uses an API group/version such as ``apps/v1
 circuit. **Closed**: calls pass and their outcomes fill a sliding window; when at least
 ``min_requests`` outcomes in the last ``window`` seconds include a share of failures of at least
 ``failure_ratio``, the circuit opens. **Open**: calls are shed at once with ``CircuitShedError`` (a
-retryable ``informers.errors.CircuitOpenError``) until ``cooldown`` seconds have passed. **Half-open**:
+retryable ``InformerdError``; the breaker never retries, its callers decide) until ``cooldown``
+seconds have passed. **Half-open**:
 at most ``half_open_probes`` trial calls are let through at a time; once that many have succeeded
 the circuit closes (with an empty window), and any probe failure opens it again for a cool-down
 twice as long as the last one (capped at ``max_cooldown``). Only failures the classifier accepts
@@ -28,7 +29,7 @@ from typing import TypeVar
 import structlog
 
 from informers.clock import SYSTEM_CLOCK, Clock
-from informers.errors import CircuitOpenError
+from informers.errors import InformerdError
 
 __all__ = [
     "CircuitBreaker",
@@ -56,12 +57,14 @@ class CircuitState(enum.Enum):
     HALF_OPEN = "half-open"
 
 
-class CircuitShedError(CircuitOpenError):
-    """A call shed by an open (or fully probing) circuit; nothing was sent. Retryable.
+class CircuitShedError(InformerdError):
+    """A call shed by an open (or fully probing) circuit; nothing was sent. Retryable (later).
 
     ``group`` names the circuit; ``retry_after`` is the number of seconds until the circuit lets
     a probe through (0 when it is half-open and only waiting for running probes).
     """
+
+    retryable = True
 
     def __init__(self, group: str, state: CircuitState, retry_after: float) -> None:
         self.group = group
@@ -76,7 +79,7 @@ class CircuitShedError(CircuitOpenError):
 
 def is_retryable_failure(exc: BaseException) -> bool:
     """The default classifier: failures are exceptions marked ``retryable`` (server or network trouble)."""
-    return bool(getattr(exc, "retryable", False)) and not isinstance(exc, CircuitOpenError)
+    return bool(getattr(exc, "retryable", False)) and not isinstance(exc, CircuitShedError)
 
 
 @dataclass(frozen=True, slots=True)

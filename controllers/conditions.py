@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from informers.clock import SYSTEM_CLOCK, Clock
+from informers.errors import InformerdError
 from informers.objects import generation
 
 __all__ = [
@@ -42,7 +43,7 @@ _MAX_TYPE, _MAX_REASON, _MAX_MESSAGE = 316, 1024, 32768
 Conditions = list[dict[str, Any]]
 
 
-class ConditionError(ValueError):
+class ConditionError(InformerdError, ValueError):
     """A condition value the apiserver would reject, or a ``status.conditions`` that is not a list."""
 
 

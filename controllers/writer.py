@@ -2,18 +2,21 @@
 
 ``ApiWriter`` is the one module of ``controllers`` that changes objects on the apiserver. It works
 on plain dicts (orjson on the wire, no generated models) and a ``Resource`` from discovery, over a
-shared ``ApiClient`` (which already throttles with QPS/Burst and honours ``Retry-After``). On top it
-adds the policy reconcilers need: ``ConflictError`` is raised typed (the controller requeues and
-re-reads from its cache); a delete of a missing object returns ``None``; retryable failures (429,
-5xx, timeouts, dropped connections) are retried a bounded number of times with jittered exponential
-backoff, except where a repeat could do something twice (a ``generateName`` create or a JSON patch
-without a ``test`` op after an answer-less or 5xx failure); every attempt passes the per-group
-``CircuitBreaker`` (group = ``apiVersion``), so a sick API group sheds calls at once; and at most
-``max_in_flight`` requests run at a time, so a burst of reconciles queues here instead of opening
-unbounded connections. The API is synchronous (reconcilers run in worker threads); ``AsyncApiWriter``
-wraps it with ``anyio.to_thread.run_sync`` for coroutine reconcilers.
-Invariant: no request is sent without holding an in-flight slot and a circuit permit, and a slot
-is never held while sleeping between retries.
+shared ``ApiClient`` (which throttles with QPS/Burst). On top it adds the policy reconcilers need:
+``ConflictError`` is raised typed (the controller requeues and re-reads from its cache); a delete
+of a missing object returns ``None``; retryable failures (429, 5xx, timeouts, dropped connections)
+are retried from one ``RetryBudget`` per call (``informers._retry``), so a call sends at most
+``1 + retries`` requests whatever the cause: the client repeats nothing inside a writer call, and
+each wait is the server's ``Retry-After`` when given, else jittered exponential backoff. Nothing
+is repeated where a repeat could do something twice (a ``generateName`` create or a JSON patch
+without a ``test`` op after an answer-less or 5xx failure; a 429 was refused before any work).
+Every attempt passes the per-group ``CircuitBreaker`` (group = ``apiVersion``), so a sick API
+group sheds calls at once; and at most ``max_in_flight`` requests run at a time, so a burst of
+reconciles queues here instead of opening unbounded connections. The API is synchronous
+(reconcilers run in worker threads); ``AsyncApiWriter`` wraps it with ``anyio.to_thread.run_sync``
+for coroutine reconcilers.
+Invariant: no request is sent without holding an in-flight slot, a circuit permit and a grant
+from the call's budget, and a slot is never held while sleeping between retries.
 """
 
 from __future__ import annotations
@@ -31,22 +34,24 @@ import anyio.to_thread
 import structlog
 
 from informers import objects
+from informers._retry import RetryBudget
 from informers.backoff import Backoff
-from informers.client import ApiClient, ClientClosedError
+from informers.client import ApiClient
 from informers.clock import SYSTEM_CLOCK, Clock
 from informers.config import ClientConfig
 from informers.errors import (
     AlreadyExistsError,
-    CircuitOpenError,
+    ApiError,
+    ClientClosedError,
     ConflictError,
     InformerdError,
-    MalformedEventError,
+    MalformedResponseError,
     NotFoundError,
     TooManyRequestsError,
 )
 from informers.resources import Resource
 
-from .circuit import CircuitBreaker, CircuitOptions, CircuitState, CircuitStatistics
+from .circuit import CircuitBreaker, CircuitOptions, CircuitShedError, CircuitState, CircuitStatistics
 
 __all__ = [
     "APPLY_PATCH_CONTENT_TYPE",
@@ -87,11 +92,14 @@ class WriterOptions:
     server derives one from the user agent. ``apply`` requires one, here or per call."""
 
     retries: int = 3
-    """Extra attempts after a retryable failure (429, 5xx, timeout, transport error), on top of the
-    client's own ``Retry-After`` retries. Default 3; 0 disables."""
+    """Repeats one call may make after retryable failures (429, 5xx, timeouts, dropped
+    connections), whatever the cause: a call sends at most ``1 + retries`` requests. The client's
+    ``max_retries`` / ``connection_retries`` do not add to it (the client does not retry inside a
+    writer call). Default 3; 0 disables."""
 
     backoff_initial: float = 0.2
-    """Seconds before the first retry; doubles per retry. Default 0.2 s."""
+    """Seconds before the first retry when the server sent no ``Retry-After`` (its value is the
+    delay when it did); doubles per retry. Default 0.2 s."""
 
     backoff_cap: float = 5.0
     """Largest base delay between retries. Default 5 s."""
@@ -371,7 +379,7 @@ class ApiWriter:
     def _object(self, op: _Op) -> RawObject:
         result = self._run(op)
         if result is None:
-            raise MalformedEventError(f"{op.verb} {op.path}: the server answered with an empty body")
+            raise MalformedResponseError(f"{op.verb} {op.path}: the server answered with an empty body")
         return result
 
     def _run(self, op: _Op) -> RawObject | None:
@@ -386,14 +394,16 @@ class ApiWriter:
                     self._already_exists += 1
                 elif isinstance(exc, ConflictError):
                     self._conflicts += 1
-                elif isinstance(exc, CircuitOpenError):
+                elif isinstance(exc, CircuitShedError):
                     self._shed += 1
             raise
 
     def _attempts_of(self, op: _Op) -> RawObject | None:
         group = op.resource.api_version
+        # One budget for the whole call. The client sends once per request and leaves every
+        # repeat to this loop, so each one takes a slot and a circuit permit again.
+        budget = RetryBudget(self.options.retries, retry_in_client=False)
         backoff: Backoff | None = None
-        attempt = 0
         while True:
             self._acquire_slot(op)
             try:
@@ -401,11 +411,16 @@ class ApiWriter:
                 with permit:
                     with self._cond:
                         self._attempts += 1
-                    response = self.client.request(op.method, op.path, query=op.query, body=op.body,
-                                                   content_type=op.content_type, timeout=self.options.timeout)
+                    try:
+                        response = self.client.request(op.method, op.path, query=op.query, body=op.body,
+                                                       content_type=op.content_type, timeout=self.options.timeout,
+                                                       budget=budget)
+                    except ClientClosedError:
+                        permit.release()  # nothing was sent: no verdict on the server's health
+                        raise
                 decoded = response.json() if response.body else None
                 if decoded is not None and not isinstance(decoded, dict):
-                    raise MalformedEventError(f"{op.verb} {op.path}: the answer is not a JSON object")
+                    raise MalformedResponseError(f"{op.verb} {op.path}: the answer is not a JSON object")
                 return decoded
             except NotFoundError:
                 if not op.missing_ok:
@@ -414,29 +429,34 @@ class ApiWriter:
                     self._gone += 1
                 return None
             except InformerdError as exc:
-                if not self._should_retry(op, exc, attempt):
+                if not self._should_retry(op, exc, budget):
                     raise
                 error: InformerdError = exc
             finally:
                 self._release_slot()
-            attempt += 1
-            if backoff is None:
-                backoff = Backoff(self.options.backoff_initial, self.options.backoff_cap,
-                                  jitter=self.options.backoff_jitter, clock=self._clock, rng=self._rng)
-            delay = backoff.next_delay()
+            # The server's Retry-After when it gave one (it knows when it can take the request),
+            # else our jittered exponential backoff.
+            delay = error.retry_after if isinstance(error, ApiError) else None
+            if delay is None:
+                if backoff is None:
+                    backoff = Backoff(self.options.backoff_initial, self.options.backoff_cap,
+                                      jitter=self.options.backoff_jitter, clock=self._clock, rng=self._rng)
+                delay = backoff.next_delay()
             with self._cond:
                 self._retries += 1
-            _log.info("retrying an API call", verb=op.verb, path=op.path, attempt=attempt,
+            _log.info("retrying an API call", verb=op.verb, path=op.path, attempt=budget.spent,
                       delay_seconds=round(delay, 3), error=str(error))
             self._sleep(delay, op, error)
 
-    def _should_retry(self, op: _Op, exc: InformerdError, attempt: int) -> bool:
-        if not exc.retryable or isinstance(exc, CircuitOpenError) or attempt >= self.options.retries:
+    def _should_retry(self, op: _Op, exc: InformerdError, budget: RetryBudget) -> bool:
+        if not exc.retryable or isinstance(exc, CircuitShedError):
             return False
         if self.breaker.state(op.resource.api_version) is CircuitState.OPEN:
             return False  # this failure opened the circuit: a retry would only be shed
         # A 429 was refused before any work; other failures may have been applied already.
-        return op.repeatable or isinstance(exc, TooManyRequestsError)
+        if not (op.repeatable or isinstance(exc, TooManyRequestsError)):
+            return False
+        return budget.spend()  # last: only a repeat that will happen uses the budget
 
     def _acquire_slot(self, op: _Op) -> None:
         with self._cond:

@@ -3,10 +3,12 @@
 ``ApiClient`` sends blocking requests with urllib3 from the calling thread (the informer runs it in
 worker threads). Each attempt first takes a token from a client-side QPS/Burst bucket, runs with
 connect and read timeouts, and is retried only where client-go retries: 429/5xx answers that carry
-a numeric ``Retry-After`` (any method), and GETs whose connection failed before an answer. Bodies
+a numeric ``Retry-After`` (any method), and GETs whose connection failed before an answer, all
+within the call's one ``RetryBudget`` (module ``_retry``: ``max_retries`` repeats in all). Bodies
 stay bytes; ``Response.json()`` decodes with orjson into plain dicts. ``watch()`` returns a
 ``WatchStream`` (module ``watchstream``) yielding the event lines undecoded, under an idle deadline.
-Invariant: every attempt passes the token bucket before it is sent, every answer >= 400 leaves as
+Invariant: every attempt passes the token bucket and its call's retry budget before it is sent,
+every answer >= 400 leaves as
 the typed error of ``api_error_from_response``, and a closed ``WatchStream`` leaves no thread
 blocked on its socket.
 """
@@ -14,7 +16,6 @@ blocked on its socket.
 from __future__ import annotations
 
 import ipaddress
-import math
 import ssl
 import threading
 import weakref
@@ -37,9 +38,17 @@ from urllib3.exceptions import (
     SSLError,
 )
 
+from ._retry import RetryBudget, parse_retry_after
 from .clock import SYSTEM_CLOCK, Clock
 from .config import ClientConfig
-from .errors import ConnectError, MalformedEventError, StreamStalledError, TransportError, api_error_from_response
+from .errors import (
+    ClientClosedError,
+    ConnectError,
+    MalformedResponseError,
+    StreamStalledError,
+    TransportError,
+    api_error_from_response,
+)
 from .tokenbucket import TokenBucket, TokenBucketStatistics
 from .watchstream import WatchStream
 
@@ -51,12 +60,6 @@ _LONG_THROTTLE = 0.05  # client-go logs throttling waits above 50 ms...
 _EXTRA_LONG_THROTTLE = 1.0  # ...and at a visible level above 1 s
 _IDEMPOTENT = frozenset({"GET", "HEAD"})
 _ERROR_CODE = "<error>"  # client-go's code label when no answer arrived
-
-
-class ClientClosedError(TransportError):
-    """The ``ApiClient`` was closed; nothing more is sent. Not retryable."""
-
-    retryable = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +75,7 @@ class Response:
         try:
             return orjson.loads(self.body)
         except orjson.JSONDecodeError as exc:
-            raise MalformedEventError(f"answer body is not JSON: {exc}") from exc
+            raise MalformedResponseError(f"answer body is not JSON: {exc}") from exc
 
 
 class RequestObserver(Protocol):
@@ -119,18 +122,6 @@ def _encode_query(query: Mapping[str, Any] | None) -> str:
                 continue
             items.append((key, ("true" if item else "false") if isinstance(item, bool) else str(item)))
     return urlencode(items, quote_via=quote)
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds from a numeric ``Retry-After`` header, else None (the HTTP-date form is ignored)."""
-    raw = headers.get("Retry-After")
-    if raw is None:
-        return None
-    try:
-        seconds = float(raw.strip())
-    except ValueError:
-        return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 def _bypasses_proxy(host_url: str, no_proxy: str | None) -> bool:
@@ -256,16 +247,20 @@ class ApiClient:
         content_type: str = "application/json",
         timeout: float | None = None,
         headers: Mapping[str, str] | None = None,
+        budget: RetryBudget | None = None,
     ) -> Response:
         """Send one request; return the answer, or raise ``ApiError`` / ``TransportError``.
 
         ``body`` bytes are sent as is, other values are encoded with orjson. ``timeout`` is the
         read timeout in seconds (default ``config.read_timeout``). ``headers`` are added to (or
-        replace) the defaults, e.g. ``Accept`` for discovery or ``Impersonate-User``.
+        replace) the defaults, e.g. ``Accept`` for discovery or ``Impersonate-User``. ``budget``
+        is for a layer above that owns the call's retries (``ApiWriter``); by default the call
+        gets ``max_retries`` repeats, at most ``connection_retries`` of them after connection
+        failures (GETs only).
         """
         read_timeout = self.config.read_timeout if timeout is None else timeout
         resp = self._send(method.upper(), path, query, body, content_type, read_timeout, stream=False,
-                          extra_headers=headers)
+                          extra_headers=headers, budget=budget)
         return Response(status=resp.status, headers=resp.headers, body=resp.data)
 
     def get_json(self, path: str, query: Mapping[str, Any] | None = None) -> Any:
@@ -394,6 +389,7 @@ class ApiClient:
         *,
         stream: bool,
         extra_headers: Mapping[str, str] | None = None,
+        budget: RetryBudget | None = None,
     ) -> urllib3.BaseHTTPResponse:
         url = self._url(path, query)
         payload: bytes | None
@@ -404,7 +400,8 @@ class ApiClient:
         else:
             payload = orjson.dumps(body)
         timeout = urllib3.Timeout(connect=self.config.connect_timeout, read=read_timeout)
-        retries = connection_retries = 0
+        if budget is None:
+            budget = RetryBudget(self.config.max_retries, connection_retries=self.config.connection_retries)
         while True:
             if self._closed.is_set():
                 raise ClientClosedError(f"{method} {path}: the ApiClient is closed")
@@ -412,6 +409,7 @@ class ApiClient:
             headers = self._headers(content_type if payload is not None else None)
             if extra_headers:
                 headers.update(extra_headers)
+            budget.start_attempt()
             started = self._clock.monotonic()
             with self._lock:
                 self._in_flight += 1
@@ -423,13 +421,12 @@ class ApiClient:
             except (HTTPError, OSError) as exc:
                 self._record(method, _ERROR_CODE, started)
                 error = _transport_error(exc, method, path, read_timeout, stream=stream)
-                if (method in _IDEMPOTENT and _connection_failed(exc)
-                        and connection_retries < self.config.connection_retries):
-                    connection_retries += 1
+                if (method in _IDEMPOTENT and _connection_failed(exc) and budget.retry_in_client
+                        and budget.spend(connection=True)):
                     with self._lock:
                         self._connection_retries += 1
                     _log.info("retrying after a connection failure", method=method, path=path,
-                              attempt=connection_retries, error=str(error))
+                              attempt=budget.spent, error=str(error))
                     self._notify("request_retried", method=method, host=self._host_label, code=_ERROR_CODE)
                     self._sleep(self.config.connection_retry_delay)
                     continue
@@ -441,13 +438,13 @@ class ApiClient:
             if resp.status < 400:
                 return resp
             error_body = resp.data if not stream else self._drain(resp, method, path, read_timeout)
-            wait = _retry_after(resp.headers)
-            if (resp.status == 429 or resp.status >= 500) and wait is not None and retries < self.config.max_retries:
-                retries += 1
+            wait = parse_retry_after(resp.headers.get("Retry-After"))
+            if ((resp.status == 429 or resp.status >= 500) and wait is not None and budget.retry_in_client
+                    and budget.spend()):
                 with self._lock:
                     self._retries += 1
                 _log.info("retrying as the server asked", method=method, path=path, status=resp.status,
-                          retry_after=wait, attempt=retries)
+                          retry_after=wait, attempt=budget.spent)
                 self._notify("request_retried", method=method, host=self._host_label, code=str(resp.status))
                 self._sleep(wait)
                 continue

@@ -87,12 +87,16 @@ class ClientConfig:
     Default 60.0; raise it for very large unpaginated lists. Watches use their idle deadline."""
 
     max_retries: int = 10
-    """Retries of a request answered 429 or 5xx *with* a numeric ``Retry-After`` (client-go's
-    default). Default 10; 0 disables. Answers without ``Retry-After`` are raised at once."""
+    """The retry budget of one ``ApiClient`` call: the most times it repeats its request, whatever
+    the cause (client-go's maxRetries), so a call sends at most ``1 + max_retries`` requests.
+    Repeated: answers 429 or 5xx *with* a numeric ``Retry-After`` (answers without one are raised
+    at once), and connection failures (see ``connection_retries``). Default 10; 0 disables all
+    retries. ``ApiWriter`` calls use ``WriterOptions.retries`` instead."""
 
     connection_retries: int = 3
-    """Retries of a GET (list, get, watch open) whose connection failed or was dropped before an
-    answer. Writes are never retried this way (they may have been applied). Default 3."""
+    """Of those repeats, at most this many for a GET (list, get, watch open) whose connection
+    failed or was dropped before an answer. Writes are never retried this way (they may have been
+    applied). Default 3; capped by ``max_retries``."""
 
     connection_retry_delay: float = 1.0
     """Seconds to wait before each connection retry (client-go waits 1 s). Default 1.0."""

@@ -13,11 +13,13 @@ from typing import Any
 
 import orjson
 
+from ._retry import parse_retry_after
+
 __all__ = [
     "AlreadyExistsError",
     "ApiError",
     "BadRequestError",
-    "CircuitOpenError",
+    "ClientClosedError",
     "ConfigError",
     "ConflictError",
     "ConnectError",
@@ -27,7 +29,7 @@ __all__ = [
     "InformerdError",
     "InternalServerError",
     "InvalidError",
-    "MalformedEventError",
+    "MalformedResponseError",
     "NotFoundError",
     "ResourceNotFoundError",
     "ServerTimeoutError",
@@ -53,6 +55,14 @@ class ConfigError(InformerdError):
     """Configuration could not be loaded or is invalid (kubeconfig, in-cluster, options)."""
 
 
+class ClientClosedError(InformerdError):
+    """The ``ApiClient`` (or an ``ApiWriter``) was closed; nothing more is sent.
+
+    Not a ``TransportError`` and never retryable: a closed client stays closed, so every retry
+    loop stops on it (the reflector ends its thread, the writer raises it at once).
+    """
+
+
 class TransportError(InformerdError):
     """The request never got an HTTP answer: refused, reset, TLS failure, read timeout."""
 
@@ -67,14 +77,11 @@ class StreamStalledError(TransportError):
     """A watch stream sent nothing for longer than its idle deadline (half-open or stalled)."""
 
 
-class MalformedEventError(InformerdError):
-    """A watch line or list body could not be decoded; the stream is restarted."""
+class MalformedResponseError(InformerdError):
+    """An answer from the apiserver (a list body, an object or a watch line) could not be decoded.
 
-    retryable = True
-
-
-class CircuitOpenError(InformerdError):
-    """The circuit breaker for an API group is open: the request was shed, not sent."""
+    Retryable: the informer restarts its list or watch; a writer call may repeat the request.
+    """
 
     retryable = True
 
@@ -208,16 +215,6 @@ _BY_REASON: dict[str, type[ApiError]] = {
 }
 
 
-def _parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        return None  # HTTP-date form is not used by the apiserver
-    return max(0.0, seconds)
-
-
 def api_error_from_status(
     status_obj: Mapping[str, Any],
     *,
@@ -256,7 +253,7 @@ def api_error_from_response(
     path: str = "",
 ) -> ApiError:
     """Classify an HTTP error answer; tolerates non-JSON bodies (e.g. filter-level 429 text)."""
-    retry_after = _parse_retry_after((headers or {}).get("Retry-After"))
+    retry_after = parse_retry_after((headers or {}).get("Retry-After"))
     status_obj: Mapping[str, Any] = {}
     try:
         decoded = orjson.loads(body) if body else None

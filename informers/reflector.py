@@ -26,7 +26,7 @@ import structlog
 from .backoff import Backoff
 from .client import ApiClient, ClientClosedError
 from .clock import SYSTEM_CLOCK, Clock
-from .errors import ApiError, ForbiddenError, InformerdError, MalformedEventError, NotFoundError, UnauthorizedError
+from .errors import ApiError, ForbiddenError, InformerdError, MalformedResponseError, NotFoundError, UnauthorizedError
 from .events import WatchEvent
 from .resources import Resource
 from .watcher import ListRequest, Watcher, WatchRequest
@@ -174,7 +174,7 @@ class Reflector:
             query["limit"] = request.limit
         body = self.client.get_json(self._path, query)
         if not isinstance(body, Mapping):
-            raise MalformedEventError(f"list of {self.resource} returned {type(body).__name__}, not an object")
+            raise MalformedResponseError(f"list of {self.resource} returned {type(body).__name__}, not an object")
         self._deliver(self.watcher.on_list_page(body))
 
     def _deliver(self, events: list[WatchEvent]) -> None:
@@ -211,7 +211,7 @@ class Reflector:
                 try:
                     event = orjson.loads(line)
                 except orjson.JSONDecodeError as exc:
-                    raise MalformedEventError(f"undecodable watch line ({exc}): {line[:200]!r}") from exc
+                    raise MalformedResponseError(f"undecodable watch line ({exc}): {line[:200]!r}") from exc
                 self._deliver(self.watcher.on_watch_event(event))
         finally:
             with self._stream_lock:

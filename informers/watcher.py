@@ -38,7 +38,7 @@ from .errors import (
     ApiError,
     GoneError,
     InformerdError,
-    MalformedEventError,
+    MalformedResponseError,
     StreamStalledError,
     api_error_from_status,
 )
@@ -294,22 +294,22 @@ class Watcher:
 
     def on_list_page(self, body: Mapping[str, Any]) -> list[WatchEvent]:
         """Feed one decoded List body; returns ``Init`` (first page), ``InitApply`` per item and,
-        after the last page, ``InitDone``. A malformed body raises ``MalformedEventError`` before
+        after the last page, ``InitDone``. A malformed body raises ``MalformedResponseError`` before
         anything is emitted, so the page can be retried."""
         phase = self._phase
         if not isinstance(phase, Listing):
             raise WatcherStateError(f"got a list page while {self.state}")
         if not isinstance(body, Mapping):
-            raise MalformedEventError(f"list body is a {type(body).__name__}, not an object")
+            raise MalformedResponseError(f"list body is a {type(body).__name__}, not an object")
         meta = body.get("metadata")
         items = body.get("items")
         if items is None:
             items = []
         if not isinstance(meta, Mapping) or not isinstance(items, list):
-            raise MalformedEventError("list body lacks metadata or has non-list items")
+            raise MalformedResponseError("list body lacks metadata or has non-list items")
         rv = meta.get("resourceVersion")
         if not isinstance(rv, str) or not rv:
-            raise MalformedEventError("list body has no metadata.resourceVersion")
+            raise MalformedResponseError("list body has no metadata.resourceVersion")
         for item in items:
             _check_object(item, "list item")
         # List items omit kind/apiVersion; restore them so cached objects look like watched ones.
@@ -343,20 +343,20 @@ class Watcher:
         """Feed one decoded watch line ``{"type", "object"}``.
 
         Raises the typed ``ApiError`` for an ERROR event (``GoneError`` for 410),
-        ``MalformedEventError`` for a line that is not a valid event, and
+        ``MalformedResponseError`` for a line that is not a valid event, and
         ``StreamingListUnsupportedError`` when a streaming list turns out unsupported.
         """
         phase = self._phase
         if isinstance(phase, Listing):
             raise WatcherStateError("got a watch event while listing")
         if not isinstance(event, Mapping):
-            raise MalformedEventError(f"watch event is a {type(event).__name__}, not an object")
+            raise MalformedResponseError(f"watch event is a {type(event).__name__}, not an object")
         etype = event.get("type")
         obj = event.get("object")
         if etype not in self._events:
-            raise MalformedEventError(f"watch event has unknown type {etype!r}")
+            raise MalformedResponseError(f"watch event has unknown type {etype!r}")
         if not isinstance(obj, Mapping):
-            raise MalformedEventError(f"{etype} watch event has no object")
+            raise MalformedResponseError(f"{etype} watch event has no object")
         self._events[etype] += 1
         self._stream_events += 1
         self._last_event_time = self._clock.time()
@@ -364,10 +364,10 @@ class Watcher:
             raise api_error_from_status(obj)
         meta = obj.get("metadata")
         if not isinstance(meta, Mapping):
-            raise MalformedEventError(f"{etype} watch event object has no metadata")
+            raise MalformedResponseError(f"{etype} watch event object has no metadata")
         rv = meta.get("resourceVersion")
         if not isinstance(rv, str) or not rv:
-            raise MalformedEventError(f"{etype} watch event object has no metadata.resourceVersion")
+            raise MalformedResponseError(f"{etype} watch event object has no metadata.resourceVersion")
         if isinstance(phase, Streaming):
             return self._on_initial_event(phase, etype, obj, meta, rv)
         if etype == "BOOKMARK":
@@ -491,7 +491,7 @@ class Watcher:
             self._restarts["gone"] += 1
             self._start_list_cycle("gone")
             return
-        if isinstance(exc, MalformedEventError):
+        if isinstance(exc, MalformedResponseError):
             cause = "malformed"
         elif isinstance(exc, StreamStalledError):
             cause = "stalled"
@@ -543,13 +543,13 @@ class Watcher:
 
 def _check_object(obj: Any, what: str) -> None:
     if not isinstance(obj, dict):
-        raise MalformedEventError(f"{what} is a {type(obj).__name__}, not an object")
+        raise MalformedResponseError(f"{what} is a {type(obj).__name__}, not an object")
     meta = obj.get("metadata")
     if not isinstance(meta, Mapping):
-        raise MalformedEventError(f"{what} has no metadata")
+        raise MalformedResponseError(f"{what} has no metadata")
     name = meta.get("name")
     if not isinstance(name, str) or not name:
-        raise MalformedEventError(f"{what} has no metadata.name")
+        raise MalformedResponseError(f"{what} has no metadata.name")
 
 
 def _is_too_large_rv(exc: BaseException) -> bool:

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import InformerdError
 from .versions import ETCD_VERSION, KUBERNETES_VERSION, asset_set_name
 
 __all__ = [
@@ -36,7 +37,7 @@ INSTALL_COMMAND = "python -m informers.testing install"
 _SYSTEM_DIR = Path("/usr/local/kubebuilder/bin")
 
 
-class MissingBinaryError(FileNotFoundError):
+class MissingBinaryError(InformerdError, FileNotFoundError):
     """A control-plane binary was not found anywhere the kit looks."""
 
     def __init__(self, name: str, searched: list[str]) -> None:
@@ -49,7 +50,7 @@ class MissingBinaryError(FileNotFoundError):
         )
 
 
-class AssetBuildError(RuntimeError):
+class AssetBuildError(InformerdError, RuntimeError):
     """Building a binary with Go failed; the message carries the command and its output tail."""
 
 

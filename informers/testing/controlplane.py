@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 import urllib3
 
+from ..errors import InformerdError
 from .assets import Assets, find_assets
 from .certs import CertificateAuthority, KeyPair, new_private_key, private_key_pem, public_key_pem
 from .processes import ManagedProcess
@@ -33,7 +34,7 @@ __all__ = ["ControlPlane", "ControlPlaneError", "free_port"]
 _SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 
 
-class ControlPlaneError(RuntimeError):
+class ControlPlaneError(InformerdError, RuntimeError):
     """The control plane failed to start, or an admin request to it failed."""
 
 

@@ -13,10 +13,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ..errors import InformerdError
+
 __all__ = ["ManagedProcess", "ProcessExitedError"]
 
 
-class ProcessExitedError(RuntimeError):
+class ProcessExitedError(InformerdError, RuntimeError):
     """A child exited while we waited for it to become ready."""
 
 

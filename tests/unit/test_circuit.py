@@ -13,8 +13,8 @@ from controllers.circuit import (
 )
 from informers.clock import FakeClock
 from informers.errors import (
-    CircuitOpenError,
     ConflictError,
+    InformerdError,
     InvalidError,
     NotFoundError,
     ServiceUnavailableError,
@@ -52,7 +52,7 @@ def test_stays_closed_below_min_requests_even_if_all_fail() -> None:
     assert (stats.window_requests, stats.window_failures, stats.opened) == (3, 3, 0)
 
 
-def test_opens_at_the_failure_ratio_and_sheds_with_a_retryable_circuit_open_error() -> None:
+def test_opens_at_the_failure_ratio_and_sheds_with_a_retryable_shed_error() -> None:
     clock = FakeClock()
     breaker = _breaker(clock)
     _succeed(breaker)
@@ -64,7 +64,7 @@ def test_opens_at_the_failure_ratio_and_sheds_with_a_retryable_circuit_open_erro
     clock.advance(2.0)
     with pytest.raises(CircuitShedError) as shed:
         breaker.acquire(GROUP)
-    assert isinstance(shed.value, CircuitOpenError) and shed.value.retryable
+    assert isinstance(shed.value, InformerdError) and shed.value.retryable
     assert shed.value.group == GROUP and shed.value.retry_after == pytest.approx(3.0)
     assert GROUP in str(shed.value)
     stats = breaker.statistics()
@@ -280,3 +280,10 @@ def test_permit_finishes_once() -> None:
 def test_options_are_validated(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         CircuitOptions(**bad)  # type: ignore[arg-type]
+
+
+def test_the_shed_error_is_an_informerd_error_of_its_own() -> None:
+    # The breaker's only error: it derives from InformerdError directly, not from a separate
+    # "circuit open" class that nothing raised.
+    assert CircuitShedError.__bases__ == (InformerdError,)
+    assert CircuitShedError.retryable

@@ -15,8 +15,9 @@ from informers.config import ClientConfig
 from informers.errors import (
     AlreadyExistsError,
     ConnectError,
+    InformerdError,
     InternalServerError,
-    MalformedEventError,
+    MalformedResponseError,
     NotFoundError,
     ServiceUnavailableError,
     TooManyRequestsError,
@@ -266,7 +267,7 @@ def test_non_json_success_body_raises_malformed(server: LocalServer) -> None:
     client, _ = make_client(server)
     resp = client.request("GET", "/healthz")
     assert resp.body == b"ok"
-    with pytest.raises(MalformedEventError):
+    with pytest.raises(MalformedResponseError):
         resp.json()
     client.close()
 
@@ -377,3 +378,14 @@ def test_one_client_shared_by_threads(server: LocalServer) -> None:
     assert stats.requests == {("GET", "2xx"): 160}
     assert stats.in_flight == 0
     client.close()
+
+
+def test_closed_client_error_is_not_a_retryable_transport_error(server: LocalServer) -> None:
+    assert not issubclass(ClientClosedError, TransportError)
+    assert issubclass(ClientClosedError, InformerdError) and not ClientClosedError.retryable
+    server.json("/api", {})
+    client, sleeper = make_client(server)
+    client.close()
+    with pytest.raises(ClientClosedError):
+        client.get_json("/api")
+    assert server.requests == [] and sleeper.waits == []  # nothing sent, no retry waited out

@@ -17,6 +17,7 @@ from controllers.conditions import (
     set_condition,
 )
 from informers.clock import FakeClock
+from informers.errors import InformerdError
 
 T0 = "2023-11-14T22:13:20Z"  # FakeClock's default wall time
 
@@ -87,8 +88,9 @@ def test_a_condition_without_transition_time_gets_one() -> None:
     ],
 )
 def test_values_the_apiserver_would_reject_fail_early(type_: str, status: str, reason: str, match: str) -> None:
-    with pytest.raises(ConditionError, match=match):
+    with pytest.raises(ConditionError, match=match) as caught:
         set_condition(widget(), type_, status, reason)
+    assert isinstance(caught.value, InformerdError) and isinstance(caught.value, ValueError)
 
 
 def test_reads_on_objects_without_status_are_empty() -> None:

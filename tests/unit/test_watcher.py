@@ -15,7 +15,7 @@ from informers.errors import (
     ExpiredError,
     GoneError,
     InvalidError,
-    MalformedEventError,
+    MalformedResponseError,
     ServerTimeoutError,
     StreamStalledError,
     TooManyRequestsError,
@@ -165,11 +165,11 @@ def test_malformed_list_page_emits_nothing_and_is_retried() -> None:
     req = w.next_request()
     bad = page("5", ["a"])
     bad["items"].append({"metadata": {}})
-    with pytest.raises(MalformedEventError, match="metadata.name"):
+    with pytest.raises(MalformedResponseError, match="metadata.name"):
         w.on_list_page(bad)
-    w.on_error(MalformedEventError("bad page"))
+    w.on_error(MalformedResponseError("bad page"))
     assert w.next_request() == req
-    with pytest.raises(MalformedEventError, match="resourceVersion"):
+    with pytest.raises(MalformedResponseError, match="resourceVersion"):
         w.on_list_page({"metadata": {}, "items": []})
     events = w.on_list_page(page("5", ["a"]))
     assert events[0] == Init() and events[-1] == InitDone("5")
@@ -270,10 +270,10 @@ def test_malformed_events_raise_and_rewatch_from_the_last_good_rv(line: Any) -> 
     w = synced(make())
     w.next_request()
     w.on_watch_event(ev("MODIFIED", "a", "110"))
-    with pytest.raises(MalformedEventError):
+    with pytest.raises(MalformedResponseError):
         w.on_watch_event(line)
     assert w.resource_version == "110"
-    w.on_error(MalformedEventError("bad line"))
+    w.on_error(MalformedResponseError("bad line"))
     req = w.next_request()
     assert isinstance(req, WatchRequest) and req.resource_version == "110"
     stats = w.statistics()

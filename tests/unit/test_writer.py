@@ -19,14 +19,16 @@ from controllers.writer import (
     WriterOptions,
     client_config_for_workers,
 )
-from informers.client import ClientClosedError, Response
+from informers._retry import RetryBudget
+from informers.client import Response
 from informers.clock import FakeClock
 from informers.config import ClientConfig
 from informers.errors import (
     AlreadyExistsError,
+    ClientClosedError,
     ConflictError,
     InternalServerError,
-    MalformedEventError,
+    MalformedResponseError,
     NotFoundError,
     ServiceUnavailableError,
     TooManyRequestsError,
@@ -52,7 +54,10 @@ class FakeClient:
 
     def request(self, method: str, path: str, *, query: Mapping[str, Any] | None = None, body: Any = None,
                 content_type: str = "application/json", timeout: float | None = None,
-                headers: Mapping[str, str] | None = None) -> Response:
+                headers: Mapping[str, str] | None = None, budget: RetryBudget | None = None) -> Response:
+        if budget is not None:
+            assert not budget.retry_in_client  # the writer owns its call's retries
+            budget.start_attempt()  # as the real client: refuses a repeat the writer did not spend for
         with self._lock:
             self.requests.append({"method": method, "path": path, "query": dict(query or {}), "body": body,
                                   "content_type": content_type, "timeout": timeout})
@@ -206,7 +211,7 @@ def test_conflict_is_raised_typed_and_not_retried() -> None:
 
 def test_an_answer_that_is_not_an_object_is_a_malformed_error() -> None:
     writer, _ = writer_for(FakeClient(*[ok([1, 2]) for _ in range(4)]), retries=0)
-    with pytest.raises(MalformedEventError, match="not a JSON object"):
+    with pytest.raises(MalformedResponseError, match="not a JSON object"):
         writer.get(CONFIGMAPS, "cm", namespace="ns")
 
 
@@ -231,6 +236,15 @@ def test_retries_are_bounded_and_the_last_error_is_raised() -> None:
     with pytest.raises(ServiceUnavailableError, match="down 2"):
         writer.patch(CONFIGMAPS, "cm", {"data": {}}, namespace="ns")
     assert len(client.requests) == 3 and len(slept) == 2
+
+
+def test_the_servers_retry_after_is_the_delay_when_given() -> None:
+    client = FakeClient(TooManyRequestsError("slow down", retry_after=2.5), ServiceUnavailableError("down"),
+                        ServiceUnavailableError("busy", retry_after=0.0))
+    writer, slept = writer_for(client, retries=3, backoff_initial=0.2)
+    writer.get(CONFIGMAPS, "cm", namespace="ns")
+    assert slept == pytest.approx([2.5, 0.2, 0.0])  # the backoff only fills in where no Retry-After came
+    assert len(client.requests) == 4 and writer.statistics().retries == 3
 
 
 def test_jitter_spreads_delays_within_base_and_twice_base() -> None:
@@ -335,6 +349,16 @@ def test_close_refuses_new_calls_and_interrupts_a_retry() -> None:
     with pytest.raises(ClientClosedError, match="closed"):
         writer.get(CONFIGMAPS, "cm", namespace="ns")
     assert len(client.requests) == 1
+
+
+def test_a_closed_client_is_not_retried_and_does_not_count_against_the_circuit() -> None:
+    client = FakeClient(*[ClientClosedError("the ApiClient is closed") for _ in range(3)])
+    writer, slept = writer_for(client, retries=3, circuit=CircuitOptions(min_requests=1))
+    with pytest.raises(ClientClosedError):
+        writer.get(CONFIGMAPS, "cm", namespace="ns")
+    assert len(client.requests) == 1 and slept == []
+    group = writer.statistics().circuit.groups["v1"]
+    assert (group.failures, group.successes) == (0, 0)  # says nothing about the server
 
 
 def test_client_config_for_workers_sizes_the_pool_and_never_shrinks_it() -> None:
