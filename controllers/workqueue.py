@@ -39,6 +39,7 @@ from typing import Generic, Protocol, TypeVar
 from anyio.lowlevel import checkpoint
 
 from informers.clock import SYSTEM_CLOCK, Clock
+from informers.errors import InformerdError
 
 __all__ = [
     "ItemNotProcessingError",
@@ -54,8 +55,8 @@ __all__ = [
 _T = TypeVar("_T", bound=Hashable)
 
 
-class WorkQueueError(Exception):
-    """Base of the work queue's errors."""
+class WorkQueueError(InformerdError):
+    """Base of the work queue's errors (under informerd's root, ``InformerdError``)."""
 
 
 class QueueShutDown(WorkQueueError):

@@ -17,8 +17,10 @@ from controllers.workqueue import (
     QueueEmpty,
     QueueShutDown,
     WorkQueue,
+    WorkQueueError,
 )
 from informers.clock import FakeClock
+from informers.errors import InformerdError
 
 
 @pytest.fixture
@@ -409,3 +411,18 @@ async def test_shutdown_with_drain_async_returns_false_when_forced() -> None:
                 await anyio.sleep(0)
             q.shutdown()
     assert results == [False]
+
+
+def test_queue_errors_derive_from_informerd_error_and_stay_catchable_as_before() -> None:
+    for error in (WorkQueueError, QueueShutDown, QueueEmpty, ItemNotProcessingError):
+        assert issubclass(error, InformerdError) and issubclass(error, Exception)
+    for error in (QueueShutDown, QueueEmpty, ItemNotProcessingError):
+        assert issubclass(error, WorkQueueError)
+    q: WorkQueue[str] = WorkQueue()
+    with pytest.raises(InformerdError):
+        q.get_nowait()  # QueueEmpty
+    q.shutdown()
+    with pytest.raises(InformerdError):
+        q.get_nowait()  # QueueShutDown
+    with pytest.raises(InformerdError):
+        q.done("never taken")
