@@ -3,12 +3,13 @@ clock (short real delays, only to prove the thread runs and stops)."""
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 
 import pytest
 
-from controllers.delaying import DelayingQueue
+from controllers.delaying import DelayingQueue, _Entry, _ReadyHeap
 from controllers.workqueue import QueueEmpty, QueueShutDown
 from informers.clock import FakeClock
 
@@ -112,9 +113,52 @@ def test_repeated_earlier_reschedules_do_not_grow_the_heap_without_bound() -> No
     q, clock = fake_queue()
     for i in range(10_000):
         q.add_after("a", 20_000.0 - i)
-    assert len(q._heap) <= 200  # superseded entries are compacted away
+    assert len(q._heap) == 1  # each reschedule moved the one entry earlier
     clock.advance(10_001.0)
     assert q.process_due() == 1
+
+
+def test_rescheduled_earlier_items_leave_no_superseded_heap_entries() -> None:
+    """Regression: rescheduling earlier used to push a second heap entry and leave the old one
+    (holding the item) until its original time: 1,000 keys moved from 100 s to 1 ms left 1,002
+    entries with 1 live. Now the ready time is updated in place."""
+    q, clock = fake_queue()
+    q.add_after("other", 100.0)
+    keys = [f"k{i}" for i in range(1000)]
+    for key in keys:
+        q.add_after(key, 100.0)
+    for key in keys:
+        q.add_after(key, 0.001)
+    assert len(q._heap) == 1001  # one entry per waiting item, never more
+    clock.advance(0.001)
+    assert q.process_due() == 1000
+    assert sorted(q.get_nowait() for _ in keys) == sorted(keys)
+    assert len(q._heap) == 1 and q.statistics().delayed == 1
+    clock.advance(100.0)
+    assert q.process_due() == 1 and q.get_nowait() == "other"
+    assert len(q._heap) == 0
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_ready_heap_pops_in_time_order_after_random_pushes_and_moves(seed: int) -> None:
+    rng = random.Random(seed)
+    heap: _ReadyHeap[int] = _ReadyHeap()
+    live: dict[int, _Entry[int]] = {}
+    seq = 0
+    for step in range(2000):
+        seq += 1
+        if live and rng.random() < 0.4:
+            entry = rng.choice(list(live.values()))
+            heap.move_earlier(entry, entry.ready - rng.random() * 10, seq)
+        elif live and rng.random() < 0.2:
+            del live[heap.pop().item]
+        else:
+            live[step] = _Entry(rng.random() * 100, seq, step)
+            heap.push(live[step])
+        assert all(entry.index == i for i, entry in enumerate(heap.entries))
+    popped = [heap.pop() for _ in range(len(heap))]
+    assert [(e.ready, e.seq) for e in popped] == sorted((e.ready, e.seq) for e in live.values())
+    assert {e.index for e in popped} == {-1}
 
 
 def timer_threads(name: str) -> list[threading.Thread]:
