@@ -5,10 +5,10 @@ it, then *processing* until ``done``. Adding a dirty item is a no-op (bursts of 
 one reconcile); adding an item that is being processed marks it dirty and parks it, and ``done``
 puts it back at the tail, so the change is seen by a later pass and never by two workers at once.
 Items are handed out in FIFO order. One ``threading.Lock`` guards the state so producers and
-consumers may be threads or tasks on an asyncio event loop (anyio's asyncio backend). A consumer
-that finds the queue empty parks a waiter: threads block on a private lock, tasks await a future;
+consumers may be threads or anyio tasks (asyncio or trio backend). A consumer that finds the queue
+empty parks a waiter: threads block on a private lock, tasks await an ``informers._bridge.Waiter``;
 ``add`` wakes exactly one waiter, and only when one is parked, so the hot path never crosses
-threads (``call_soon_threadsafe`` is used only to wake a task from another thread).
+threads (waking a task from another thread is one non-blocking hand-off to its loop).
 Invariant: an item is never both queued and processing, and appears at most once in the queue, so
 no two workers ever hold the same item.
 
@@ -28,7 +28,6 @@ item and raise ``QueueShutDown`` once the queue is shut down *and* empty, so a w
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections import deque
@@ -38,6 +37,7 @@ from typing import Generic, Protocol, TypeVar
 
 from anyio.lowlevel import checkpoint
 
+from informers._bridge import Waiter
 from informers.clock import SYSTEM_CLOCK, Clock
 from informers.errors import InformerdError
 
@@ -149,43 +149,9 @@ class _ThreadWaiter:
         self._gate.acquire(True, -1 if timeout is None else max(timeout, 0.0))
 
 
-class _TaskWaiter:
-    """A parked asyncio task: awaits a future that the waker resolves on the task's loop."""
-
-    __slots__ = ("future", "_thread")
-
-    def __init__(self) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            raise WorkQueueError(
-                "the async work queue methods need a running asyncio event loop "
-                "(anyio's asyncio backend)"
-            ) from None
-        self.future: asyncio.Future[None] = loop.create_future()
-        self._thread = threading.get_ident()
-
-    def wake(self) -> bool:
-        future = self.future
-        if threading.get_ident() == self._thread:
-            # On the loop's own thread: resolve directly, no self-pipe write.
-            if future.done():  # cancelled; its task will unregister itself
-                return False
-            future.set_result(None)
-            return True
-        try:
-            future.get_loop().call_soon_threadsafe(_resolve, future)
-        except RuntimeError:  # the loop is closed: this waiter will never run
-            return False
-        return True
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-_Waiter = _ThreadWaiter | _TaskWaiter
+# A parked task waits on the bridge's Waiter: woken in place on its loop's thread, through one
+# non-blocking loop hand-off from any other thread, on asyncio and trio alike.
+_Waiter = _ThreadWaiter | Waiter
 
 
 def _wake_one(waiters: deque[_Waiter]) -> None:
@@ -324,7 +290,7 @@ class WorkQueue(Generic[_T]):
         return item
 
     async def get_async(self) -> _T:
-        """Wait (as an asyncio task) until an item is ready and take it; otherwise as ``get``.
+        """Wait (as an anyio task) until an item is ready and take it; otherwise as ``get``.
         Always a checkpoint: it yields to the event loop once even when an item is ready, so a
         worker whose reconcile never awaits cannot starve the loop (a worker that wants to skip
         that yield may try ``get_nowait`` first). Cancellation never loses an item: the item is
@@ -340,13 +306,13 @@ class WorkQueue(Generic[_T]):
                 elif self._shutting_down:
                     raise self._shutdown_error()
                 else:
-                    waiter = _TaskWaiter()
+                    waiter = Waiter()
                     self._getters.append(waiter)
             if waiter is None:
                 await checkpoint()
             else:
                 try:
-                    await waiter.future
+                    await waiter.wait()
                 except BaseException:
                     with self._lock:
                         self._abandon_getter_locked(waiter)
@@ -444,13 +410,13 @@ class WorkQueue(Generic[_T]):
                     return True
                 if not self._draining:
                     return False
-                waiter = _TaskWaiter()
-                self._drain_waiters.append(waiter)
+                task_waiter = Waiter()
+                self._drain_waiters.append(task_waiter)
             try:
-                await waiter.future
+                await task_waiter.wait()
             finally:
                 with self._lock:
-                    _unregister(self._drain_waiters, waiter)
+                    _unregister(self._drain_waiters, task_waiter)
 
     def shutting_down(self) -> bool:
         with self._lock:
