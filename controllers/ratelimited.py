@@ -26,7 +26,8 @@ _T = TypeVar("_T", bound=Hashable)
 
 class RateLimitingQueue(DelayingQueue[_T]):
     """``DelayingQueue`` plus rate-limited retries. ``rate_limiter`` defaults to
-    ``default_controller_rate_limiter(clock=clock)``; pass the same ``clock`` to both in tests."""
+    ``default_controller_rate_limiter(clock=clock)``; pass the same ``clock`` to both in tests.
+    ``timer`` is ignored (kept for callers of the earlier API; see ``DelayingQueue``)."""
 
     def __init__(
         self,

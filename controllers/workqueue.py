@@ -28,6 +28,7 @@ item and raise ``QueueShutDown`` once the queue is shut down *and* empty, so a w
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -35,6 +36,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
+from anyio import move_on_after
 from anyio.lowlevel import checkpoint
 
 from informers._bridge import Waiter
@@ -53,6 +55,8 @@ __all__ = [
 ]
 
 _T = TypeVar("_T", bound=Hashable)
+
+_NEVER = math.inf
 
 
 class WorkQueueError(InformerdError):
@@ -178,7 +182,8 @@ class WorkQueue(Generic[_T]):
     """A fair, deduplicating work queue (client-go's ``workqueue.Type``).
 
     ``name`` labels metrics and messages. ``clock`` (default the system clock) times queue latency
-    and work duration; it never drives waiting. ``metrics`` receives per-event observations.
+    and work duration; in a delaying queue it also says when a delayed item is due. ``metrics``
+    receives per-event observations.
     """
 
     def __init__(
@@ -199,6 +204,10 @@ class WorkQueue(Generic[_T]):
         self._processing: dict[_T, float] = {}  # item -> when a worker took it
         self._getters: deque[_Waiter] = deque()
         self._drain_waiters: deque[_Waiter] = deque()
+        # When the earliest delayed item is due (a delaying layer keeps it; never for a plain
+        # queue). Every locked operation compares the clock with it first and, once it has
+        # passed, moves due items in: no timer thread, and one float comparison when none is due.
+        self._next_due = _NEVER
         self._shutting_down = False
         self._draining = False
         self._adds = 0
@@ -206,14 +215,39 @@ class WorkQueue(Generic[_T]):
         self._dones = 0
         self._retries = 0
 
+    # -- delaying-layer hooks (no-ops here) --------------------------------------------------
+
+    def _move_due_locked(self, now: float) -> int:
+        """Move every delayed item due at ``now`` into the queue; return how many became dirty."""
+        return 0
+
+    def _park_timeout_locked(self, now: float) -> float | None:
+        """How long (real seconds) a getter may park before it must look at the clock again;
+        None: until woken."""
+        return None
+
+    def _catch_up_locked(self) -> tuple[float, int]:
+        """Read the clock and move what is due; returns (now, items that became dirty)."""
+        now = self._now()
+        return now, (self._move_due_locked(now) if now >= self._next_due else 0)
+
+    def _report_adds(self, count: int) -> None:
+        metrics = self._metrics
+        if metrics is not None:
+            for _ in range(count):
+                metrics.on_add()
+
     # -- producers ---------------------------------------------------------------------------
 
     def add(self, item: _T) -> None:
         """Mark ``item`` dirty. A no-op if it is already waiting or the queue is shut down."""
         with self._lock:
-            added = self._add_locked(item, self._now())
+            now = self._now()
+            # Due delayed items go first, so they keep their place before this one.
+            added = self._move_due_locked(now) if now >= self._next_due else 0
+            added += self._add_locked(item, now)
         if added and self._metrics is not None:
-            self._metrics.on_add()
+            self._report_adds(added)
 
     def _add_locked(self, item: _T, now: float) -> bool:
         if self._shutting_down or item in self._dirty:
@@ -228,9 +262,8 @@ class WorkQueue(Generic[_T]):
 
     # -- consumers ---------------------------------------------------------------------------
 
-    def _take_locked(self) -> tuple[_T, float]:
+    def _take_locked(self, now: float) -> tuple[_T, float]:
         item = self._queue.popleft()
-        now = self._now()
         queued = now - self._dirty.pop(item)
         self._processing[item] = now
         self._gets += 1
@@ -239,21 +272,30 @@ class WorkQueue(Generic[_T]):
     def _shutdown_error(self) -> QueueShutDown:
         return QueueShutDown(f"work queue {self.name!r} is shut down and empty")
 
-    def _abandon_getter_locked(self, waiter: _Waiter) -> None:
-        # A getter leaving without taking an item (cancelled, interrupted) must not swallow the
-        # wake-up it may have been given, or a ready item could sit while other workers sleep.
-        if not _unregister(self._getters, waiter) and self._queue and self._getters:
+    def _leave_locked(self, woken: bool) -> None:
+        """A getter leaves without taking an item (cancelled, interrupted, timed out). It must not
+        swallow a wake-up: if it was woken while items are queued, or if delayed items wait
+        (parked getters are what moves them, and this one may have been the one keeping time),
+        wake another getter in its place."""
+        if self._getters and ((woken and self._queue) or self._next_due != _NEVER):
             _wake_one(self._getters)
 
     def get_nowait(self) -> _T:
         """Take the next ready item; raise ``QueueEmpty`` if none, ``QueueShutDown`` if none and
         the queue is shut down."""
         with self._lock:
-            if not self._queue:
-                if self._shutting_down:
-                    raise self._shutdown_error()
-                raise QueueEmpty(f"work queue {self.name!r} has no ready item")
-            item, queued = self._take_locked()
+            now = self._now()
+            moved = self._move_due_locked(now) if now >= self._next_due else 0
+            found = bool(self._queue)
+            if found:
+                item, queued = self._take_locked(now)
+            shut = self._shutting_down
+        if moved:
+            self._report_adds(moved)
+        if not found:
+            if shut:
+                raise self._shutdown_error()
+            raise QueueEmpty(f"work queue {self.name!r} has no ready item")
         if self._metrics is not None:
             self._metrics.on_get(queued)
         return item
@@ -264,27 +306,39 @@ class WorkQueue(Generic[_T]):
         on expiry ``TimeoutError`` is raised. After shutdown, queued items are still handed out;
         then ``QueueShutDown`` is raised."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self._lock:
-            while not self._queue:
-                if self._shutting_down:
-                    raise self._shutdown_error()
-                remaining = None
-                if deadline is not None:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        raise TimeoutError(f"no item in work queue {self.name!r} after {timeout} s")
-                waiter = _ThreadWaiter()
-                self._getters.append(waiter)
-                self._lock.release()
-                try:
-                    waiter.block(remaining)
-                except BaseException:
-                    self._lock.acquire()  # the with-block releases it on the way out
-                    self._abandon_getter_locked(waiter)
-                    raise
-                self._lock.acquire()
-                _unregister(self._getters, waiter)  # still registered only if it timed out
-            item, queued = self._take_locked()
+        moved = 0
+        try:
+            with self._lock:
+                while True:
+                    now = self._now()
+                    if now >= self._next_due:
+                        moved += self._move_due_locked(now)
+                    if self._queue:
+                        item, queued = self._take_locked(now)
+                        break
+                    if self._shutting_down:
+                        raise self._shutdown_error()
+                    park = self._park_timeout_locked(now)
+                    if deadline is not None:
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            self._leave_locked(False)
+                            raise TimeoutError(f"no item in work queue {self.name!r} after {timeout} s")
+                        park = remaining if park is None else min(park, remaining)
+                    waiter = _ThreadWaiter()
+                    self._getters.append(waiter)
+                    self._lock.release()
+                    try:
+                        waiter.block(park)
+                    except BaseException:
+                        self._lock.acquire()  # the with-block releases it on the way out
+                        self._leave_locked(not _unregister(self._getters, waiter))
+                        raise
+                    self._lock.acquire()
+                    _unregister(self._getters, waiter)  # still registered only if it timed out
+        finally:
+            if moved:
+                self._report_adds(moved)
         if self._metrics is not None:
             self._metrics.on_get(queued)
         return item
@@ -296,28 +350,43 @@ class WorkQueue(Generic[_T]):
         that yield may try ``get_nowait`` first). Cancellation never loses an item: the item is
         taken after the last await."""
         yielded = False
+        waiter: Waiter | None = None
         while True:
-            waiter = None
+            park: float | None = None
             with self._lock:
+                if waiter is not None and not waiter.woken:
+                    _unregister(self._getters, waiter)  # its park timed out: look at the clock
+                waiter = None
+                now = self._now()
+                moved = self._move_due_locked(now) if now >= self._next_due else 0
                 if self._queue:
                     if yielded:
-                        item, queued = self._take_locked()
+                        item, queued = self._take_locked(now)
                         break
                 elif self._shutting_down:
                     raise self._shutdown_error()
                 else:
+                    park = self._park_timeout_locked(now)
                     waiter = Waiter()
                     self._getters.append(waiter)
+            if moved:
+                self._report_adds(moved)
             if waiter is None:
                 await checkpoint()
             else:
                 try:
-                    await waiter.wait()
+                    if park is None:
+                        await waiter.wait()
+                    else:
+                        with move_on_after(park):
+                            await waiter.wait()
                 except BaseException:
                     with self._lock:
-                        self._abandon_getter_locked(waiter)
+                        self._leave_locked(not _unregister(self._getters, waiter))
                     raise
             yielded = True
+        if moved:
+            self._report_adds(moved)
         if self._metrics is not None:
             self._metrics.on_get(queued)
         return item
@@ -326,29 +395,32 @@ class WorkQueue(Generic[_T]):
         """Release ``item`` after processing. If it was added meanwhile, it is queued again.
         Raises ``ItemNotProcessingError`` if no worker holds it."""
         with self._lock:
+            # Due items first, while ``item`` still counts as processing: if it is one of them,
+            # it is parked and queued below exactly once.
+            now = self._now()
+            moved = self._move_due_locked(now) if now >= self._next_due else 0
             started = self._processing.pop(item, None)
-            if started is None:
-                raise ItemNotProcessingError(
-                    f"done({item!r}) on work queue {self.name!r}, which no worker holds"
-                )
-            work = self._now() - started
-            self._dones += 1
-            if item in self._dirty:
-                self._queue.append(item)
-                if self._getters:
-                    _wake_one(self._getters)
-            elif self._draining and not self._processing and not self._queue:
-                _wake_all(self._drain_waiters)
+            if started is not None:
+                self._dones += 1
+                if item in self._dirty:
+                    self._queue.append(item)
+                    if self._getters:
+                        _wake_one(self._getters)
+                elif self._draining and not self._processing and not self._queue:
+                    _wake_all(self._drain_waiters)
+        if moved:
+            self._report_adds(moved)
+        if started is None:
+            raise ItemNotProcessingError(
+                f"done({item!r}) on work queue {self.name!r}, which no worker holds"
+            )
         if self._metrics is not None:
-            self._metrics.on_done(work)
+            self._metrics.on_done(now - started)
 
     # -- shutdown ----------------------------------------------------------------------------
 
     def _on_shutdown_locked(self) -> None:
         """Subclass hook, called once under the lock when shutdown begins."""
-
-    def _after_shutdown(self) -> None:
-        """Subclass hook, called outside the lock after every shutdown call."""
 
     def _begin_shutdown_locked(self, *, drain: bool) -> None:
         self._draining = drain
@@ -362,10 +434,10 @@ class WorkQueue(Generic[_T]):
 
     def shutdown(self) -> None:
         """Stop accepting items. Workers still get what is queued, then ``QueueShutDown``. A
-        ``shutdown_with_drain`` in progress stops waiting and returns False (a forced stop)."""
+        ``shutdown_with_drain`` in progress stops waiting and returns False (a forced stop).
+        Returns at once: it only flips state and wakes waiters (safe on the event loop)."""
         with self._lock:
             self._begin_shutdown_locked(drain=False)
-        self._after_shutdown()
 
     def _drained_locked(self) -> bool:
         return not self._queue and not self._processing
@@ -380,14 +452,12 @@ class WorkQueue(Generic[_T]):
             self._begin_shutdown_locked(drain=True)
             while True:
                 if self._drained_locked():
-                    drained = True
-                    break
+                    return True
                 remaining = None
                 if deadline is not None:
                     remaining = deadline - time.monotonic()
                 if not self._draining or (remaining is not None and remaining <= 0):
-                    drained = False
-                    break
+                    return False
                 waiter = _ThreadWaiter()
                 self._drain_waiters.append(waiter)
                 self._lock.release()
@@ -396,27 +466,24 @@ class WorkQueue(Generic[_T]):
                 finally:
                     self._lock.acquire()
                     _unregister(self._drain_waiters, waiter)
-        self._after_shutdown()
-        return drained
 
     async def shutdown_with_drain_async(self) -> bool:
         """``shutdown_with_drain`` for tasks; bound it with ``anyio.fail_after`` if needed."""
         with self._lock:
             self._begin_shutdown_locked(drain=True)
-        self._after_shutdown()  # joins a delaying timer thread: brief, it only needs our lock
         while True:
             with self._lock:
                 if self._drained_locked():
                     return True
                 if not self._draining:
                     return False
-                task_waiter = Waiter()
-                self._drain_waiters.append(task_waiter)
+                waiter = Waiter()
+                self._drain_waiters.append(waiter)
             try:
-                await task_waiter.wait()
+                await waiter.wait()
             finally:
                 with self._lock:
-                    _unregister(self._drain_waiters, task_waiter)
+                    _unregister(self._drain_waiters, waiter)
 
     def shutting_down(self) -> bool:
         with self._lock:
@@ -427,14 +494,18 @@ class WorkQueue(Generic[_T]):
     def __len__(self) -> int:
         """Items ready to be handed out now (not parked, not delayed)."""
         with self._lock:
-            return len(self._queue)
+            _, moved = self._catch_up_locked()
+            ready = len(self._queue)
+        if moved:
+            self._report_adds(moved)
+        return ready
 
     def _delayed_locked(self) -> int:
         return 0
 
     def statistics(self) -> WorkQueueStatistics:
         with self._lock:
-            now = self._now()
+            now, moved = self._catch_up_locked()
             unfinished = 0.0
             longest = 0.0
             for started in self._processing.values():
@@ -442,7 +513,7 @@ class WorkQueue(Generic[_T]):
                 unfinished += held
                 if held > longest:
                     longest = held
-            return WorkQueueStatistics(
+            stats = WorkQueueStatistics(
                 name=self.name,
                 depth=len(self._dirty),
                 ready=len(self._queue),
@@ -458,3 +529,6 @@ class WorkQueue(Generic[_T]):
                 shutting_down=self._shutting_down,
                 draining=self._draining,
             )
+        if moved:
+            self._report_adds(moved)
+        return stats
