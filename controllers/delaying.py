@@ -15,6 +15,21 @@ it and call ``process_due()`` (or any of the above) to move what is due, determi
 Invariant: each waiting item has exactly one heap entry, whose ready time is the earliest requested
 since the item was last moved into the queue (an earlier request moves the entry up in place, so no
 superseded entry keeps an item alive).
+
+Documented differences from client-go (pinned by ``tests/unit/test_workqueue_clientgo_parity.py``
+and ``tests/unit/test_workqueue_delaying.py``):
+
+- No waiting goroutine and no 10 s heartbeat: due items move when the queue is used, and parked
+  getters re-read the clock at least every second. Consumers see no difference: every ``get``,
+  ``len`` or ``statistics`` sees what is due at that moment.
+- ``add_after`` takes effect before it returns and never blocks (client-go hands the item to its
+  goroutine over a 1,000-slot channel, and blocks when that is full).
+- A due item counts as queued from its ready time (``workqueue_queue_duration_seconds``), not from
+  when it was moved into the queue.
+- ``add_after`` of an item already queued or processing is scheduled like any other, as in upstream
+  client-go (when due it is deduplicated, or parked behind the worker holding it); some client-go
+  revisions drop such a delay instead.
+- ``next_ready_in`` and ``process_due`` have no client-go counterpart.
 """
 
 from __future__ import annotations

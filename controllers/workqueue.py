@@ -24,6 +24,20 @@ item and raise ``QueueShutDown`` once the queue is shut down *and* empty, so a w
             reconcile(item)
         finally:
             queue.done(item)
+
+Documented differences from client-go (each pinned by ``tests/unit/test_workqueue_clientgo_parity.py``):
+
+- ``get``/``get_async`` return the item and raise ``QueueShutDown`` instead of returning
+  ``(item, shutdown)``; ``get`` takes an optional timeout; ``get_nowait`` (``QueueEmpty``) is ours.
+- ``done`` of an item no worker holds raises ``ItemNotProcessingError``; client-go ignores it, or,
+  if the item is queued, appends it a second time.
+- ``shutdown_with_drain`` also waits for queued items (client-go waits only for in-flight ones),
+  takes a timeout and returns whether it drained; a ``shutdown()`` meanwhile makes it return False.
+- ``add`` returns nothing (some client-go revisions return ``(added, shutdown)``); there is no
+  ``Find`` (``statistics().depth`` and ``.processing`` say the same), no pluggable backing queue
+  (``QueueConfig.Queue`` and its ``Touch``) and no priority queue.
+- Metrics: per-event hooks plus a ``statistics()`` snapshot instead of a ``MetricsProvider``; the
+  unfinished-work figures are computed when read, not refreshed by a ticker goroutine.
 """
 
 from __future__ import annotations
