@@ -255,11 +255,13 @@ class WorkQueue(Generic[_T]):
 
     def add(self, item: _T) -> None:
         """Mark ``item`` dirty. A no-op if it is already waiting or the queue is shut down."""
+        added: int
         with self._lock:
             now = self._now()
-            # Due delayed items go first, so they keep their place before this one.
-            added = self._move_due_locked(now) if now >= self._next_due else 0
-            added += self._add_locked(item, now)
+            if now < self._next_due:
+                added = self._add_locked(item, now)
+            else:  # due delayed items go first, so they keep their place before this one
+                added = self._move_due_locked(now) + self._add_locked(item, now)
         if added and self._metrics is not None:
             self._report_adds(added)
 
@@ -297,19 +299,21 @@ class WorkQueue(Generic[_T]):
     def get_nowait(self) -> _T:
         """Take the next ready item; raise ``QueueEmpty`` if none, ``QueueShutDown`` if none and
         the queue is shut down."""
+        error: WorkQueueError | None
         with self._lock:
             now = self._now()
             moved = self._move_due_locked(now) if now >= self._next_due else 0
-            found = bool(self._queue)
-            if found:
+            if self._queue:
                 item, queued = self._take_locked(now)
-            shut = self._shutting_down
+                error = None
+            elif self._shutting_down:
+                error = self._shutdown_error()
+            else:
+                error = QueueEmpty(f"work queue {self.name!r} has no ready item")
         if moved:
             self._report_adds(moved)
-        if not found:
-            if shut:
-                raise self._shutdown_error()
-            raise QueueEmpty(f"work queue {self.name!r} has no ready item")
+        if error is not None:
+            raise error
         if self._metrics is not None:
             self._metrics.on_get(queued)
         return item
@@ -365,42 +369,44 @@ class WorkQueue(Generic[_T]):
         taken after the last await."""
         yielded = False
         waiter: Waiter | None = None
-        while True:
-            park: float | None = None
-            with self._lock:
-                if waiter is not None and not waiter.woken:
-                    _unregister(self._getters, waiter)  # its park timed out: look at the clock
-                waiter = None
-                now = self._now()
-                moved = self._move_due_locked(now) if now >= self._next_due else 0
-                if self._queue:
-                    if yielded:
-                        item, queued = self._take_locked(now)
-                        break
-                elif self._shutting_down:
-                    raise self._shutdown_error()
+        park: float | None = None
+        moved = 0
+        try:
+            while True:
+                with self._lock:
+                    if waiter is not None:
+                        if not waiter.woken:  # its park timed out: look at the clock
+                            _unregister(self._getters, waiter)
+                        waiter = None
+                    if self._next_due != _NEVER:  # a plain queue skips the clock read
+                        moved += self._catch_up_locked()[1]
+                    if self._queue:
+                        if yielded:
+                            item, queued = self._take_locked(self._now())
+                            break
+                    elif self._shutting_down:
+                        raise self._shutdown_error()
+                    else:
+                        park = self._park_timeout_locked(self._now())
+                        waiter = Waiter()
+                        self._getters.append(waiter)
+                if waiter is None:
+                    await checkpoint()
                 else:
-                    park = self._park_timeout_locked(now)
-                    waiter = Waiter()
-                    self._getters.append(waiter)
+                    try:
+                        if park is None:
+                            await waiter.wait()
+                        else:
+                            with move_on_after(park):
+                                await waiter.wait()
+                    except BaseException:
+                        with self._lock:
+                            self._leave_locked(not _unregister(self._getters, waiter))
+                        raise
+                yielded = True
+        finally:
             if moved:
                 self._report_adds(moved)
-            if waiter is None:
-                await checkpoint()
-            else:
-                try:
-                    if park is None:
-                        await waiter.wait()
-                    else:
-                        with move_on_after(park):
-                            await waiter.wait()
-                except BaseException:
-                    with self._lock:
-                        self._leave_locked(not _unregister(self._getters, waiter))
-                    raise
-            yielded = True
-        if moved:
-            self._report_adds(moved)
         if self._metrics is not None:
             self._metrics.on_get(queued)
         return item
