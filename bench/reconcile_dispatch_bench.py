@@ -1,6 +1,6 @@
 """Dispatch overhead of the worker pool: enqueue -> reconcile called -> done, per key, no-op reconciler.
 
-Usage: ``.venv/bin/python bench/reconcile_dispatch_bench.py [--keys N] [--runs R]``.
+Usage: ``.venv/bin/python bench/reconcile_dispatch_bench.py [--keys N] [--runs R] [--backend asyncio|trio]``.
 Each run adds N distinct ``Request`` keys to a fresh ``RateLimitingQueue``, shuts the queue down
 (queued keys are still handed out) and times ``WorkerPool.run()`` until every key has been
 reconciled and released: queue get, context creation, the call (a worker thread through
@@ -36,7 +36,8 @@ async def async_noop(request: Request, obj: Any, ctx: ReconcileContext) -> None:
     return None
 
 
-def one_run(reconciler: Callable[..., Any], keys: list[Request], workers: int, timeout: float | None) -> float:
+def one_run(reconciler: Callable[..., Any], keys: list[Request], workers: int, timeout: float | None,
+            backend: str = "asyncio") -> float:
     queue: RateLimitingQueue[Request] = RateLimitingQueue("bench")
     pool = WorkerPool(queue, reconciler, lambda request: _OBJ, name="bench", workers=workers,
                       reconcile_timeout=timeout)
@@ -49,7 +50,7 @@ def one_run(reconciler: Callable[..., Any], keys: list[Request], workers: int, t
         await pool.run()
         return time.perf_counter() - start
 
-    elapsed = anyio.run(main)
+    elapsed = anyio.run(main, backend=backend)
     stats = pool.statistics()
     assert stats.success_total == len(keys) and queue.statistics().done_total == len(keys), stats
     return elapsed
@@ -59,6 +60,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--keys", type=int, default=20_000, help="keys per run (default 20000)")
     parser.add_argument("--runs", type=int, default=5, help="runs per scenario (default 5)")
+    parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio",
+                        help="anyio backend (default asyncio)")
     args = parser.parse_args()
     keys = [Request("Widget", f"uid-{i:07d}", "bench", f"w-{i}") for i in range(args.keys)]
     scenarios: list[tuple[str, Callable[..., Any], int, float | None]] = [
@@ -69,10 +72,11 @@ def main() -> None:
         ("async, 4 workers", async_noop, 4, None),
         ("async, 1 worker, timeout", async_noop, 1, 30.0),
     ]
-    print(f"{args.keys} keys per run, {args.runs} runs; microseconds per key (enqueue -> reconcile -> done)")
+    print(f"{args.keys} keys per run, {args.runs} runs, backend {args.backend}; "
+          "microseconds per key (enqueue -> reconcile -> done)")
     print(f"{'scenario':<26} {'median':>8} {'min':>8} {'max':>8} {'keys/s':>10}")
     for label, reconciler, workers, timeout in scenarios:
-        per_key = [one_run(reconciler, keys, workers, timeout) / args.keys * 1e6 for _ in range(args.runs)]
+        per_key = [one_run(reconciler, keys, workers, timeout, args.backend) / args.keys * 1e6 for _ in range(args.runs)]
         median = statistics.median(per_key)
         print(f"{label:<26} {median:>8.1f} {min(per_key):>8.1f} {max(per_key):>8.1f} {1e6 / median:>10,.0f}")
 

@@ -1,6 +1,7 @@
 """Throughput of the work queue: add/get/done cycles per second in a few worker arrangements.
 
-Usage: ``.venv/bin/python bench/workqueue_bench.py [--items N] [--runs R] [--workers W]``.
+Usage: ``.venv/bin/python bench/workqueue_bench.py [--items N] [--runs R] [--workers W]
+[--backend asyncio|trio]``.
 Prints the median (and min/max) of R runs per scenario. Every item is a distinct int, so no add is
 deduplicated; the figure is the cost of the queue itself, with an empty "reconcile".
 
@@ -61,6 +62,9 @@ def worker_threads(n: int, workers: int) -> float:
     return elapsed
 
 
+BACKEND = "asyncio"  # the anyio backend of the task scenarios (--backend)
+
+
 def _async_scenario(n: int, workers: int, *, nowait_first: bool, thread_producer: bool) -> float:
     q: WorkQueue[int] = WorkQueue("bench")
 
@@ -105,7 +109,7 @@ def _async_scenario(n: int, workers: int, *, nowait_first: bool, thread_producer
         assert q.statistics().done_total == n
         return elapsed
 
-    return anyio.run(main)
+    return anyio.run(main, backend=BACKEND)
 
 
 def tasks(n: int, workers: int) -> float:
@@ -125,7 +129,11 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=100_000, help="items per run (default 100000)")
     parser.add_argument("--runs", type=int, default=5, help="runs per scenario (default 5)")
     parser.add_argument("--workers", type=int, default=4, help="workers (default 4)")
+    parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio",
+                        help="anyio backend of the task scenarios (default asyncio)")
     args = parser.parse_args()
+    global BACKEND
+    BACKEND = args.backend
     w = args.workers
     scenarios: list[tuple[str, Callable[[int, int], float]]] = [
         ("1 thread", one_thread),
@@ -134,7 +142,7 @@ def main() -> None:
         (f"{w} tasks (nowait first)", tasks_nowait_first),
         (f"thread -> {w} tasks", thread_to_tasks),
     ]
-    print(f"items={args.items} runs={args.runs} (cycles/s = add+get+done per second)")
+    print(f"items={args.items} runs={args.runs} backend={args.backend} (cycles/s = add+get+done per second)")
     print(f"{'scenario':<26} {'median':>10} {'min':>10} {'max':>10}")
     for label, fn in scenarios:
         rates = [args.items / fn(args.items, w) for _ in range(args.runs)]

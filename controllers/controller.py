@@ -305,8 +305,8 @@ class Controller:
             await self.pool.run()
         finally:
             with anyio.CancelScope(shield=True):
-                if not self.queue.shutting_down():  # the pool never ran: stop the delay timer
-                    await _bridge.to_thread(self.queue.shutdown)
+                if not self.queue.shutting_down():  # the pool never ran: drop delayed items
+                    self.queue.shutdown()  # never blocks
                 self._unwire()
 
     def has_synced(self) -> bool:

@@ -6,6 +6,16 @@ the next failure starts from the shortest delay again. The default limiter is co
 (per-item exponential 5 ms -> 1000 s, at least a 10/s burst-100 bucket).
 Invariant: the queue itself keeps no failure history; ``num_requeues`` and ``forget`` are the
 limiter's, so swapping limiters changes the retry policy and nothing else.
+
+Documented differences from client-go (pinned by ``tests/unit/test_workqueue_clientgo_parity.py``
+and ``tests/unit/test_workqueue_ratelimited.py``):
+
+- ``add_rate_limited`` returns the delay it chose (client-go returns nothing).
+- Once the queue is shutting down, ``add_rate_limited`` does not consult the limiter, so no failure
+  is recorded for an item that will never be retried; client-go calls ``When`` (counting a failure)
+  and then drops the item in ``AddAfter``.
+- Delays are float seconds. ``MaxWaitRateLimiter`` is client-go's ``NewWithMaxWaitRateLimiter``,
+  ``ItemFastSlowRateLimiter`` its ``NewItemFastSlowRateLimiter``.
 """
 
 from __future__ import annotations
@@ -35,9 +45,8 @@ class RateLimitingQueue(DelayingQueue[_T]):
         rate_limiter: RateLimiter | None = None,
         clock: Clock = SYSTEM_CLOCK,
         metrics: WorkQueueMetrics | None = None,
-        timer: bool = True,
     ) -> None:
-        super().__init__(name, clock=clock, metrics=metrics, timer=timer)
+        super().__init__(name, clock=clock, metrics=metrics)
         self.rate_limiter: RateLimiter = (
             rate_limiter if rate_limiter is not None else default_controller_rate_limiter(clock=clock)
         )

@@ -211,7 +211,8 @@ class WorkerPool:
     async def _shutdown(self, workers: anyio.CancelScope) -> None:
         self._stopping = True
         workers.cancel()  # parked getters leave; in-flight calls are shielded and keep going
-        await anyio.to_thread.run_sync(self.queue.shutdown)  # joins the delay timer: off the loop
+        self.queue.shutdown()  # never blocks: it only flips state and wakes waiters
+        await anyio.sleep(0)  # as the old thread hop did: a worker woken with a key registers it
         if self._inflight:
             self._idle = anyio.Event()
             with anyio.move_on_after(self.drain_timeout):

@@ -5,10 +5,10 @@ it, then *processing* until ``done``. Adding a dirty item is a no-op (bursts of 
 one reconcile); adding an item that is being processed marks it dirty and parks it, and ``done``
 puts it back at the tail, so the change is seen by a later pass and never by two workers at once.
 Items are handed out in FIFO order. One ``threading.Lock`` guards the state so producers and
-consumers may be threads or tasks on an asyncio event loop (anyio's asyncio backend). A consumer
-that finds the queue empty parks a waiter: threads block on a private lock, tasks await a future;
+consumers may be threads or anyio tasks (asyncio or trio backend). A consumer that finds the queue
+empty parks a waiter: threads block on a private lock, tasks await an ``informers._bridge.Waiter``;
 ``add`` wakes exactly one waiter, and only when one is parked, so the hot path never crosses
-threads (``call_soon_threadsafe`` is used only to wake a task from another thread).
+threads (waking a task from another thread is one non-blocking hand-off to its loop).
 Invariant: an item is never both queued and processing, and appears at most once in the queue, so
 no two workers ever hold the same item.
 
@@ -24,11 +24,25 @@ item and raise ``QueueShutDown`` once the queue is shut down *and* empty, so a w
             reconcile(item)
         finally:
             queue.done(item)
+
+Documented differences from client-go (each pinned by ``tests/unit/test_workqueue_clientgo_parity.py``):
+
+- ``get``/``get_async`` return the item and raise ``QueueShutDown`` instead of returning
+  ``(item, shutdown)``; ``get`` takes an optional timeout; ``get_nowait`` (``QueueEmpty``) is ours.
+- ``done`` of an item no worker holds raises ``ItemNotProcessingError``; client-go ignores it, or,
+  if the item is queued, appends it a second time.
+- ``shutdown_with_drain`` also waits for queued items (client-go waits only for in-flight ones),
+  takes a timeout and returns whether it drained; a ``shutdown()`` meanwhile makes it return False.
+- ``add`` returns nothing (some client-go revisions return ``(added, shutdown)``); there is no
+  ``Find`` (``statistics().depth`` and ``.processing`` say the same), no pluggable backing queue
+  (``QueueConfig.Queue`` and its ``Touch``) and no priority queue.
+- Metrics: per-event hooks plus a ``statistics()`` snapshot instead of a ``MetricsProvider``; the
+  unfinished-work figures are computed when read, not refreshed by a ticker goroutine.
 """
 
 from __future__ import annotations
 
-import asyncio
+import math
 import threading
 import time
 from collections import deque
@@ -36,9 +50,12 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
+from anyio import move_on_after
 from anyio.lowlevel import checkpoint
 
+from informers._bridge import Waiter
 from informers.clock import SYSTEM_CLOCK, Clock
+from informers.errors import InformerdError
 
 __all__ = [
     "ItemNotProcessingError",
@@ -53,9 +70,11 @@ __all__ = [
 
 _T = TypeVar("_T", bound=Hashable)
 
+_NEVER = math.inf
 
-class WorkQueueError(Exception):
-    """Base of the work queue's errors."""
+
+class WorkQueueError(InformerdError):
+    """Base of the work queue's errors (under informerd's root, ``InformerdError``)."""
 
 
 class QueueShutDown(WorkQueueError):
@@ -148,43 +167,9 @@ class _ThreadWaiter:
         self._gate.acquire(True, -1 if timeout is None else max(timeout, 0.0))
 
 
-class _TaskWaiter:
-    """A parked asyncio task: awaits a future that the waker resolves on the task's loop."""
-
-    __slots__ = ("future", "_thread")
-
-    def __init__(self) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            raise WorkQueueError(
-                "the async work queue methods need a running asyncio event loop "
-                "(anyio's asyncio backend)"
-            ) from None
-        self.future: asyncio.Future[None] = loop.create_future()
-        self._thread = threading.get_ident()
-
-    def wake(self) -> bool:
-        future = self.future
-        if threading.get_ident() == self._thread:
-            # On the loop's own thread: resolve directly, no self-pipe write.
-            if future.done():  # cancelled; its task will unregister itself
-                return False
-            future.set_result(None)
-            return True
-        try:
-            future.get_loop().call_soon_threadsafe(_resolve, future)
-        except RuntimeError:  # the loop is closed: this waiter will never run
-            return False
-        return True
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-_Waiter = _ThreadWaiter | _TaskWaiter
+# A parked task waits on the bridge's Waiter: woken in place on its loop's thread, through one
+# non-blocking loop hand-off from any other thread, on asyncio and trio alike.
+_Waiter = _ThreadWaiter | Waiter
 
 
 def _wake_one(waiters: deque[_Waiter]) -> None:
@@ -211,7 +196,8 @@ class WorkQueue(Generic[_T]):
     """A fair, deduplicating work queue (client-go's ``workqueue.Type``).
 
     ``name`` labels metrics and messages. ``clock`` (default the system clock) times queue latency
-    and work duration; it never drives waiting. ``metrics`` receives per-event observations.
+    and work duration; in a delaying queue it also says when a delayed item is due. ``metrics``
+    receives per-event observations.
     """
 
     def __init__(
@@ -232,6 +218,10 @@ class WorkQueue(Generic[_T]):
         self._processing: dict[_T, float] = {}  # item -> when a worker took it
         self._getters: deque[_Waiter] = deque()
         self._drain_waiters: deque[_Waiter] = deque()
+        # When the earliest delayed item is due (a delaying layer keeps it; never for a plain
+        # queue). Every locked operation compares the clock with it first and, once it has
+        # passed, moves due items in: no timer thread, and one float comparison when none is due.
+        self._next_due = _NEVER
         self._shutting_down = False
         self._draining = False
         self._adds = 0
@@ -239,14 +229,41 @@ class WorkQueue(Generic[_T]):
         self._dones = 0
         self._retries = 0
 
+    # -- delaying-layer hooks (no-ops here) --------------------------------------------------
+
+    def _move_due_locked(self, now: float) -> int:
+        """Move every delayed item due at ``now`` into the queue; return how many became dirty."""
+        return 0
+
+    def _park_timeout_locked(self, now: float) -> float | None:
+        """How long (real seconds) a getter may park before it must look at the clock again;
+        None: until woken."""
+        return None
+
+    def _catch_up_locked(self) -> tuple[float, int]:
+        """Read the clock and move what is due; returns (now, items that became dirty)."""
+        now = self._now()
+        return now, (self._move_due_locked(now) if now >= self._next_due else 0)
+
+    def _report_adds(self, count: int) -> None:
+        metrics = self._metrics
+        if metrics is not None:
+            for _ in range(count):
+                metrics.on_add()
+
     # -- producers ---------------------------------------------------------------------------
 
     def add(self, item: _T) -> None:
         """Mark ``item`` dirty. A no-op if it is already waiting or the queue is shut down."""
+        added: int
         with self._lock:
-            added = self._add_locked(item, self._now())
+            now = self._now()
+            if now < self._next_due:
+                added = self._add_locked(item, now)
+            else:  # due delayed items go first, so they keep their place before this one
+                added = self._move_due_locked(now) + self._add_locked(item, now)
         if added and self._metrics is not None:
-            self._metrics.on_add()
+            self._report_adds(added)
 
     def _add_locked(self, item: _T, now: float) -> bool:
         if self._shutting_down or item in self._dirty:
@@ -261,9 +278,8 @@ class WorkQueue(Generic[_T]):
 
     # -- consumers ---------------------------------------------------------------------------
 
-    def _take_locked(self) -> tuple[_T, float]:
+    def _take_locked(self, now: float) -> tuple[_T, float]:
         item = self._queue.popleft()
-        now = self._now()
         queued = now - self._dirty.pop(item)
         self._processing[item] = now
         self._gets += 1
@@ -272,21 +288,32 @@ class WorkQueue(Generic[_T]):
     def _shutdown_error(self) -> QueueShutDown:
         return QueueShutDown(f"work queue {self.name!r} is shut down and empty")
 
-    def _abandon_getter_locked(self, waiter: _Waiter) -> None:
-        # A getter leaving without taking an item (cancelled, interrupted) must not swallow the
-        # wake-up it may have been given, or a ready item could sit while other workers sleep.
-        if not _unregister(self._getters, waiter) and self._queue and self._getters:
+    def _leave_locked(self, woken: bool) -> None:
+        """A getter leaves without taking an item (cancelled, interrupted, timed out). It must not
+        swallow a wake-up: if it was woken while items are queued, or if delayed items wait
+        (parked getters are what moves them, and this one may have been the one keeping time),
+        wake another getter in its place."""
+        if self._getters and ((woken and self._queue) or self._next_due != _NEVER):
             _wake_one(self._getters)
 
     def get_nowait(self) -> _T:
         """Take the next ready item; raise ``QueueEmpty`` if none, ``QueueShutDown`` if none and
         the queue is shut down."""
+        error: WorkQueueError | None
         with self._lock:
-            if not self._queue:
-                if self._shutting_down:
-                    raise self._shutdown_error()
-                raise QueueEmpty(f"work queue {self.name!r} has no ready item")
-            item, queued = self._take_locked()
+            now = self._now()
+            moved = self._move_due_locked(now) if now >= self._next_due else 0
+            if self._queue:
+                item, queued = self._take_locked(now)
+                error = None
+            elif self._shutting_down:
+                error = self._shutdown_error()
+            else:
+                error = QueueEmpty(f"work queue {self.name!r} has no ready item")
+        if moved:
+            self._report_adds(moved)
+        if error is not None:
+            raise error
         if self._metrics is not None:
             self._metrics.on_get(queued)
         return item
@@ -297,60 +324,89 @@ class WorkQueue(Generic[_T]):
         on expiry ``TimeoutError`` is raised. After shutdown, queued items are still handed out;
         then ``QueueShutDown`` is raised."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self._lock:
-            while not self._queue:
-                if self._shutting_down:
-                    raise self._shutdown_error()
-                remaining = None
-                if deadline is not None:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        raise TimeoutError(f"no item in work queue {self.name!r} after {timeout} s")
-                waiter = _ThreadWaiter()
-                self._getters.append(waiter)
-                self._lock.release()
-                try:
-                    waiter.block(remaining)
-                except BaseException:
-                    self._lock.acquire()  # the with-block releases it on the way out
-                    self._abandon_getter_locked(waiter)
-                    raise
-                self._lock.acquire()
-                _unregister(self._getters, waiter)  # still registered only if it timed out
-            item, queued = self._take_locked()
+        moved = 0
+        try:
+            with self._lock:
+                while True:
+                    now = self._now()
+                    if now >= self._next_due:
+                        moved += self._move_due_locked(now)
+                    if self._queue:
+                        item, queued = self._take_locked(now)
+                        break
+                    if self._shutting_down:
+                        raise self._shutdown_error()
+                    park = self._park_timeout_locked(now)
+                    if deadline is not None:
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            self._leave_locked(False)
+                            raise TimeoutError(f"no item in work queue {self.name!r} after {timeout} s")
+                        park = remaining if park is None else min(park, remaining)
+                    waiter = _ThreadWaiter()
+                    self._getters.append(waiter)
+                    self._lock.release()
+                    try:
+                        waiter.block(park)
+                    except BaseException:
+                        self._lock.acquire()  # the with-block releases it on the way out
+                        self._leave_locked(not _unregister(self._getters, waiter))
+                        raise
+                    self._lock.acquire()
+                    _unregister(self._getters, waiter)  # still registered only if it timed out
+        finally:
+            if moved:
+                self._report_adds(moved)
         if self._metrics is not None:
             self._metrics.on_get(queued)
         return item
 
     async def get_async(self) -> _T:
-        """Wait (as an asyncio task) until an item is ready and take it; otherwise as ``get``.
+        """Wait (as an anyio task) until an item is ready and take it; otherwise as ``get``.
         Always a checkpoint: it yields to the event loop once even when an item is ready, so a
         worker whose reconcile never awaits cannot starve the loop (a worker that wants to skip
         that yield may try ``get_nowait`` first). Cancellation never loses an item: the item is
         taken after the last await."""
         yielded = False
-        while True:
-            waiter = None
-            with self._lock:
-                if self._queue:
-                    if yielded:
-                        item, queued = self._take_locked()
-                        break
-                elif self._shutting_down:
-                    raise self._shutdown_error()
+        waiter: Waiter | None = None
+        park: float | None = None
+        moved = 0
+        try:
+            while True:
+                with self._lock:
+                    if waiter is not None:
+                        if not waiter.woken:  # its park timed out: look at the clock
+                            _unregister(self._getters, waiter)
+                        waiter = None
+                    if self._next_due != _NEVER:  # a plain queue skips the clock read
+                        moved += self._catch_up_locked()[1]
+                    if self._queue:
+                        if yielded:
+                            item, queued = self._take_locked(self._now())
+                            break
+                    elif self._shutting_down:
+                        raise self._shutdown_error()
+                    else:
+                        park = self._park_timeout_locked(self._now())
+                        waiter = Waiter()
+                        self._getters.append(waiter)
+                if waiter is None:
+                    await checkpoint()
                 else:
-                    waiter = _TaskWaiter()
-                    self._getters.append(waiter)
-            if waiter is None:
-                await checkpoint()
-            else:
-                try:
-                    await waiter.future
-                except BaseException:
-                    with self._lock:
-                        self._abandon_getter_locked(waiter)
-                    raise
-            yielded = True
+                    try:
+                        if park is None:
+                            await waiter.wait()
+                        else:
+                            with move_on_after(park):
+                                await waiter.wait()
+                    except BaseException:
+                        with self._lock:
+                            self._leave_locked(not _unregister(self._getters, waiter))
+                        raise
+                yielded = True
+        finally:
+            if moved:
+                self._report_adds(moved)
         if self._metrics is not None:
             self._metrics.on_get(queued)
         return item
@@ -359,29 +415,32 @@ class WorkQueue(Generic[_T]):
         """Release ``item`` after processing. If it was added meanwhile, it is queued again.
         Raises ``ItemNotProcessingError`` if no worker holds it."""
         with self._lock:
+            # Due items first, while ``item`` still counts as processing: if it is one of them,
+            # it is parked and queued below exactly once.
+            now = self._now()
+            moved = self._move_due_locked(now) if now >= self._next_due else 0
             started = self._processing.pop(item, None)
-            if started is None:
-                raise ItemNotProcessingError(
-                    f"done({item!r}) on work queue {self.name!r}, which no worker holds"
-                )
-            work = self._now() - started
-            self._dones += 1
-            if item in self._dirty:
-                self._queue.append(item)
-                if self._getters:
-                    _wake_one(self._getters)
-            elif self._draining and not self._processing and not self._queue:
-                _wake_all(self._drain_waiters)
+            if started is not None:
+                self._dones += 1
+                if item in self._dirty:
+                    self._queue.append(item)
+                    if self._getters:
+                        _wake_one(self._getters)
+                elif self._draining and not self._processing and not self._queue:
+                    _wake_all(self._drain_waiters)
+        if moved:
+            self._report_adds(moved)
+        if started is None:
+            raise ItemNotProcessingError(
+                f"done({item!r}) on work queue {self.name!r}, which no worker holds"
+            )
         if self._metrics is not None:
-            self._metrics.on_done(work)
+            self._metrics.on_done(now - started)
 
     # -- shutdown ----------------------------------------------------------------------------
 
     def _on_shutdown_locked(self) -> None:
         """Subclass hook, called once under the lock when shutdown begins."""
-
-    def _after_shutdown(self) -> None:
-        """Subclass hook, called outside the lock after every shutdown call."""
 
     def _begin_shutdown_locked(self, *, drain: bool) -> None:
         self._draining = drain
@@ -395,10 +454,10 @@ class WorkQueue(Generic[_T]):
 
     def shutdown(self) -> None:
         """Stop accepting items. Workers still get what is queued, then ``QueueShutDown``. A
-        ``shutdown_with_drain`` in progress stops waiting and returns False (a forced stop)."""
+        ``shutdown_with_drain`` in progress stops waiting and returns False (a forced stop).
+        Returns at once: it only flips state and wakes waiters (safe on the event loop)."""
         with self._lock:
             self._begin_shutdown_locked(drain=False)
-        self._after_shutdown()
 
     def _drained_locked(self) -> bool:
         return not self._queue and not self._processing
@@ -413,14 +472,12 @@ class WorkQueue(Generic[_T]):
             self._begin_shutdown_locked(drain=True)
             while True:
                 if self._drained_locked():
-                    drained = True
-                    break
+                    return True
                 remaining = None
                 if deadline is not None:
                     remaining = deadline - time.monotonic()
                 if not self._draining or (remaining is not None and remaining <= 0):
-                    drained = False
-                    break
+                    return False
                 waiter = _ThreadWaiter()
                 self._drain_waiters.append(waiter)
                 self._lock.release()
@@ -429,24 +486,21 @@ class WorkQueue(Generic[_T]):
                 finally:
                     self._lock.acquire()
                     _unregister(self._drain_waiters, waiter)
-        self._after_shutdown()
-        return drained
 
     async def shutdown_with_drain_async(self) -> bool:
         """``shutdown_with_drain`` for tasks; bound it with ``anyio.fail_after`` if needed."""
         with self._lock:
             self._begin_shutdown_locked(drain=True)
-        self._after_shutdown()  # joins a delaying timer thread: brief, it only needs our lock
         while True:
             with self._lock:
                 if self._drained_locked():
                     return True
                 if not self._draining:
                     return False
-                waiter = _TaskWaiter()
+                waiter = Waiter()
                 self._drain_waiters.append(waiter)
             try:
-                await waiter.future
+                await waiter.wait()
             finally:
                 with self._lock:
                     _unregister(self._drain_waiters, waiter)
@@ -460,14 +514,18 @@ class WorkQueue(Generic[_T]):
     def __len__(self) -> int:
         """Items ready to be handed out now (not parked, not delayed)."""
         with self._lock:
-            return len(self._queue)
+            _, moved = self._catch_up_locked()
+            ready = len(self._queue)
+        if moved:
+            self._report_adds(moved)
+        return ready
 
     def _delayed_locked(self) -> int:
         return 0
 
     def statistics(self) -> WorkQueueStatistics:
         with self._lock:
-            now = self._now()
+            now, moved = self._catch_up_locked()
             unfinished = 0.0
             longest = 0.0
             for started in self._processing.values():
@@ -475,7 +533,7 @@ class WorkQueue(Generic[_T]):
                 unfinished += held
                 if held > longest:
                     longest = held
-            return WorkQueueStatistics(
+            stats = WorkQueueStatistics(
                 name=self.name,
                 depth=len(self._dirty),
                 ready=len(self._queue),
@@ -491,3 +549,6 @@ class WorkQueue(Generic[_T]):
                 shutting_down=self._shutting_down,
                 draining=self._draining,
             )
+        if moved:
+            self._report_adds(moved)
+        return stats

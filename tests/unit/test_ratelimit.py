@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from controllers.ratelimit import (
     BucketRateLimiter,
     ItemExponentialRateLimiter,
+    ItemFastSlowRateLimiter,
     MaxOfRateLimiter,
     MaxWaitRateLimiter,
     RateLimiter,
@@ -145,3 +148,49 @@ def test_max_of_accepts_a_plain_protocol_limiter() -> None:
     assert limiter.when("a") == 3.0
     assert limiter.num_requeues("a") == 7
     assert limiter.statistics().children[0].kind == "Fixed"
+
+
+def test_fast_slow_waits_fast_then_slow_per_item_and_forget_restarts() -> None:
+    limiter = ItemFastSlowRateLimiter(fast_delay=0.005, slow_delay=10.0, max_fast_attempts=2)
+    assert isinstance(limiter, RateLimiter)
+    assert [limiter.when("a") for _ in range(4)] == [0.005, 0.005, 10.0, 10.0]
+    assert limiter.when("b") == 0.005  # per item
+    assert (limiter.num_requeues("a"), limiter.num_requeues("b"), limiter.num_requeues("c")) == (4, 1, 0)
+    limiter.forget("a")
+    limiter.forget("never seen")  # no error
+    assert limiter.num_requeues("a") == 0
+    assert limiter.when("a") == 0.005
+    stats = limiter.statistics()
+    assert (stats.kind, stats.tracked_items, stats.when_calls, stats.capped) == (
+        "ItemFastSlowRateLimiter", 2, 6, 0,
+    )
+
+
+def test_fast_slow_with_no_fast_attempts_is_always_slow() -> None:
+    limiter = ItemFastSlowRateLimiter(0.001, 2.0, 0)
+    assert [limiter.when("a") for _ in range(3)] == [2.0, 2.0, 2.0]
+
+
+@pytest.mark.parametrize(
+    "args", [(-1.0, 1.0, 1), (0.0, float("inf"), 1), (float("nan"), 1.0, 1), (0.0, 1.0, -1)]
+)
+def test_fast_slow_rejects_bad_arguments(args: tuple[float, float, int]) -> None:
+    with pytest.raises(ValueError):
+        ItemFastSlowRateLimiter(*args)
+
+
+def test_fast_slow_counts_every_failure_across_threads() -> None:
+    limiter = ItemFastSlowRateLimiter(0.0, 1.0, 1000)
+    threads = [threading.Thread(target=lambda: [limiter.when("a") for _ in range(500)]) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert limiter.num_requeues("a") == 2000
+    assert limiter.when("a") == 1.0  # the 2001st failure is past the fast attempts
+
+
+def test_fast_slow_inside_max_of_is_described_by_statistics() -> None:
+    limiter = MaxOfRateLimiter(ItemFastSlowRateLimiter(0.005, 3.0, 1), ItemExponentialRateLimiter(0.001, 1.0))
+    assert [limiter.when("a") for _ in range(3)] == [0.005, 3.0, 3.0]
+    assert limiter.statistics().children[0].kind == "ItemFastSlowRateLimiter"

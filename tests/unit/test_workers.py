@@ -36,7 +36,7 @@ class Metrics:
 
 
 def make_queue(clock: FakeClock) -> RateLimitingQueue[Request]:
-    return RateLimitingQueue("test", rate_limiter=ItemExponentialRateLimiter(1.0, 100.0), clock=clock, timer=False)
+    return RateLimitingQueue("test", rate_limiter=ItemExponentialRateLimiter(1.0, 100.0), clock=clock)
 
 
 async def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:

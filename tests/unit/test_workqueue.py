@@ -1,5 +1,5 @@
 """WorkQueue semantics (client-go workqueue.Type): dedup, parking while processing, shutdown,
-drain, statistics and metrics hooks, for threads and anyio tasks."""
+drain, statistics and metrics hooks, for threads and anyio tasks (asyncio and trio)."""
 
 from __future__ import annotations
 
@@ -17,13 +17,18 @@ from controllers.workqueue import (
     QueueEmpty,
     QueueShutDown,
     WorkQueue,
+    WorkQueueError,
 )
+from informers._bridge import SUPPORTED_BACKENDS, Loop
 from informers.clock import FakeClock
+from informers.errors import InformerdError
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
+@pytest.fixture(params=SUPPORTED_BACKENDS)
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """Every async test here runs on each backend informerd supports."""
+    backend: str = request.param
+    return backend
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -330,6 +335,68 @@ def test_cancelled_getter_passes_its_wake_up_to_the_next() -> None:
 
 
 @pytest.mark.anyio
+async def test_task_woken_from_a_thread_then_cancelled_passes_its_wake_up_on() -> None:
+    """The same race through anyio on either backend: the producer thread pops the first getter
+    and hands its wake-up to the loop, and the getter is cancelled before that wake-up runs."""
+    q: WorkQueue[str] = WorkQueue()
+    first_scope = anyio.CancelScope()
+    first_got: list[str] = []
+    second_got: list[str] = []
+
+    async def first() -> None:
+        with first_scope:
+            first_got.append(await q.get_async())
+
+    async def second() -> None:
+        second_got.append(await q.get_async())
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(first)
+            while q.statistics().waiting_getters < 1:
+                await anyio.sleep(0)
+            tg.start_soon(second)
+            while q.statistics().waiting_getters < 2:
+                await anyio.sleep(0)
+            producer = threading.Thread(target=q.add, args=("a",))
+            producer.start()
+            producer.join()  # blocks the loop on purpose: the wake-up is queued, not yet run
+            first_scope.cancel()
+    assert (first_got, second_got) == ([], ["a"])
+
+
+@pytest.mark.anyio
+async def test_add_from_a_thread_crosses_into_the_loop_only_when_a_task_is_parked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hand_offs: list[object] = []
+    call_soon = Loop.call_soon
+
+    def counting(self: Loop, fn: Callable[..., object], *args: object) -> bool:
+        hand_offs.append(fn)
+        return call_soon(self, fn, *args)
+
+    monkeypatch.setattr(Loop, "call_soon", counting)
+    q: WorkQueue[int] = WorkQueue()
+    await anyio.to_thread.run_sync(lambda: [q.add(i) for i in range(100)])
+    assert hand_offs == []  # nobody parked: no loop wake-up at all
+    while len(q):
+        q.done(q.get_nowait())
+    got: list[int] = []
+
+    async def worker() -> None:
+        got.append(await q.get_async())
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(worker)
+            while q.statistics().waiting_getters == 0:
+                await anyio.sleep(0)
+            await anyio.to_thread.run_sync(q.add, 100)
+    assert got == [100] and len(hand_offs) == 1  # one non-blocking hand-off for the one parked task
+
+
+@pytest.mark.anyio
 async def test_cancelled_waiting_task_leaves_no_waiter_behind() -> None:
     q: WorkQueue[str] = WorkQueue()
     with anyio.move_on_after(0.01):
@@ -409,3 +476,18 @@ async def test_shutdown_with_drain_async_returns_false_when_forced() -> None:
                 await anyio.sleep(0)
             q.shutdown()
     assert results == [False]
+
+
+def test_queue_errors_derive_from_informerd_error_and_stay_catchable_as_before() -> None:
+    for error in (WorkQueueError, QueueShutDown, QueueEmpty, ItemNotProcessingError):
+        assert issubclass(error, InformerdError) and issubclass(error, Exception)
+    for error in (QueueShutDown, QueueEmpty, ItemNotProcessingError):
+        assert issubclass(error, WorkQueueError)
+    q: WorkQueue[str] = WorkQueue()
+    with pytest.raises(InformerdError):
+        q.get_nowait()  # QueueEmpty
+    q.shutdown()
+    with pytest.raises(InformerdError):
+        q.get_nowait()  # QueueShutDown
+    with pytest.raises(InformerdError):
+        q.done("never taken")

@@ -20,6 +20,7 @@ import pytest
 
 from controllers.delaying import DelayingQueue
 from controllers.workqueue import QueueShutDown, WorkQueue
+from informers._bridge import SUPPORTED_BACKENDS
 
 KEYS = 40
 ADDS_PER_PRODUCER = 1500
@@ -124,8 +125,9 @@ def test_threads_never_lose_a_change_or_share_a_key(seed: int, delayed: bool) ->
     assert stats.depth == stats.processing == 0
 
 
+@pytest.mark.parametrize("backend", SUPPORTED_BACKENDS)
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_tasks_and_threads_never_lose_a_change_or_share_a_key(seed: int) -> None:
+def test_tasks_and_threads_never_lose_a_change_or_share_a_key(seed: int, backend: str) -> None:
     """Async workers and producers on one loop, plus producer and worker threads on the side
     (cross-thread wake-ups of tasks and of threads)."""
     queue: DelayingQueue[str] = DelayingQueue("mixed")
@@ -182,7 +184,7 @@ def test_tasks_and_threads_never_lose_a_change_or_share_a_key(seed: int) -> None
                 await anyio.to_thread.run_sync(t.join, 30)
                 assert not t.is_alive()
 
-    anyio.run(main, backend="asyncio")
+    anyio.run(main, backend=backend)
     ledger.assert_consistent()
     stats = queue.statistics()
     assert stats.gets_total == stats.done_total == ledger.passes

@@ -1,6 +1,7 @@
 """The queue and rate-limiter modules stay Kubernetes-free: standard library, anyio, and only the
-generic ``informers.clock`` / ``informers.tokenbucket`` (checked on the source, so a stray import of
-``kubernetes``, ``prometheus_client`` or another ``informers`` module fails here)."""
+generic ``informers.clock`` / ``informers.tokenbucket`` / ``informers._bridge``, plus
+``informers.errors`` for the root of the exception tree (checked on the source, so a stray import of ``kubernetes``,
+``prometheus_client`` or another ``informers`` module fails here)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ import controllers
 
 MODULES = ["request", "ratelimit", "workqueue", "delaying", "ratelimited"]
 ALLOWED_THIRD_PARTY = {"anyio"}
-ALLOWED_INFORMERS = {"informers.clock", "informers.tokenbucket"}
+# errors: the queue's exceptions derive from the project's root, InformerdError; _bridge: the one
+# thread<->loop hand-off (anyio only), through which parked tasks are woken.
+ALLOWED_INFORMERS = {"informers._bridge", "informers.clock", "informers.errors", "informers.tokenbucket"}
 ALLOWED_SIBLINGS = {"request", "ratelimit", "workqueue", "delaying", "ratelimited"}
 
 

@@ -12,7 +12,7 @@ from informers.clock import FakeClock
 def test_failures_back_off_exponentially_until_forgotten() -> None:
     clock = FakeClock()
     q: RateLimitingQueue[str] = RateLimitingQueue(
-        "test", rate_limiter=ItemExponentialRateLimiter(base=1.0, cap=60.0), clock=clock, timer=False
+        "test", rate_limiter=ItemExponentialRateLimiter(base=1.0, cap=60.0), clock=clock
     )
     q.add("a")
     q.get_nowait()
@@ -38,14 +38,14 @@ def test_failures_back_off_exponentially_until_forgotten() -> None:
 
 
 def test_default_limiter_is_controller_runtimes() -> None:
-    q: RateLimitingQueue[str] = RateLimitingQueue(clock=FakeClock(), timer=False)
+    q: RateLimitingQueue[str] = RateLimitingQueue(clock=FakeClock())
     assert [q.add_rate_limited("a") for _ in range(3)] == pytest.approx([0.005, 0.01, 0.02])
     assert q.statistics().delayed == 1  # one item, earliest ready time kept
 
 
 def test_no_failure_is_recorded_after_shutdown() -> None:
     limiter = ItemExponentialRateLimiter(base=1.0)
-    q: RateLimitingQueue[str] = RateLimitingQueue(rate_limiter=limiter, clock=FakeClock(), timer=False)
+    q: RateLimitingQueue[str] = RateLimitingQueue(rate_limiter=limiter, clock=FakeClock())
     q.shutdown()
     assert q.add_rate_limited("a") == 0.0
     assert limiter.num_requeues("a") == 0
