@@ -6,6 +6,18 @@ keyed by UID on a worker pool), ``ApiWriter`` for writes, ``set_condition`` and 
 the rate limiters are Kubernetes-free and usable on their own.
 """
 
+from .api import (
+    Api,
+    BlockingApi,
+)
+from .context import (
+    BlockingContext,
+    Context,
+    OwnershipError,
+)
+from .manager import (
+    Manager,
+)
 from .circuit import (
     CircuitBreaker,
     CircuitGroupStatistics,
@@ -135,6 +147,12 @@ from .writer import (
 )
 
 __all__ = [
+    "Api",
+    "BlockingApi",
+    "BlockingContext",
+    "Context",
+    "Manager",
+    "OwnershipError",
     "APPLY_PATCH_CONTENT_TYPE",
     "ApiWriter",
     "AsyncApiWriter",

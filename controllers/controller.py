@@ -55,6 +55,7 @@ class _Registration(Protocol):
 
 class _Informer(Protocol):
     name: str
+    resource: Resource
     store: Any  # index_names, get_by_uid(uid), add_indexers({name: fn})
 
     def add_handler(
@@ -246,6 +247,22 @@ class Controller:
         registration: _Registration = route.informer.add_handler(
             on_notification=self._handler(route), name=name, inline=True)
         return registration
+
+    def children_store(self, resource: Resource | str) -> Any:
+        """The cache of an ``owns(...)`` resource of this controller, named as in the trigger (or
+        by its ``Resource``, plural or kind)."""
+        for route in self._routes:
+            trigger = route.bound.trigger
+            if trigger.kind is not TriggerKind.OWNS:
+                continue
+            res: Resource = route.informer.resource
+            if resource == trigger.resource or resource == res or (
+                    isinstance(resource, str) and resource.rsplit("/", 1)[-1] in (res.kind, res.plural)):
+                return route.informer.store
+        owned = ", ".join(str(r.bound.trigger.resource) for r in self._routes
+                          if r.bound.trigger.kind is TriggerKind.OWNS) or "nothing"
+        raise ControllerStateError(f"controller {self.name!r} does not own {resource} (it owns {owned}); "
+                                   "add it to owns=[...]")
 
     def _unwire(self) -> None:
         for route in self._routes:
