@@ -23,7 +23,7 @@ import anyio
 from controllers.ratelimited import RateLimitingQueue
 from controllers.reconciler import ReconcileContext
 from controllers.request import Request
-from controllers.workers import WorkerPool
+from controllers._workers import WorkerPool
 
 _OBJ: dict[str, Any] = {"metadata": {"name": "bench", "uid": "x"}}
 

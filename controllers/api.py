@@ -17,14 +17,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from informers import _bridge
+from informers.objects import RawObject
 from informers.resources import Resource
 
 from .writer import ApiWriter
 
 __all__ = ["Api", "BlockingApi", "Resolver"]
 
-RawObject = dict[str, Any]
-Patch = Mapping[str, Any] | Sequence[Mapping[str, Any]]
+_Patch = Mapping[str, Any] | Sequence[Mapping[str, Any]]
 
 
 class Resolver(Protocol):
@@ -93,11 +93,11 @@ class Api:
     async def update_status(self, obj: Mapping[str, Any], **kwargs: Any) -> RawObject:
         return await self._run("update_status", obj, **kwargs)  # type: ignore[no-any-return]
 
-    async def patch(self, name: str, patch: Patch, **kwargs: Any) -> RawObject:
+    async def patch(self, name: str, patch: _Patch, **kwargs: Any) -> RawObject:
         """A merge patch unless ``patch_type=PatchType.JSON`` (or ``STRATEGIC``)."""
         return await self._run("patch", name, patch, **kwargs)  # type: ignore[no-any-return]
 
-    async def patch_status(self, name: str, patch: Patch, **kwargs: Any) -> RawObject:
+    async def patch_status(self, name: str, patch: _Patch, **kwargs: Any) -> RawObject:
         return await self._run("patch_status", name, patch, **kwargs)  # type: ignore[no-any-return]
 
     async def apply(self, obj: Mapping[str, Any], **kwargs: Any) -> RawObject:
@@ -136,10 +136,10 @@ class BlockingApi:
     def update_status(self, obj: Mapping[str, Any], **kwargs: Any) -> RawObject:
         return self._run("update_status", obj, **kwargs)  # type: ignore[no-any-return]
 
-    def patch(self, name: str, patch: Patch, **kwargs: Any) -> RawObject:
+    def patch(self, name: str, patch: _Patch, **kwargs: Any) -> RawObject:
         return self._run("patch", name, patch, **kwargs)  # type: ignore[no-any-return]
 
-    def patch_status(self, name: str, patch: Patch, **kwargs: Any) -> RawObject:
+    def patch_status(self, name: str, patch: _Patch, **kwargs: Any) -> RawObject:
         return self._run("patch_status", name, patch, **kwargs)  # type: ignore[no-any-return]
 
     def apply(self, obj: Mapping[str, Any], **kwargs: Any) -> RawObject:

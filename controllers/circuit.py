@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TypeVar
 
-import structlog
 
+from informers._log import get_logger
 from informers.clock import SYSTEM_CLOCK, Clock
 from informers.errors import InformerdError
 
@@ -42,7 +42,7 @@ __all__ = [
     "is_retryable_failure",
 ]
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 _T = TypeVar("_T")
 

@@ -19,15 +19,15 @@ import structlog
 
 from informers import (
     ApiClient,
-    ConfigError,
     InformerdError,
     InformerFactory,
+    load_config,
     Notification,
     ObjectAdded,
     ObjectDeleted,
     ObjectUpdated,
-    load_config,
 )
+from informers.errors import ConfigError
 
 __all__ = ["main"]
 

@@ -40,7 +40,7 @@ _TYPE = re.compile(
 )
 _MAX_TYPE, _MAX_REASON, _MAX_MESSAGE = 316, 1024, 32768
 
-Conditions = list[dict[str, Any]]
+_Conditions = list[dict[str, Any]]
 
 
 class ConditionError(InformerdError, ValueError):
@@ -65,7 +65,7 @@ def _status_of(target: MutableMapping[str, Any], *, create: bool) -> MutableMapp
     return status
 
 
-def _conditions(status: MutableMapping[str, Any] | None, *, create: bool) -> Conditions | None:
+def _conditions(status: MutableMapping[str, Any] | None, *, create: bool) -> _Conditions | None:
     if status is None:
         return None
     conditions = status.get("conditions")

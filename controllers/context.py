@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from informers import _bridge
 from informers.errors import ConflictError, InformerdError
 from informers.indexers import OWNER_UID_INDEX
-from informers.objects import controller_owner
+from informers.objects import RawObject, controller_owner
 from informers.resources import Resource
 
 from .api import Api, BlockingApi, Resolver
@@ -41,9 +41,8 @@ from .request import Request
 from .result import Result
 from .writer import ApiWriter
 
-__all__ = ["BlockingContext", "Context", "OwnershipError", "Services"]
+__all__ = ["BlockingContext", "Context", "OwnershipError", "Services", "front_door"]
 
-RawObject = dict[str, Any]
 
 
 class OwnershipError(InformerdError):
@@ -213,8 +212,8 @@ class _BaseContext:
         return f"<{type(self).__name__} {self.request} attempt={self.attempt}>"
 
 
-Step = Callable[["Context"], Awaitable[Result | None]]
-BlockingStep = Callable[["BlockingContext"], Result | None]
+_Step = Callable[["Context"], Awaitable[Result | None]]
+_BlockingStep = Callable[["BlockingContext"], Result | None]
 
 
 class Context(_BaseContext):
@@ -227,7 +226,7 @@ class Context(_BaseContext):
         this object's namespace."""
         return Api(self._s.writer, self._s.resolver, resource, namespace=self.namespace or None)
 
-    async def finalize(self, name: str, *, apply: Step, cleanup: Step) -> Result | None:
+    async def finalize(self, name: str, *, apply: _Step, cleanup: _Step) -> Result | None:
         """The finalizer round (kube-rs's Apply/Cleanup): while the object lives, make sure finalizer
         ``name`` is on it (one write, before anything else) and return ``await apply(ctx)``; once it
         is being deleted, return ``await cleanup(ctx)`` and then remove the finalizer so the
@@ -264,7 +263,7 @@ class BlockingContext(_BaseContext):
     def api(self, resource: Resource | str) -> BlockingApi:
         return BlockingApi(self._s.writer, self._s.resolver, resource, namespace=self.namespace or None)
 
-    def finalize(self, name: str, *, apply: BlockingStep, cleanup: BlockingStep) -> Result | None:
+    def finalize(self, name: str, *, apply: _BlockingStep, cleanup: _BlockingStep) -> Result | None:
         """See ``Context.finalize``; here ``apply`` and ``cleanup`` are plain functions."""
         if self.obj is None:
             return None

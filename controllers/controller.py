@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import anyio
-import structlog
 
+from informers._log import get_logger
 from informers import _bridge
 from informers.clock import SYSTEM_CLOCK, Clock
 from informers.events import Notification
@@ -35,12 +35,12 @@ from .ratelimited import RateLimitingQueue
 from .reconciler import Reconciler, ReconcileFunc
 from .request import Request
 from .triggers import BoundTrigger, Trigger, TriggerKind, bind, for_primary
-from .workers import ReconcileMetrics, WorkerPool, WorkerPoolStatistics
+from ._workers import ReconcileMetrics, WorkerPool, WorkerPoolStatistics
 from .workqueue import WorkQueueMetrics, WorkQueueStatistics
 
 __all__ = ["Controller", "ControllerStatistics", "InformerProvider"]
 
-log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 
 class _Registration(Protocol):
@@ -211,7 +211,7 @@ class Controller:
                 requests = bound.requests(note)
             except Exception as exc:  # noqa: BLE001 - a bad mapper must not stop the others
                 route.errors += 1
-                log.error("trigger failed to map a notification", controller=self.name,
+                _log.error("trigger failed to map a notification", controller=self.name,
                           trigger=str(bound.trigger), notification=type(note).__name__, error=repr(exc),
                           exc_info=exc)
                 return
@@ -238,7 +238,7 @@ class Controller:
                 except Exception as exc:  # noqa: BLE001 - another controller added it meanwhile
                     if OWNER_UID_INDEX not in informer.store.index_names:
                         raise
-                    log.debug("owner index already present", informer=informer.name, error=repr(exc))
+                    _log.debug("owner index already present", informer=informer.name, error=repr(exc))
             route = _Route(bind(trigger, primary), informer)
             self._routes.append(route)
             route.registration = await _bridge.to_thread(self._register, route, f"{self.name}/{trigger}")
@@ -317,7 +317,7 @@ class Controller:
         try:
             await self._wire()
             await self._wait_synced()
-            log.info("starting workers", controller=self.name, workers=self.pool.workers,
+            _log.info("starting workers", controller=self.name, workers=self.pool.workers,
                      queued=len(self.queue))
             await self.pool.run()
         finally:

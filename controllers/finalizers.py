@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from informers import objects
+from informers.objects import RawObject
 from informers.errors import NotFoundError
 from informers.resources import Resource
 
@@ -37,7 +38,6 @@ __all__ = [
     "remove_finalizer",
 ]
 
-RawObject = dict[str, Any]
 
 
 class FinalizerStep(enum.Enum):

@@ -33,8 +33,8 @@ from typing import Any, TypeVar
 
 import anyio
 import anyio.abc
-import structlog
 
+from informers._log import get_logger
 from informers import _bridge
 from informers.client import ApiClient
 from informers.config import ClientConfig, load_config
@@ -53,7 +53,7 @@ from .writer import ApiWriter, WriterOptions, client_config_for_workers
 
 __all__ = ["Manager"]
 
-log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -205,7 +205,7 @@ class Manager:
                                                           label_selector=handler.label_selector)
                         informer.add_handler(on_notification=handler.fn, resync_period=handler.resync_period,
                                              name=getattr(handler.fn, "__qualname__", None))
-                    log.info("manager starting", manager=self.name, controllers=[c.name for c in self._controllers],
+                    _log.info("manager starting", manager=self.name, controllers=[c.name for c in self._controllers],
                              handlers=len(self._handlers))
                     async with anyio.create_task_group() as group:
                         for controller in self._controllers:
@@ -218,7 +218,7 @@ class Manager:
         finally:
             if owned:
                 client.close()
-            log.info("manager stopped", manager=self.name)
+            _log.info("manager stopped", manager=self.name)
 
     def run(self, *, backend: str = "asyncio") -> None:
         """Serve until SIGTERM or SIGINT, then drain and stop; a second signal exits at once (1)."""
@@ -237,7 +237,7 @@ async def _watch_signals(scope: anyio.CancelScope) -> None:
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for signum in signals:
             if scope.cancel_called:
-                log.warning("second signal: exiting without draining", signal=signal.Signals(signum).name)
+                _log.warning("second signal: exiting without draining", signal=signal.Signals(signum).name)
                 os._exit(1)
-            log.info("signal received: draining", signal=signal.Signals(signum).name)
+            _log.info("signal received: draining", signal=signal.Signals(signum).name)
             scope.cancel()

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from informers.clock import SYSTEM_CLOCK, Clock
-from informers.tokenbucket import TokenBucket, TokenBucketStatistics
+from informers._tokenbucket import TokenBucket, TokenBucketStatistics
 
 __all__ = [
     "BucketRateLimiter",

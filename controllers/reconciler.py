@@ -38,8 +38,8 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeAlias, runtime_checkable
 
-import structlog
 
+from informers._log import get_logger
 from informers.clock import SYSTEM_CLOCK, Clock
 from informers.objects import RawObject
 
@@ -54,7 +54,7 @@ __all__ = [
     "reconcile_callable",
 ]
 
-_log = structlog.get_logger("controllers.reconcile")
+_log = get_logger("controllers.reconcile")
 _EVENT_LOCK = threading.Lock()
 
 

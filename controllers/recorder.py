@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-import structlog
 
+from informers._log import get_logger
 from informers.clock import SYSTEM_CLOCK, Clock
 from informers.errors import NotFoundError
 from informers.resources import Resource
-from informers.tokenbucket import TokenBucket
+from informers._tokenbucket import TokenBucket
 
 from .writer import ApiWriter, PatchType
 
@@ -48,7 +48,7 @@ __all__ = [
     "object_reference",
 ]
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 EVENTS_V1 = Resource("events.k8s.io", "v1", "events", "Event", namespaced=True)
 CORE_EVENTS = Resource("", "v1", "events", "Event", namespaced=True)

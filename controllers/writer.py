@@ -13,7 +13,7 @@ without a ``test`` op after an answer-less or 5xx failure; a 429 was refused bef
 Every attempt passes the per-group ``CircuitBreaker`` (group = ``apiVersion``), so a sick API
 group sheds calls at once; and at most ``max_in_flight`` requests run at a time, so a burst of
 reconciles queues here instead of opening unbounded connections. The API is synchronous
-(reconcilers run in worker threads); ``AsyncApiWriter`` wraps it with ``anyio.to_thread.run_sync``
+(reconcilers run in worker threads); ``controllers.api.Api`` hands the same calls to a worker thread
 for coroutine reconcilers.
 Invariant: no request is sent without holding an in-flight slot, a circuit permit and a grant
 from the call's budget, and a slot is never held while sleeping between retries.
@@ -31,11 +31,12 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import anyio.to_thread
-import structlog
 
+from informers._log import get_logger
 from informers import objects
+from informers.objects import RawObject
 from informers._retry import RetryBudget
-from informers.backoff import Backoff
+from informers._backoff import Backoff
 from informers.client import ApiClient
 from informers.clock import SYSTEM_CLOCK, Clock
 from informers.config import ClientConfig
@@ -56,19 +57,17 @@ from .circuit import CircuitBreaker, CircuitOptions, CircuitShedError, CircuitSt
 __all__ = [
     "APPLY_PATCH_CONTENT_TYPE",
     "ApiWriter",
-    "AsyncApiWriter",
     "PatchType",
     "WriterOptions",
     "WriterStatistics",
     "client_config_for_workers",
 ]
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 APPLY_PATCH_CONTENT_TYPE = "application/apply-patch+yaml"
 """Server-side apply; the body is JSON (YAML's subset), as kubectl and client-go send it."""
 
-RawObject = dict[str, Any]
 _R = TypeVar("_R")
 
 
@@ -518,45 +517,3 @@ def _patch_op(
         repeatable, body = True, dict(patch)
     return _Op(verb, resource, "PATCH", resource.path(namespace, name, subresource), query, body,
                patch_type.value, repeatable=repeatable)
-
-
-class AsyncApiWriter:
-    """The ``ApiWriter`` calls for coroutines: each runs in a worker thread (``anyio.to_thread``).
-
-    Keyword arguments are those of the ``ApiWriter`` method of the same name. A cancelled caller waits for its request to finish (a write half-sent has an unknown outcome;
-    abandoning it would hide that). anyio's default thread limiter (40) bounds these threads; the
-    writer's ``max_in_flight`` still bounds the requests.
-    """
-
-    def __init__(self, writer: ApiWriter) -> None:
-        self.writer = writer
-
-    async def _call(self, fn: Callable[..., _R], *args: Any, **kwargs: Any) -> _R:
-        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
-
-    async def get(self, resource: Resource, name: str, **kwargs: Any) -> RawObject:
-        return await self._call(self.writer.get, resource, name, **kwargs)
-
-    async def create(self, resource: Resource, obj: Mapping[str, Any], **kwargs: Any) -> RawObject:
-        return await self._call(self.writer.create, resource, obj, **kwargs)
-
-    async def update(self, resource: Resource, obj: Mapping[str, Any], **kwargs: Any) -> RawObject:
-        return await self._call(self.writer.update, resource, obj, **kwargs)
-
-    async def update_status(self, resource: Resource, obj: Mapping[str, Any], **kwargs: Any) -> RawObject:
-        return await self._call(self.writer.update_status, resource, obj, **kwargs)
-
-    async def patch(self, resource: Resource, name: str, patch: Any, **kwargs: Any) -> RawObject:
-        return await self._call(self.writer.patch, resource, name, patch, **kwargs)
-
-    async def patch_status(self, resource: Resource, name: str, patch: Any, **kwargs: Any) -> RawObject:
-        return await self._call(self.writer.patch_status, resource, name, patch, **kwargs)
-
-    async def apply(self, resource: Resource, obj: Mapping[str, Any], **kwargs: Any) -> RawObject:
-        return await self._call(self.writer.apply, resource, obj, **kwargs)
-
-    async def delete(self, resource: Resource, name: str, **kwargs: Any) -> RawObject | None:
-        return await self._call(self.writer.delete, resource, name, **kwargs)
-
-    def statistics(self) -> WriterStatistics:
-        return self.writer.statistics()

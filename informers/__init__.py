@@ -1,228 +1,55 @@
 """informers: shared list-then-watch informers and a thread-safe indexed cache for Kubernetes.
 
-Start here: ``load_config`` -> ``ApiClient`` -> ``InformerFactory`` -> ``factory.informer(...)`` ->
-``informer.add_handler(...)`` and ``informer.store`` reads. ``informers.testing`` holds the control-plane
-kit for tests (real etcd + kube-apiserver). Everything exported here is listed in ``__all__``.
+Start here: ``load_config`` -> ``ApiClient`` -> ``InformerFactory`` -> ``await factory.informer(...)``
+-> ``informer.add_handler(...)`` and ``informer.store`` reads. The names below are the ones a user
+needs; the rest is in documented submodules:
+
+* ``informers.errors``: the whole error tree (every error derives from ``InformerdError``);
+* ``informers.events``: watch events and the notification records;
+* ``informers.objects``: identity and metadata accessors on raw objects;
+* ``informers.indexers``: index functions (by namespace, UID, owner, label) and their names;
+* ``informers.store``: the cache (``Store``, ``StoredObject``, replace buffers);
+* ``informers.handlers``, ``informers.informer``, ``informers.factory``: options, statistics and
+  the thread-friendly forms (``InformerFactory.blocking()``);
+* ``informers.client``, ``informers.config``, ``informers.resources``: the HTTP client, its
+  configuration and discovery; ``informers.clock``: injectable time for tests;
+* ``informers.testing``: a real etcd + kube-apiserver for tests; ``informers.testing.fake``: an
+  in-memory cluster for unit tests.
+
+Modules whose names start with ``_`` are internal.
 """
 
-from .backoff import (
-    Backoff,
-    BackoffStatistics,
-)
-from .client import (
-    ApiClient,
-    ClientStatistics,
-    RequestObserver,
-    Response,
-)
-from .clock import (
-    Clock,
-    FakeClock,
-    SYSTEM_CLOCK,
-    SystemClock,
-)
-from .config import (
-    ClientConfig,
-    load_config,
-)
-from .errors import (
-    AlreadyExistsError,
-    ApiError,
-    BadRequestError,
-    ClientClosedError,
-    ConfigError,
-    ConflictError,
-    ConnectError,
-    ExpiredError,
-    ForbiddenError,
-    GoneError,
-    InformerdError,
-    InternalServerError,
-    InvalidError,
-    MalformedResponseError,
-    NotFoundError,
-    ResourceNotFoundError,
-    ServerError,
-    ServerTimeoutError,
-    ServiceUnavailableError,
-    StreamStalledError,
-    SyncTimeoutError,
-    TooManyRequestsError,
-    TransportError,
-    UnauthorizedError,
-)
-from .events import (
-    Apply,
-    Bookmark,
-    Delete,
-    DeletedFinalStateUnknown,
-    Init,
-    InitApply,
-    InitDone,
-    Notification,
-    ObjectAdded,
-    ObjectDeleted,
-    ObjectUpdated,
-    WatchEvent,
-)
-from .factory import (
-    BlockingFactory,
-    InformerFactory,
-)
-from .handlers import (
-    HandlerRegistration,
-    HandlerStatistics,
-    NotificationHandler,
-)
-from .indexers import (
-    index_by_label,
-    index_by_namespace,
-    index_by_owner_uid,
-    index_by_uid,
-    IndexerError,
-    IndexFunc,
-    NAMESPACE_INDEX,
-    OWNER_UID_INDEX,
-    UID_INDEX,
-)
-from .informer import (
-    InformerOptions,
-    InformerStatistics,
-    SharedInformer,
-)
-from .objects import (
-    object_key,
-    ObjectKeyError,
-    RawObject,
-    split_key,
-    strip_managed_fields,
-)
-from .reflector import (
-    ReflectorStatistics,
-)
-from .resources import (
-    Discovery,
-    DiscoveryStatistics,
-    Resource,
-)
-from .store import (
-    IndexConflictError,
-    IndexNotFoundError,
-    ReplaceBuffer,
-    ReplaceBufferClosedError,
-    ReplaceResult,
-    Store,
-    StoredObject,
-    StoreStatistics,
-)
-from .tokenbucket import (
-    TokenBucket,
-    TokenBucketStatistics,
-)
-from .watcher import (
-    ListRequest,
-    StreamingListUnsupportedError,
-    Watcher,
-    WatcherStateError,
-    WatcherStatistics,
-    WatchRequest,
-)
-from .watchstream import (
-    WatchStream,
-    WatchStreamStatistics,
-)
+from .client import ApiClient
+from .config import ClientConfig, load_config
+from .errors import ApiError, ConflictError, InformerdError, NotFoundError, SyncTimeoutError
+from .events import DeletedFinalStateUnknown, Notification, ObjectAdded, ObjectDeleted, ObjectUpdated
+from .factory import InformerFactory
+from .handlers import HandlerRegistration
+from .informer import InformerOptions, SharedInformer
+from .objects import RawObject, object_key
+from .resources import Resource
+from .store import Store
 
 __all__ = [
-    "AlreadyExistsError",
     "ApiClient",
     "ApiError",
-    "Apply",
-    "Backoff",
-    "BackoffStatistics",
-    "BadRequestError",
-    "BlockingFactory",
-    "Bookmark",
-    "ClientClosedError",
     "ClientConfig",
-    "ClientStatistics",
-    "Clock",
-    "ConfigError",
     "ConflictError",
-    "ConnectError",
-    "Delete",
     "DeletedFinalStateUnknown",
-    "Discovery",
-    "DiscoveryStatistics",
-    "ExpiredError",
-    "FakeClock",
-    "ForbiddenError",
-    "GoneError",
     "HandlerRegistration",
-    "HandlerStatistics",
-    "IndexConflictError",
-    "IndexFunc",
-    "IndexNotFoundError",
-    "IndexerError",
     "InformerFactory",
     "InformerOptions",
-    "InformerStatistics",
     "InformerdError",
-    "Init",
-    "InitApply",
-    "InitDone",
-    "InternalServerError",
-    "InvalidError",
-    "ListRequest",
-    "MalformedResponseError",
-    "NAMESPACE_INDEX",
     "NotFoundError",
     "Notification",
-    "NotificationHandler",
-    "OWNER_UID_INDEX",
     "ObjectAdded",
     "ObjectDeleted",
-    "ObjectKeyError",
     "ObjectUpdated",
     "RawObject",
-    "ReflectorStatistics",
-    "ReplaceBuffer",
-    "ReplaceBufferClosedError",
-    "ReplaceResult",
-    "RequestObserver",
     "Resource",
-    "ResourceNotFoundError",
-    "Response",
-    "SYSTEM_CLOCK",
-    "ServerError",
-    "ServerTimeoutError",
-    "ServiceUnavailableError",
     "SharedInformer",
     "Store",
-    "StoreStatistics",
-    "StoredObject",
-    "StreamStalledError",
-    "StreamingListUnsupportedError",
     "SyncTimeoutError",
-    "SystemClock",
-    "TokenBucket",
-    "TokenBucketStatistics",
-    "TooManyRequestsError",
-    "TransportError",
-    "UID_INDEX",
-    "UnauthorizedError",
-    "WatchEvent",
-    "WatchRequest",
-    "WatchStream",
-    "WatchStreamStatistics",
-    "Watcher",
-    "WatcherStateError",
-    "WatcherStatistics",
-    "index_by_label",
-    "index_by_namespace",
-    "index_by_owner_uid",
-    "index_by_uid",
     "load_config",
     "object_key",
-    "split_key",
-    "strip_managed_fields",
 ]

@@ -27,7 +27,6 @@ from typing import Any, Protocol
 from urllib.parse import quote, urlencode, urlsplit
 
 import orjson
-import structlog
 import urllib3
 from urllib3.exceptions import (
     ConnectTimeoutError,
@@ -38,6 +37,7 @@ from urllib3.exceptions import (
     SSLError,
 )
 
+from ._log import get_logger
 from ._retry import RetryBudget, parse_retry_after
 from .clock import SYSTEM_CLOCK, Clock
 from .config import ClientConfig
@@ -49,12 +49,12 @@ from .errors import (
     TransportError,
     api_error_from_response,
 )
-from .tokenbucket import TokenBucket, TokenBucketStatistics
-from .watchstream import WatchStream
+from ._tokenbucket import TokenBucket, TokenBucketStatistics
+from ._watchstream import WatchStream
 
-__all__ = ["ApiClient", "ClientClosedError", "ClientStatistics", "RequestObserver", "Response"]
+__all__ = ["ApiClient", "ClientStatistics", "RequestObserver", "Response"]
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 _LONG_THROTTLE = 0.05  # client-go logs throttling waits above 50 ms...
 _EXTRA_LONG_THROTTLE = 1.0  # ...and at a visible level above 1 s

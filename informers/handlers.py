@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
-import structlog
 
+from ._log import get_logger
 from . import _bridge
 from .events import Notification, ObjectAdded, ObjectDeleted, ObjectUpdated
 from .objects import RawObject, object_key
@@ -42,7 +42,7 @@ __all__ = [
     "Pending",
 ]
 
-log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 NotificationHandler = Callable[..., Any] | Callable[..., Awaitable[Any]]
 """``on_add(obj)``, ``on_update(old, new)``, ``on_delete(obj)`` or ``on_notification(note)``."""
@@ -235,7 +235,7 @@ class HandlerRegistration:
         self._errors += 1
         self._last_error = f"{type(exc).__name__}: {exc}"
         key = note.key if isinstance(note, ObjectDeleted) else object_key(_object_of(note))
-        log.error("notification handler raised", handler=self.name, notification=type(note).__name__,
+        _log.error("notification handler raised", handler=self.name, notification=type(note).__name__,
                   key=key, error=self._last_error, exc_info=exc)
 
     def _deliver_one(self, note: Notification) -> None:

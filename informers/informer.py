@@ -32,10 +32,10 @@ from dataclasses import dataclass
 import anyio
 import anyio.abc
 import orjson
-import structlog
 
+from ._log import get_logger
 from . import _bridge
-from .backoff import Backoff, BackoffStatistics
+from ._backoff import Backoff, BackoffStatistics
 from .client import ApiClient
 from .clock import SYSTEM_CLOCK, Clock
 from .events import (
@@ -59,14 +59,14 @@ from .handlers import (
 )
 from .indexers import IndexFunc
 from .objects import RawObject, object_key, resource_version, strip_managed_fields
-from .reflector import Reflector, ReflectorStatistics
+from ._reflector import Reflector, ReflectorStatistics
 from .resources import Resource
 from .store import ReplaceBuffer, ReplaceResult, Store, StoreStatistics
-from .watcher import Watcher, WatcherStatistics
+from ._watcher import Watcher, WatcherStatistics
 
 __all__ = ["InformerOptions", "InformerStatistics", "SharedInformer", "Transform"]
 
-log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 Transform = Callable[[RawObject], RawObject]
 """Edits an object (in place or not) before it is cached; returns the object to cache."""
@@ -235,7 +235,7 @@ class SharedInformer:
         except Exception as exc:  # noqa: BLE001 - a user's transform must not lose the object
             self._transform_errors += 1
             restored: RawObject = orjson.loads(pristine)
-            log.error("transform failed; object cached untransformed", informer=self.name,
+            _log.error("transform failed; object cached untransformed", informer=self.name,
                       key=_key_or_none(restored), error=f"{type(exc).__name__}: {exc}")
             return restored
 
@@ -282,7 +282,7 @@ class SharedInformer:
                 self._synced.set()
                 for handler in self._handlers:
                     handler.mark_synced()
-                log.info("informer synced", informer=self.name, objects=len(self.store))
+                _log.info("informer synced", informer=self.name, objects=len(self.store))
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -312,7 +312,7 @@ class SharedInformer:
                         self.reflector.stop()
                         await _bridge.to_thread(thread.join, _JOIN_SECONDS)
                         if thread.is_alive():
-                            log.warning("reflector thread still running after stop", informer=self.name,
+                            _log.warning("reflector thread still running after stop", informer=self.name,
                                         waited_seconds=_JOIN_SECONDS)
         finally:
             with self._lock:

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import quote
 
-import structlog
 
+from ._log import get_logger
 from .errors import NotFoundError, ResourceNotFoundError
 
 __all__ = ["Discovery", "DiscoveryStatistics", "Resource"]
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 
 def _segment(value: str, what: str) -> str:

@@ -31,8 +31,8 @@ from types import MappingProxyType
 from typing import Any, Final, NamedTuple
 
 import orjson
-import structlog
 
+from ._log import get_logger
 from .errors import InformerdError
 from .events import DeletedFinalStateUnknown
 from .indexers import (
@@ -57,7 +57,7 @@ __all__ = [
     "StoredObject",
 ]
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 
 class IndexNotFoundError(InformerdError, LookupError):

@@ -26,11 +26,11 @@ from .versions import ETCD_VERSION, KUBERNETES_VERSION, asset_set_name
 __all__ = [
     "AssetBuildError",
     "Assets",
+    "INSTALL_COMMAND",
     "MissingBinaryError",
     "cache_dir",
     "find_assets",
     "install",
-    "INSTALL_COMMAND",
 ]
 
 INSTALL_COMMAND = "python -m informers.testing install"

@@ -25,7 +25,8 @@ from controllers.reconciler import ReconcileContext
 from controllers.request import Request
 from controllers.result import Result
 from controllers.triggers import owns, request_kind
-from controllers.writer import ApiWriter, AsyncApiWriter
+from controllers.api import Api
+from controllers.writer import ApiWriter
 from informers import objects
 from informers.errors import AlreadyExistsError, ConflictError
 from informers.factory import InformerFactory
@@ -333,10 +334,10 @@ def test_deletion_runs_the_finalizer_cleanup_once_per_uid_then_lets_the_object_g
 
 class ApplyingReconciler:
     """An async reconciler that server-side applies its owned child ``<widget>-child`` (holding
-    ``spec.size``) through ``AsyncApiWriter`` and asks for one more pass after its first apply."""
+    ``spec.size``) through ``controllers.api.Api`` (the async door to ``ApiWriter``) and asks for one more pass after its first apply."""
 
-    def __init__(self, writer: AsyncApiWriter) -> None:
-        self.writer = writer
+    def __init__(self, api: Api) -> None:
+        self.api = api
         self.log = CallLog()
         #: (widget uid, the child as the apply answered)
         self.applied: list[tuple[str, dict[str, Any]]] = []
@@ -351,7 +352,7 @@ class ApplyingReconciler:
         intent = {"metadata": {"name": f"{meta['name']}-child", "namespace": meta["namespace"],
                                "ownerReferences": [owner]},
                   "data": {"size": str(obj["spec"]["size"])}}
-        child = await self.writer.apply(CONFIGMAPS, intent)
+        child = await self.api.apply(intent)
         first_apply = not any(uid == meta["uid"] for uid, _ in self.applied)
         self.applied.append((meta["uid"], child))
         return Result.requeue() if first_apply else None  # the same state again: must not add a child
@@ -368,7 +369,7 @@ def test_applying_the_owned_child_on_every_pass_keeps_exactly_one_child(
     async def main() -> None:
         with client_for(control_plane) as client, writer_for(client) as writer:
             async with InformerFactory(client, namespace=namespace) as factory:
-                reconciler = ApplyingReconciler(AsyncApiWriter(writer))
+                reconciler = ApplyingReconciler(Api(writer, factory, CONFIGMAPS))
                 controller = Controller(factory, widgets, reconciler, triggers=[owns(CONFIGMAPS)])
 
                 async def body() -> None:

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from informers import backoff as backoff_module
-from informers.backoff import Backoff
+from informers import _backoff as backoff_module
+from informers._backoff import Backoff
 from informers.clock import FakeClock
 
 

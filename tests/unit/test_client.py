@@ -9,7 +9,8 @@ from dataclasses import replace
 
 import pytest
 
-from informers.client import ApiClient, ClientClosedError, Response
+from informers.client import ApiClient, Response
+from informers.errors import ClientClosedError
 from informers.clock import FakeClock
 from informers.config import ClientConfig
 from informers.errors import (

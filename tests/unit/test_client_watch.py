@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from informers.client import ApiClient
-from informers.watchstream import WatchStream
+from informers._watchstream import WatchStream
 from informers.clock import FakeClock
 from informers.config import ClientConfig
 from informers.errors import ForbiddenError, GoneError, StreamStalledError, TransportError

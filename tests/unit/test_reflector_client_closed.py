@@ -8,13 +8,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from informers.backoff import Backoff
+from informers._backoff import Backoff
 from informers.client import ApiClient
 from informers.config import ClientConfig
 from informers.events import WatchEvent
-from informers.reflector import Reflector
+from informers._reflector import Reflector
 from informers.resources import Resource
-from informers.watcher import Watcher
+from informers._watcher import Watcher
 
 from ._local_http import LocalServer
 

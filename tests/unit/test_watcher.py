@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from informers import watcher as watcher_module
+from informers import _watcher as watcher_module
 from informers.clock import FakeClock
 from informers.errors import (
     BadRequestError,
@@ -21,7 +21,7 @@ from informers.errors import (
     TooManyRequestsError,
 )
 from informers.events import Apply, Bookmark, Delete, Init, InitApply, InitDone
-from informers.watcher import (
+from informers._watcher import (
     INITIAL_EVENTS_END_ANNOTATION,
     ListRequest,
     StreamingListUnsupportedError,
@@ -519,7 +519,7 @@ def test_a_failed_apply_of_a_list_keeps_the_old_version_and_lists_again() -> Non
 def test_phase_is_a_frozen_record_replaced_on_each_transition() -> None:
     from dataclasses import FrozenInstanceError
 
-    from informers.watcher import Listing, Streaming, Watching
+    from informers._watcher import Listing, Streaming, Watching
 
     w = make(page_size=2)
     first = w.phase

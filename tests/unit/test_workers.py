@@ -19,7 +19,7 @@ from controllers.ratelimited import RateLimitingQueue
 from controllers.reconciler import ReconcileContext
 from controllers.request import Request
 from controllers.result import Result
-from controllers.workers import WorkerPool
+from controllers._workers import WorkerPool
 from informers.clock import FakeClock
 from informers.errors import ConflictError
 

@@ -1,5 +1,5 @@
 """The queue and rate-limiter modules stay Kubernetes-free: standard library, anyio, and only the
-generic ``informers.clock`` / ``informers.tokenbucket`` / ``informers._bridge``, plus
+generic ``informers.clock`` / ``informers._tokenbucket`` / ``informers._bridge``, plus
 ``informers.errors`` for the root of the exception tree (checked on the source, so a stray import of ``kubernetes``,
 ``prometheus_client`` or another ``informers`` module fails here)."""
 
@@ -17,7 +17,7 @@ MODULES = ["request", "ratelimit", "workqueue", "delaying", "ratelimited"]
 ALLOWED_THIRD_PARTY = {"anyio"}
 # errors: the queue's exceptions derive from the project's root, InformerdError; _bridge: the one
 # thread<->loop hand-off (anyio only), through which parked tasks are woken.
-ALLOWED_INFORMERS = {"informers._bridge", "informers.clock", "informers.errors", "informers.tokenbucket"}
+ALLOWED_INFORMERS = {"informers._bridge", "informers.clock", "informers.errors", "informers._tokenbucket"}
 ALLOWED_SIBLINGS = {"request", "ratelimit", "workqueue", "delaying", "ratelimited"}
 
 

@@ -7,6 +7,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import anyio
+
+from controllers.api import Api
 import orjson
 import pytest
 
@@ -14,7 +16,6 @@ from controllers.circuit import CircuitOptions, CircuitShedError, CircuitState
 from controllers.writer import (
     APPLY_PATCH_CONTENT_TYPE,
     ApiWriter,
-    AsyncApiWriter,
     PatchType,
     WriterOptions,
     client_config_for_workers,
@@ -376,7 +377,7 @@ def test_options_are_validated() -> None:
             WriterOptions(**bad)  # type: ignore[arg-type]
 
 
-def test_async_writer_runs_calls_in_a_thread() -> None:
+def test_the_async_api_runs_writer_calls_in_a_thread() -> None:
     client = FakeClient(ok({"kind": "ConfigMap", "metadata": {"name": "cm"}}), NotFoundError("gone"))
     writer, _ = writer_for(client)
     threads: list[str] = []
@@ -389,9 +390,9 @@ def test_async_writer_runs_calls_in_a_thread() -> None:
     client.request = spy  # type: ignore[method-assign]
 
     async def main() -> tuple[Any, Any]:
-        aw = AsyncApiWriter(writer)
-        got = await aw.get(CONFIGMAPS, "cm", namespace="ns")
-        gone = await aw.delete(CONFIGMAPS, "cm", namespace="ns")
+        api = Api(writer, None, CONFIGMAPS, namespace="ns")  # type: ignore[arg-type]  # resolved already
+        got = await api.get("cm")
+        gone = await api.delete("cm")
         return got, gone
 
     got, gone = anyio.run(main)

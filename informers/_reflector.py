@@ -21,20 +21,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-import structlog
 
-from .backoff import Backoff
-from .client import ApiClient, ClientClosedError
+from ._log import get_logger
+from ._backoff import Backoff
+from .client import ApiClient
 from .clock import SYSTEM_CLOCK, Clock
-from .errors import ApiError, ForbiddenError, InformerdError, MalformedResponseError, NotFoundError, UnauthorizedError
+from .errors import ApiError, ClientClosedError, ForbiddenError, InformerdError, MalformedResponseError, NotFoundError, UnauthorizedError
 from .events import WatchEvent
 from .resources import Resource
-from .watcher import ListRequest, Watcher, WatchRequest
-from .watchstream import WatchStream
+from ._watcher import ListRequest, Watcher, WatchRequest
+from ._watchstream import WatchStream
 
 __all__ = ["Reflector", "ReflectorStatistics"]
 
-log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +136,7 @@ class Reflector:
                     cause = failed.__cause__ or failed
                     self.last_error = cause if isinstance(cause, Exception) else failed
                     self._last_error_time = self._clock.time()
-                    log.error("informer could not apply events; relisting", informer=self.name,
+                    _log.error("informer could not apply events; relisting", informer=self.name,
                               error=f"{type(cause).__name__}: {cause}", exc_info=cause)
                     self._wait_backoff("apply failed")
                 except Exception as exc:  # noqa: BLE001 - every failure is recovered from here
@@ -151,7 +151,7 @@ class Reflector:
         self.last_error = exc
         self._last_error_time = self._clock.time()
         level = "error" if isinstance(exc, ForbiddenError | UnauthorizedError | NotFoundError) else "warning"
-        getattr(log, level)("informer request failed", informer=self.name, error=f"{type(exc).__name__}: {exc}",
+        getattr(_log, level)("informer request failed", informer=self.name, error=f"{type(exc).__name__}: {exc}",
                             state=self.watcher.state)
         self._wait_backoff(type(exc).__name__)
 
@@ -159,7 +159,7 @@ class Reflector:
         delay = self.backoff.next_delay()
         self._backoffs += 1
         self._backoff_seconds += delay
-        log.debug("informer backing off", informer=self.name, seconds=round(delay, 3), why=why)
+        _log.debug("informer backing off", informer=self.name, seconds=round(delay, 3), why=why)
         self._stopping.wait(delay)
 
     def _list(self, request: ListRequest) -> None:

@@ -16,15 +16,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 
-import structlog
 import urllib3
 from urllib3.exceptions import HTTPError, ReadTimeoutError
 
+from ._log import get_logger
 from .errors import StreamStalledError, TransportError
 
 __all__ = ["WatchStream", "WatchStreamStatistics"]
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 _READ_SIZE = 64 * 1024  # at most this much per read; read1 returns what has arrived
 

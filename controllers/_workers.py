@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import anyio
-import structlog
 
+from informers._log import get_logger
 from informers import _bridge
 from informers.clock import SYSTEM_CLOCK, Clock
 from informers.errors import InformerdError
@@ -45,9 +45,9 @@ __all__ = [
     "WorkerPoolStatistics",
 ]
 
-log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
-Resolver = Callable[[Request], RawObject | None]
+_Resolver = Callable[[Request], RawObject | None]
 
 
 class ReconcileMetrics(Protocol):
@@ -148,7 +148,7 @@ class WorkerPool:
         self,
         queue: RateLimitingQueue[Request],
         reconciler: Reconciler | ReconcileFunc,
-        resolve: Resolver,
+        resolve: _Resolver,
         *,
         name: str = "",
         workers: int = 1,
@@ -219,7 +219,7 @@ class WorkerPool:
                 await self._idle.wait()
             late = list(self._inflight.values())
             if late:
-                log.warning("drain deadline passed; cancelling reconciles", controller=self.name,
+                _log.warning("drain deadline passed; cancelling reconciles", controller=self.name,
                             keys=[str(c.request) for c in late], drain_timeout=self.drain_timeout)
             for call in late:
                 call.cancel_for_shutdown()
@@ -275,7 +275,7 @@ class WorkerPool:
                 release = not self._abandon(call)
                 if call.shutdown:
                     self._count("cancelled")
-                    log.info("reconcile cancelled by shutdown", controller=self.name, key=str(request))
+                    _log.info("reconcile cancelled by shutdown", controller=self.name, key=str(request))
                     return
                 error = ReconcileTimeoutError(
                     f"reconcile of {request} exceeded its {timeout} s timeout"
@@ -305,7 +305,7 @@ class WorkerPool:
                     self._overrun -= 1
             if abandoned:
                 # The worker gave up on this call; the key was kept busy for us: release it now.
-                log.warning("abandoned reconcile returned; result ignored", controller=self.name,
+                _log.warning("abandoned reconcile returned; result ignored", controller=self.name,
                             key=str(call.request), error=None if error is None else repr(error))
                 self.queue.done(call.request)
 
@@ -333,7 +333,7 @@ class WorkerPool:
             if is_terminal(error):
                 self._count("terminal")
                 queue.forget(request)
-                log.error("reconcile failed with a terminal error; not retried", controller=self.name,
+                _log.error("reconcile failed with a terminal error; not retried", controller=self.name,
                           key=str(request), error=repr(error))
             else:
                 panic = _is_panic(error)
@@ -343,7 +343,7 @@ class WorkerPool:
                     self._count("panic")
                 delay = queue.add_rate_limited(request)
                 # A traceback only for bugs: expected failures (API errors, timeouts) would drown the log.
-                log.error("reconcile failed; requeued with backoff", controller=self.name, key=str(request),
+                _log.error("reconcile failed; requeued with backoff", controller=self.name, key=str(request),
                           attempt=call.ctx.attempt, retry_in=round(delay, 6), error=repr(error),
                           exc_info=error if panic else None)
         else:
