@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="info", help="debug, info, warning or error (default: info)")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("version", help="print the version")
-    watch = sub.add_parser("watch", help="run one shared informer and print its events as JSON lines")
+    watch = sub.add_parser("watch", help="run one shared informer and print its notifications as JSON lines")
     watch.add_argument("resource", help='"v1/pods", "apps/v1/deployments", or a kind such as "Deployment"')
     watch.add_argument("-n", "--namespace", default=None, help="namespace (default: all namespaces)")
     watch.add_argument("-l", "--selector", default=None, help="label selector")

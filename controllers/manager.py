@@ -80,7 +80,8 @@ class _Handler:
 class Manager:
     """See the module docstring. ``name`` labels the event recorder (``reportingController``) and is
     the default field manager of writes; ``namespace`` scopes every informer (default: all
-    namespaces); ``events=False`` records no Kubernetes Events."""
+    namespaces); ``events=False`` records no Kubernetes Events; ``drain_timeout`` (seconds, default
+    30) bounds how long a stop waits for in-flight reconciles."""
 
     def __init__(
         self,
@@ -93,6 +94,7 @@ class Manager:
         informer_options: InformerOptions | None = None,
         writer_options: WriterOptions | None = None,
         events: bool = True,
+        drain_timeout: float = 30.0,
     ) -> None:
         self.name = name
         self.namespace = namespace
@@ -101,6 +103,7 @@ class Manager:
         self._informer_options = informer_options
         self._writer_options = writer_options or WriterOptions(field_manager=field_manager or name)
         self._events = events
+        self.drain_timeout = drain_timeout
         self._registrations: list[_Registration] = []
         self._handlers: list[_Handler] = []
         self._controllers: list[Controller] = []
@@ -182,7 +185,8 @@ class Manager:
         services = Services(writer, factory, self.recorder)
         adapter = front_door(registration.fn, services, is_async=inspect.iscoroutinefunction(registration.fn))
         options = {k: v for k, v in registration.options.items() if v is not None or k == "reconcile_timeout"}
-        controller = Controller(factory, registration.resource, adapter, triggers=registration.triggers, **options)
+        controller = Controller(factory, registration.resource, adapter, triggers=registration.triggers,
+                                drain_timeout=self.drain_timeout, **options)
         services.bind(controller)
         return controller
 

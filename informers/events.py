@@ -4,7 +4,7 @@ Two vocabularies live here. *Watch events* (``Init``, ``InitApply``, ``InitDone`
 ``Delete``, ``Bookmark``; the ``WatchEvent`` union) are what the list-then-watch state machine emits
 and the informer applies to its store; they follow kube-rs's five-event model plus bookmarks.
 *Notifications* (``ObjectAdded``, ``ObjectUpdated``, ``ObjectDeleted``; the ``Notification`` union)
-are what event handlers receive, after the store has been updated. ``DeletedFinalStateUnknown`` is
+are what notification handlers receive, after the store has been updated. ``DeletedFinalStateUnknown`` is
 the tombstone for an object that vanished while the watch was down (seen only by a relist).
 Invariant: every record is a frozen, slotted dataclass; objects inside them are raw dicts that the
 receiver may read but must not mutate (the store keeps its own copy, but other handlers may share

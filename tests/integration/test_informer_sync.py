@@ -253,7 +253,7 @@ def test_resync_reaches_only_the_handlers_that_asked_and_removed_handlers_stop_r
             assert not any(getattr(n, "is_resync", False) for n in quiet.snapshot())
             Churn(control_plane, namespace).run(5)
             wait_cache_equals_server(informer, control_plane, path)
-            wait_for(lambda: len(quiet.writes()) == 5, 10, "the quiet handler's events")
+            wait_for(lambda: len(quiet.writes()) == 5, 10, "the quiet handler's notifications")
             assert len(removed.snapshot()) == 5  # nothing after removal
         finally:
             informer.stop()

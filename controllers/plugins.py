@@ -1,0 +1,164 @@
+"""Plugins: handlers and reconcilers that third-party packages register as Python entry points.
+
+A package declares, in its metadata, entry points in the groups ``informerd.handlers`` and
+``informerd.reconcilers`` naming a plugin factory made with the decorators here::
+
+    class Options(BaseModel):
+        record_namespace: str = "backups"
+
+    @reconciler_plugin(options=Options)
+    def backup(options: Options) -> Reconcile:
+        async def reconcile(ctx: Context) -> Result | None: ...
+        return reconcile
+
+The daemon's config binds a plugin by its entry point name to a resource and gives it ``options``,
+which are validated by the plugin's options model (any pydantic model; none: no options allowed).
+A reconciler factory returns ``async def reconcile(ctx)`` or ``def reconcile(ctx)`` (the front
+door's contract, ``controllers.context``); a handler factory returns ``fn(notification)``, plain or
+``async``. ``mappers`` names the functions a config's ``watches`` entries may use.
+Invariant: ``load_*`` either returns a ready plugin or raises ``PluginError`` naming the entry point,
+its distribution and version, and what went wrong (import, bad options, construction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from informers.errors import InformerdError
+
+from .triggers import ObjectMapper
+
+__all__ = [
+    "HANDLERS_GROUP",
+    "LoadedPlugin",
+    "PluginError",
+    "PluginInfo",
+    "PluginSpec",
+    "RECONCILERS_GROUP",
+    "discover",
+    "handler_plugin",
+    "load_plugin",
+    "reconciler_plugin",
+]
+
+HANDLERS_GROUP = "informerd.handlers"
+RECONCILERS_GROUP = "informerd.reconcilers"
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class PluginSpec:
+    """What the decorators attach to a factory: its kind, options model and named mappers."""
+
+    kind: str
+    """``handler`` or ``reconciler``."""
+    options: type[BaseModel] | None = None
+    mappers: Mapping[str, ObjectMapper] = field(default_factory=dict)
+
+
+def reconciler_plugin(*, options: type[BaseModel] | None = None,
+                      mappers: Mapping[str, ObjectMapper] | None = None) -> Callable[[_F], _F]:
+    """Mark ``factory(options) -> reconcile`` as a reconciler plugin (see the module docstring)."""
+    def mark(factory: _F) -> _F:
+        factory.__informerd_plugin__ = PluginSpec("reconciler", options, dict(mappers or {}))  # type: ignore[attr-defined]
+        return factory
+    return mark
+
+
+def handler_plugin(*, options: type[BaseModel] | None = None) -> Callable[[_F], _F]:
+    """Mark ``factory(options) -> fn(notification)`` as a handler plugin."""
+    def mark(factory: _F) -> _F:
+        factory.__informerd_plugin__ = PluginSpec("handler", options)  # type: ignore[attr-defined]
+        return factory
+    return mark
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """One discovered entry point."""
+
+    name: str
+    group: str
+    value: str
+    """``module:attribute`` as declared."""
+    distribution: str | None
+    version: str | None
+
+    @property
+    def kind(self) -> str:
+        return "handler" if self.group == HANDLERS_GROUP else "reconciler"
+
+    def describe(self) -> str:
+        dist = f"{self.distribution} {self.version}" if self.distribution else "an unknown distribution"
+        return f"{self.kind} plugin {self.name!r} ({self.value}, from {dist})"
+
+
+class PluginError(InformerdError):
+    """A plugin could not be found, imported, configured or constructed."""
+
+
+@dataclass(frozen=True)
+class LoadedPlugin:
+    """A constructed plugin: ``target`` is the reconcile function or the notification handler."""
+
+    info: PluginInfo
+    target: Callable[..., Any]
+    mappers: Mapping[str, ObjectMapper]
+
+
+def _info(ep: EntryPoint) -> PluginInfo:
+    dist = ep.dist
+    return PluginInfo(ep.name, ep.group, ep.value, dist.name if dist else None, dist.version if dist else None)
+
+
+def discover() -> list[PluginInfo]:
+    """Every installed handler and reconciler plugin, sorted by group and name."""
+    found = [_info(ep) for group in (HANDLERS_GROUP, RECONCILERS_GROUP) for ep in entry_points(group=group)]
+    return sorted(found, key=lambda p: (p.group, p.name))
+
+
+def _entry_point(group: str, name: str) -> EntryPoint:
+    matches = [ep for ep in entry_points(group=group) if ep.name == name]
+    if not matches:
+        known = ", ".join(sorted(ep.name for ep in entry_points(group=group))) or "none installed"
+        raise PluginError(f"no {group} plugin named {name!r} (installed: {known})")
+    if len(matches) > 1:
+        sources = ", ".join(str(_info(ep).distribution) for ep in matches)
+        raise PluginError(f"{group} plugin {name!r} is declared by several distributions: {sources}")
+    return matches[0]
+
+
+def load_plugin(group: str, name: str, options: Mapping[str, Any]) -> LoadedPlugin:
+    """Import the plugin ``name`` of ``group``, validate ``options`` and construct it."""
+    ep = _entry_point(group, name)
+    info = _info(ep)
+    try:
+        factory = ep.load()
+    except Exception as exc:  # noqa: BLE001 - any import failure is the plugin's, reported as such
+        raise PluginError(f"cannot import {info.describe()}: {type(exc).__name__}: {exc}") from exc
+    spec: PluginSpec | None = getattr(factory, "__informerd_plugin__", None)
+    if spec is None or spec.kind != info.kind:
+        raise PluginError(f"{info.describe()} is not marked with @{info.kind}_plugin")
+    if spec.options is None:
+        if options:
+            raise PluginError(f"{info.describe()} takes no options, got {sorted(options)}")
+        validated: Any = None
+    else:
+        try:
+            validated = spec.options.model_validate(dict(options))
+        except ValidationError as exc:
+            problems = "; ".join(f"options.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+            raise PluginError(f"invalid options for {info.describe()}: {problems}") from None
+    try:
+        target = factory(validated)
+    except Exception as exc:  # noqa: BLE001 - a failing constructor stops start-up with its name
+        raise PluginError(f"{info.describe()} failed to start: {type(exc).__name__}: {exc}") from exc
+    if not callable(target):
+        raise PluginError(f"{info.describe()} returned {type(target).__name__}, not a function")
+    return LoadedPlugin(info, target, spec.mappers)
