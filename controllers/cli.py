@@ -1,35 +1,38 @@
-"""The ``informerd`` command line.
+"""The ``informerd`` command line: ``run``, ``check-config``, ``plugins``, ``config-schema``, ``version``
+and ``watch``.
 
-``informerd watch RESOURCE`` runs one shared informer and prints its notifications as JSON lines
-(the seed of the daemon: kubeconfig or in-cluster configuration, structlog JSON logs on stderr,
-clean stop on SIGTERM/Ctrl-C). ``informerd version`` prints the version.
+Flags follow controller-runtime where it has one (``--kubeconfig``, ``--metrics-bind-address``,
+``--health-probe-bind-address``, ``--leader-elect``...), and every flag can also be set with an
+``INFORMERD_*`` environment variable (``--metrics-bind-address`` <- ``INFORMERD_METRICS_BIND_ADDRESS``);
+a flag given on the command line wins over the variable, which wins over the config file.
+Exit codes: 0 success, 1 a runtime failure, 2 bad usage or an invalid config.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
+import os
 import signal
 import sys
+from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 import anyio
 import orjson
-import structlog
 
-from informers import (
-    ApiClient,
-    InformerdError,
-    InformerFactory,
-    load_config,
-    Notification,
-    ObjectAdded,
-    ObjectDeleted,
-    ObjectUpdated,
-)
-from informers.errors import ConfigError
+from informers import ApiClient, InformerdError, InformerFactory, load_config
+from informers._log import get_logger
+from informers.events import Notification, ObjectAdded, ObjectDeleted, ObjectUpdated
+
+from .config import ConfigFileError, DaemonConfig, config_schema, load_config_file
+from .daemon import client_config, manager_from_config
+from .logsetup import configure_logging
+from .plugins import discover
 
 __all__ = ["main"]
+
+_log = get_logger("informerd")
 
 
 def _version() -> str:
@@ -39,19 +42,21 @@ def _version() -> str:
         return "unknown"
 
 
-def _configure_logging(level: str) -> None:
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.dict_tracebacks,
-            structlog.processors.JSONRenderer(serializer=lambda o, **_: orjson.dumps(o).decode()),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        cache_logger_on_first_use=True,
-    )
+def _env(flag: str) -> str:
+    return "INFORMERD_" + flag.lstrip("-").upper().replace("-", "_")
+
+
+def _add(parser: argparse.ArgumentParser, flag: str, **kwargs: Any) -> None:
+    """A flag whose default comes from its ``INFORMERD_*`` variable (help shows the variable)."""
+    env = _env(flag)
+    raw = os.environ.get(env)
+    if raw is not None:
+        if kwargs.get("action") == "store_true":
+            kwargs["default"] = raw.strip().lower() in ("1", "true", "yes", "on")
+        else:
+            kwargs["default"] = kwargs.get("type", str)(raw)
+    kwargs["help"] = f"{kwargs.get('help', '')} [env {env}]"
+    parser.add_argument(flag, **kwargs)
 
 
 def _line(note: Notification) -> bytes:
@@ -88,38 +93,114 @@ async def _watch(args: argparse.Namespace) -> int:
                 informer.add_handler(on_notification=emit, name="stdout")
                 if not await informer.wait_synced(args.sync_timeout):
                     cause = informer.last_error
-                    structlog.get_logger("informerd").error(
-                        "informer did not sync", informer=informer.name, timeout=args.sync_timeout,
-                        cause=None if cause is None else f"{type(cause).__name__}: {cause}")
+                    _log.error("informer did not sync", informer=informer.name, timeout=args.sync_timeout,
+                               cause=None if cause is None else f"{type(cause).__name__}: {cause}")
                     group.cancel_scope.cancel()
                     return 2
                 await anyio.sleep_forever()
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="informerd", description="Kubernetes informer/cache event engine")
-    parser.add_argument("--log-level", default="info", help="debug, info, warning or error (default: info)")
+def _load(path: str | None) -> DaemonConfig:
+    return load_config_file(path) if path else DaemonConfig()
+
+
+def _with_flags(config: DaemonConfig, args: argparse.Namespace) -> DaemonConfig:
+    """The config with the flags that were given (or set through the environment) applied."""
+    updates: dict[str, Any] = {}
+    if args.metrics_bind_address is not None:
+        updates["metrics_bind_address"] = args.metrics_bind_address
+    if args.health_probe_bind_address is not None:
+        updates["health_probe_bind_address"] = args.health_probe_bind_address
+    return config.model_copy(update=updates)
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = _with_flags(_load(args.config), args)
+    manager = manager_from_config(config, client_config=client_config(config, kubeconfig=args.kubeconfig))
+    _log.info("informerd starting", version=_version(), config=args.config,
+              reconcilers=[r.plugin for r in config.reconcilers], handlers=[h.plugin for h in config.handlers])
+    manager.run()
+    return 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    manager_from_config(config, client=object())  # loads and validates every plugin, connects nowhere
+    print(f"{args.config}: ok ({len(config.reconcilers)} reconciler(s), {len(config.handlers)} handler(s))")
+    return 0
+
+
+def _plugins(args: argparse.Namespace) -> int:
+    found = discover()
+    if args.output == "json":
+        print(orjson.dumps([{"name": p.name, "kind": p.kind, "value": p.value, "distribution": p.distribution,
+                             "version": p.version} for p in found]).decode())
+        return 0
+    if not found:
+        print("no plugins installed")
+    for p in found:
+        print(f"{p.kind:<10} {p.name:<24} {p.value:<40} {p.distribution or '?'} {p.version or '?'}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="informerd", description="Kubernetes informer and controller daemon")
+    _add(parser, "--log-level", default="info", help="debug, info, warning or error (default: info)")
+    _add(parser, "--log-format", default="json", choices=["json", "console"], help="log line format")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("version", help="print the version")
+    sub.add_parser("config-schema", help="print the config file's JSON Schema")
+    plugins = sub.add_parser("plugins", help="list installed plugins with their distribution and version")
+    plugins.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    check = sub.add_parser("check-config", help="validate a config file and load its plugins")
+    _add(check, "--config", required=os.environ.get(_env("--config")) is None, help="config file (YAML)")
+    run = sub.add_parser("run", help="run the daemon")
+    _add(run, "--config", default=None, help="config file (YAML); default: no plugins")
+    _add(run, "--kubeconfig", default=None, help="kubeconfig path (default: $KUBECONFIG, in-cluster, ~/.kube/config)")
+    _add(run, "--metrics-bind-address", default=None, help="where /metrics listens, '0' disables "
+                                                           "(default: the config's, ':8080')")
+    _add(run, "--health-probe-bind-address", default=None, help="where /healthz and /readyz listen, '0' "
+                                                                 "disables (default: the config's, ':8081')")
     watch = sub.add_parser("watch", help="run one shared informer and print its notifications as JSON lines")
     watch.add_argument("resource", help='"v1/pods", "apps/v1/deployments", or a kind such as "Deployment"')
     watch.add_argument("-n", "--namespace", default=None, help="namespace (default: all namespaces)")
     watch.add_argument("-l", "--selector", default=None, help="label selector")
-    watch.add_argument("--kubeconfig", default=None, help="kubeconfig path (default: $KUBECONFIG, in-cluster, ~/.kube/config)")
+    _add(watch, "--kubeconfig", default=None, help="kubeconfig path")
     watch.add_argument("--context", default=None, help="kubeconfig context")
     watch.add_argument("--qps", type=float, default=5.0, help="client-side requests per second (negative: off)")
     watch.add_argument("--burst", type=int, default=10, help="client-side burst")
     watch.add_argument("--sync-timeout", type=float, default=120.0, help="seconds to wait for the first list")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     if args.command == "version":
         print(_version())
         return 0
-    _configure_logging(args.log_level)
+    if args.command == "config-schema":
+        print(orjson.dumps(config_schema(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
+        return 0
     try:
+        configure_logging(args.log_level, args.log_format)
+    except ValueError as exc:
+        print(f"informerd: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if args.command == "plugins":
+            return _plugins(args)
+        if args.command == "check-config":
+            return _check_config(args)
+        if args.command == "run":
+            return _run(args)
         return anyio.run(_watch, args)
-    except (ConfigError, InformerdError) as exc:
-        structlog.get_logger("informerd").error("informerd failed", error=f"{type(exc).__name__}: {exc}")
+    except ConfigFileError as exc:
+        print(f"informerd: {exc}", file=sys.stderr)
+        return 2
+    except InformerdError as exc:
+        _log.error("informerd failed", error=f"{type(exc).__name__}: {exc}")
+        print(f"informerd: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
 
 
