@@ -130,6 +130,25 @@ async def test_a_relist_after_410_reports_deletes_as_tombstones_and_unchanged_ob
     assert stats.relist_causes == {"gone": 1} and stats.watch_restarts["gone"] == 1
 
 
+async def test_objects_moving_into_and_out_of_the_label_selector_arrive_as_adds_and_deletes() -> None:
+    cluster = FakeCluster()
+    cluster.create(CONFIGMAPS, cm("a", labels={"app": "web"}))
+    cluster.create(CONFIGMAPS, cm("b"))
+    informer = SharedInformer(cluster, CONFIGMAPS, label_selector="app=web", options=FAST)  # type: ignore[arg-type]
+    notes = Notes()
+    informer.add_handler(on_notification=notes)
+    async with running(informer):
+        assert await informer.wait_synced(5)
+        cluster.patch(CONFIGMAPS, "a", {"metadata": {"labels": {"app": "db"}}}, namespace="ns")
+        cluster.patch(CONFIGMAPS, "b", {"metadata": {"labels": {"app": "web"}}}, namespace="ns")
+        await wait_until_async(lambda: len(notes.notes) == 3)
+        await assert_cache_matches(cluster, informer)
+    assert [(type(n).__name__, object_key(_obj(n))) for n in notes.notes] == [
+        ("ObjectAdded", "ns/a"), ("ObjectDeleted", "ns/a"), ("ObjectAdded", "ns/b")]
+    deleted = notes.notes[1]
+    assert isinstance(deleted, ObjectDeleted) and not deleted.final_state_unknown  # the watch sent its state
+
+
 def _flag(obj: RawObject) -> RawObject:
     """A transform that marks what it saw, and raises on objects labelled bad."""
     if obj["metadata"].get("labels", {}).get("bad"):

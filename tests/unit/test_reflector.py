@@ -112,6 +112,44 @@ def test_a_streaming_initial_list_needs_no_list_request() -> None:
     stop(reflector, thread)
 
 
+def test_a_continue_token_compacted_between_pages_falls_back_to_one_full_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    cluster = FakeCluster()
+    for i in range(5):
+        cluster.create(CONFIGMAPS, cm(f"c{i}"))
+    get_json = cluster.get_json
+    compacted: list[str] = []
+
+    def compact_before_page_two(path: str, query: Any = None) -> Any:
+        if query and query.get("continue") and not compacted:
+            compacted.append(cluster.create(CONFIGMAPS, cm("late"))["metadata"]["resourceVersion"])
+            cluster.compact()  # the snapshot behind the continue token is gone: 410 Expired
+        return get_json(path, query)
+
+    monkeypatch.setattr(cluster, "get_json", compact_before_page_two)
+    sink = Sink()
+    reflector, thread = start(cluster, sink, streaming=False, page_size=2)
+    wait_until(lambda: sink.matches(cluster) and cluster.open_watches == 1)
+    lists = [r.query for r in cluster.requests if r.verb == "LIST" and r.source == "client"]
+    assert [(q.get("resourceVersion"), q.get("limit"), "continue" in q) for q in lists] == [
+        ("0", "2", False), (None, "2", True), ("", None, False)]  # then one consistent, unpaged list
+    assert reflector.watcher.statistics().list_fallbacks == 1
+    stop(reflector, thread)
+
+
+def test_a_server_without_streaming_lists_is_listed_instead() -> None:
+    cluster = FakeCluster(streaming_lists=False)
+    cluster.create(CONFIGMAPS, cm("a"))
+    sink = Sink()
+    reflector, thread = start(cluster, sink, streaming=True)
+    wait_until(lambda: sink.matches(cluster) and cluster.open_watches == 1)
+    stats = reflector.watcher.statistics()
+    assert not stats.streaming_list and "WatchList" in (stats.streaming_list_fallback_reason or "")
+    assert [r.verb for r in cluster.requests if r.source == "client"] == ["WATCH", "LIST", "WATCH"]
+    cluster.create(CONFIGMAPS, cm("b"))
+    wait_until(lambda: sink.matches(cluster))
+    stop(reflector, thread)
+
+
 def test_a_cut_watch_resumes_from_the_last_resource_version_without_a_relist() -> None:
     cluster = FakeCluster()
     cluster.create(CONFIGMAPS, cm("a"))
