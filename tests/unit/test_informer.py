@@ -21,7 +21,7 @@ from informers.objects import RawObject, object_key
 from informers.resources import Resource
 from informers.testing.fake import FakeCluster
 
-from .conftest import FAST, assert_cache_matches, cache_of, cluster_view, wait_until_async
+from .conftest import FAST, assert_cache_matches, assert_cache_matches_blocking, cache_of, cluster_view, wait_until_async
 
 pytestmark = pytest.mark.anyio
 
@@ -244,3 +244,19 @@ async def test_a_failing_store_apply_relists_from_the_last_applied_version(monke
     added, kept = notes.notes[1:]  # the relist diff: x arrives once; a, unchanged, as a resync update
     assert isinstance(added, ObjectAdded) and object_key(added.obj) == "ns/x" and not added.in_initial_list
     assert isinstance(kept, ObjectUpdated) and kept.is_resync and object_key(kept.new) == "ns/a"
+
+
+def test_the_thread_form_starts_and_stops_an_informer_without_an_event_loop() -> None:
+    cluster = FakeCluster()
+    cluster.create(CONFIGMAPS, cm("a"))
+    cluster.create(CONFIGMAPS, cm("b", ns="other"))
+    informer = SharedInformer(cluster, CONFIGMAPS, namespace="ns", options=FAST)  # type: ignore[arg-type]
+    informer.start()
+    try:
+        assert informer.wait_synced_blocking(5)
+        cluster.create(CONFIGMAPS, cm("c"))
+        assert_cache_matches_blocking(cluster, informer)
+        assert sorted(informer.store.keys()) == ["ns/a", "ns/c"]
+    finally:
+        informer.stop()
+    assert not informer.statistics().reflector.running and cluster.open_watches == 0
