@@ -126,6 +126,10 @@ class FakeCluster:
     ``streaming_lists`` (default True): honour ``sendInitialEvents``; False answers it with 422,
     as a server without the WatchList feature does. ``config``: what ``cluster.config`` returns
     (default: a dummy host, client-side throttling off).
+
+    The test helpers name a resource by ``Resource`` or by plural, kind, ``v1/configmaps`` or
+    ``example.com/v1/widgets``; a namespaced object's namespace is the ``namespace`` argument, else
+    its own ``metadata.namespace``, else ``default`` (as kubectl). They raise the typed errors too.
     """
 
     def __init__(self, *, default_resources: bool = True, streaming_lists: bool = True,
