@@ -11,12 +11,15 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from .assets import MissingBinaryError, find_assets
-from .controlplane import ControlPlane
 from .proxy import FaultProxy
+
+if TYPE_CHECKING:  # imported when a fixture needs it: the plugin loads without cryptography
+    from .controlplane import ControlPlane
 
 __all__ = ["SESSION_APISERVER_ARGS", "control_plane", "fault_proxy", "namespace"]
 
@@ -32,6 +35,8 @@ def control_plane() -> Iterator[ControlPlane]:
         assets = find_assets()
     except MissingBinaryError as exc:
         pytest.fail(str(exc), pytrace=False)
+    from .controlplane import ControlPlane
+
     with ControlPlane(assets=assets, apiserver_args=SESSION_APISERVER_ARGS) as plane:
         yield plane
 

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 from informers import objects
@@ -26,9 +28,11 @@ from informers.objects import (
     uid,
 )
 
+from .conftest import pod as make_pod
 
-def pod(**meta: object) -> dict:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-1", "namespace": "prod", **meta}}
+
+# This module's pod: prod/web-1 with no uid or resourceVersion unless a test gives them.
+pod = functools.partial(make_pod, "web-1", "prod", rv=None, uid=None, spec=None)
 
 
 def test_all_is_sorted_and_complete() -> None:

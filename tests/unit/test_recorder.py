@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -22,13 +23,13 @@ from informers.clock import FakeClock
 from informers.errors import NotFoundError, ServiceUnavailableError
 from informers.resources import Resource
 
+from .conftest import pod as make_pod
+
 CONTROLLER = "example.com/widgets"
 PODS = Resource("", "v1", "pods", "Pod", namespaced=True)
 
 
-def pod(name: str = "p", uid: str = "u-1", rv: str = "1") -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": "ns", "uid": uid, "resourceVersion": rv}}
+pod = functools.partial(make_pod, ns="ns", uid="u-1", spec=None)  # this module's pods: ns/p, uid u-1
 
 
 def event(clock: FakeClock, note: str = "synced", obj: dict[str, Any] | None = None, reason: str = "Synced",

@@ -20,14 +20,7 @@ from informers.store import (
     Store,
 )
 
-
-def pod(name: str, ns: str = "default", rv: str = "1", uid: str | None = None, **meta: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": ns, "uid": uid or f"uid-{ns}-{name}", "resourceVersion": rv, **meta},
-        "spec": {"containers": [{"name": "c", "image": "img"}]},
-    }
+from .conftest import pod
 
 
 def node_names(obj: dict[str, Any]) -> list[str]:

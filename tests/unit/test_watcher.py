@@ -30,20 +30,19 @@ from informers._watcher import (
     WatchRequest,
 )
 
-
-def pod(name: str, rv: str) -> dict[str, Any]:
-    return {"metadata": {"name": name, "namespace": "ns", "resourceVersion": rv, "uid": f"u-{name}"}}
+from .conftest import pod
 
 
 def page(rv: str, names: list[str], cont: str | None = None) -> dict[str, Any]:
     meta: dict[str, Any] = {"resourceVersion": rv}
     if cont:
         meta["continue"] = cont
-    return {"kind": "PodList", "apiVersion": "v1", "metadata": meta, "items": [pod(n, "1") for n in names]}
+    items = [pod(n, "ns", "1", typed=False, spec=None) for n in names]  # list items carry no kind
+    return {"kind": "PodList", "apiVersion": "v1", "metadata": meta, "items": items}
 
 
 def ev(etype: str, name: str, rv: str) -> dict[str, Any]:
-    return {"type": etype, "object": {"kind": "Pod", "apiVersion": "v1", **pod(name, rv)}}
+    return {"type": etype, "object": pod(name, "ns", rv, spec=None)}
 
 
 def bookmark(rv: str, end: bool = False) -> dict[str, Any]:
@@ -258,9 +257,9 @@ def test_stalled_stream_rewatches_and_is_counted_as_stalled() -> None:
     "line",
     [
         "not a dict",
-        {"object": pod("a", "1")},
+        {"object": pod("a", "ns", "1", typed=False, spec=None)},
         {"type": "ADDED"},
-        {"type": "WHATEVER", "object": pod("a", "1")},
+        {"type": "WHATEVER", "object": pod("a", "ns", "1", typed=False, spec=None)},
         {"type": "ADDED", "object": {"kind": "Pod"}},
         {"type": "MODIFIED", "object": {"metadata": {"name": "a"}}},
         {"type": "BOOKMARK", "object": {"metadata": {}}},

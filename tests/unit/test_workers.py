@@ -23,6 +23,8 @@ from controllers._workers import WorkerPool
 from informers.clock import FakeClock
 from informers.errors import ConflictError
 
+from .conftest import wait_until_async
+
 A, B, C = (Request("Widget", uid, "ns", uid) for uid in ("a", "b", "c"))
 
 
@@ -37,12 +39,6 @@ class Metrics:
 
 def make_queue(clock: FakeClock) -> RateLimitingQueue[Request]:
     return RateLimitingQueue("test", rate_limiter=ItemExponentialRateLimiter(1.0, 100.0), clock=clock)
-
-
-async def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    with anyio.fail_after(timeout):
-        while not condition():
-            await anyio.sleep(0.001)
 
 
 class Recorder:
@@ -103,24 +99,24 @@ def test_outcomes_map_to_queue_actions_like_controller_runtime(is_async: bool) -
         queue.add(A)
         queue.add(B)
         queue.add(C)
-        await wait_until(lambda: len(recorder.calls) == 3 and queue.statistics().processing == 0)
+        await wait_until_async(lambda: len(recorder.calls) == 3 and queue.statistics().processing == 0)
         # a failed (a bug): requeued with the limiter's first delay, failure remembered.
         assert queue.num_requeues(A) == 1 and queue.num_requeues(C) == 1
         assert queue.num_requeues(B) == 0  # requeue_after forgets
         assert queue.next_ready_in() == pytest.approx(1.0)  # a and c at 1 s; b at 30 s
         clock.advance(1.0)
         queue.process_due()
-        await wait_until(lambda: recorder.count("a") == 2 and recorder.count("c") == 2
+        await wait_until_async(lambda: recorder.count("a") == 2 and recorder.count("c") == 2
                          and queue.statistics().processing == 0)
         assert queue.num_requeues(A) == 2 and queue.num_requeues(C) == 2  # second delay: 2 s
         clock.advance(2.0)
         queue.process_due()
-        await wait_until(lambda: recorder.count("a") == 3 and queue.statistics().processing == 0)
+        await wait_until_async(lambda: recorder.count("a") == 3 and queue.statistics().processing == 0)
         assert queue.num_requeues(A) == 0  # success forgets
         assert recorder.count("b") == 1
         clock.advance(27.0)
         queue.process_due()
-        await wait_until(lambda: recorder.count("b") == 2)
+        await wait_until_async(lambda: recorder.count("b") == 2)
 
     run_pool(pool, body)
     # The object is resolved per call; None when gone.
@@ -144,10 +140,10 @@ def test_terminal_error_is_forgotten_and_never_retried(is_async: bool) -> None:
 
     async def body() -> None:
         queue.add(A)
-        await wait_until(lambda: recorder.count("a") == 1 and queue.statistics().processing == 0)
+        await wait_until_async(lambda: recorder.count("a") == 1 and queue.statistics().processing == 0)
         clock.advance(1.0)
         queue.process_due()
-        await wait_until(lambda: recorder.count("a") == 2 and queue.statistics().processing == 0)
+        await wait_until_async(lambda: recorder.count("a") == 2 and queue.statistics().processing == 0)
         stats = queue.statistics()
         assert stats.delayed == 0 and stats.depth == 0  # nothing scheduled
         assert queue.num_requeues(A) == 0  # forgotten
@@ -167,7 +163,7 @@ def test_invalid_result_counts_as_a_panic_and_is_retried() -> None:
 
     async def body() -> None:
         queue.add(A)
-        await wait_until(lambda: pool.statistics().error_total == 1)
+        await wait_until_async(lambda: pool.statistics().error_total == 1)
         assert queue.num_requeues(A) == 1
 
     run_pool(pool, body)
@@ -191,7 +187,7 @@ def test_async_timeout_cancels_the_call_and_frees_the_only_worker() -> None:
     async def body() -> None:
         queue.add(A)
         queue.add(B)
-        await wait_until(lambda: done == ["b"])
+        await wait_until_async(lambda: done == ["b"])
         assert queue.num_requeues(A) == 1  # the timeout is a retryable error
         assert [c.cancelled for c in contexts] == [True, False]  # a's context was flagged
 
@@ -230,7 +226,7 @@ def test_sync_timeout_frees_the_worker_but_keeps_the_key_busy_until_the_thread_r
     async def body() -> None:
         queue.add(A)
         queue.add(B)
-        await wait_until(lambda: "b" in calls)  # the single worker moved on
+        await wait_until_async(lambda: "b" in calls)  # the single worker moved on
         stats = pool.statistics()
         assert stats.overrun_threads == 1 and stats.timeouts_total == 1
         # a is still held by its thread: a new event for it parks instead of starting a second call.
@@ -240,8 +236,8 @@ def test_sync_timeout_frees_the_worker_but_keeps_the_key_busy_until_the_thread_r
         await anyio.sleep(0.05)
         assert calls.count("a") == 1 and queue.statistics().processing == 1
         release.set()
-        await wait_until(lambda: calls.count("a") == 2)
-        await wait_until(lambda: pool.statistics().overrun_threads == 0)
+        await wait_until_async(lambda: calls.count("a") == 2)
+        await wait_until_async(lambda: pool.statistics().overrun_threads == 0)
 
     run_pool(pool, body)
     assert overlap == [] and seen_cancelled == [True]
@@ -258,7 +254,7 @@ def test_sync_reconciler_waiting_on_ctx_returns_as_soon_as_it_times_out() -> Non
 
     async def body() -> None:
         queue.add(A)
-        await wait_until(lambda: woke == [True] and pool.statistics().overrun_threads == 0
+        await wait_until_async(lambda: woke == [True] and pool.statistics().overrun_threads == 0
                          and queue.statistics().processing == 0)
 
     run_pool(pool, body)
@@ -291,7 +287,7 @@ def test_never_two_workers_on_one_key_while_keys_run_in_parallel() -> None:
             for key in keys:
                 queue.add(key)
             await anyio.sleep(0.002)
-        await wait_until(lambda: queue.statistics().depth == 0 and queue.statistics().processing == 0)
+        await wait_until_async(lambda: queue.statistics().depth == 0 and queue.statistics().processing == 0)
 
     run_pool(pool, body)
     assert set(peak_per_key.values()) == {1}

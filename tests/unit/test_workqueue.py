@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Callable
 
 import anyio
@@ -31,12 +30,7 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
     return backend
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll a condition another thread will make true (not a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.001)
+from .conftest import wait_until  # noqa: E402 - the shared helper (imported here to keep merges easy)
 
 
 def start(target: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
