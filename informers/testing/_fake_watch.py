@@ -1,4 +1,4 @@
-"""One open watch of the fake apiserver, read like ``informers.watchstream.WatchStream``.
+"""One open watch of the fake apiserver, read like ``informers._watchstream.WatchStream``.
 
 ``FakeWatchStream`` is an iterable of undecoded event lines (bytes). The store offers it every
 committed change of its resource (``offer``, under the store's lock); it keeps the ones its
@@ -24,8 +24,8 @@ from typing import Any
 import orjson
 
 from ..errors import StreamStalledError, TransportError
-from ..watcher import INITIAL_EVENTS_END_ANNOTATION
-from ..watchstream import WatchStreamStatistics
+from .._watcher import INITIAL_EVENTS_END_ANNOTATION
+from .._watchstream import WatchStreamStatistics
 from ._fake_select import Selector
 from ._fake_store import Change, FakeStore, Kind
 

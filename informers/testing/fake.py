@@ -39,7 +39,7 @@ from ..client import ClientStatistics, Response
 from ..config import ClientConfig
 from ..errors import ClientClosedError, ResourceNotFoundError
 from ..resources import Resource
-from ..tokenbucket import TokenBucketStatistics
+from .._tokenbucket import TokenBucketStatistics
 from . import _fake_writes as writes
 from ._fake_faults import Faults, RequestHold
 from ._fake_http import FakeServer

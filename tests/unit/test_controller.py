@@ -14,6 +14,8 @@ from typing import Any
 import anyio
 import pytest
 
+from informers._bridge import SUPPORTED_BACKENDS
+
 from controllers.controller import Controller
 from controllers.errors import ControllerStateError, ControllerSyncTimeoutError
 from controllers.predicates import generation_changed
@@ -35,12 +37,7 @@ from .conftest import FAST, assert_cache_matches, wait_until_async
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(params=[
-    "asyncio",
-    # The work queue's async methods need asyncio until the queue-parity change (parked tasks on
-    # the bridge's Waiter) lands; then these XPASS and strict makes that fail: drop the mark.
-    pytest.param("trio", marks=pytest.mark.xfail(strict=True, reason="WorkQueue async API is asyncio-only")),
-])
+@pytest.fixture(params=SUPPORTED_BACKENDS)
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 

@@ -33,7 +33,7 @@ from informers.errors import (
 )
 from informers.resources import Discovery, Resource
 from informers.testing.fake import FakeCluster
-from informers.watcher import INITIAL_EVENTS_END_ANNOTATION
+from informers._watcher import INITIAL_EVENTS_END_ANNOTATION
 
 from .conftest import wait_until
 

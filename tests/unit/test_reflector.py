@@ -13,15 +13,15 @@ import anyio
 import pytest
 
 from informers import _bridge
-from informers.backoff import Backoff
+from informers._backoff import Backoff
 from informers.events import Apply, Delete, Init, InitApply, InitDone, WatchEvent
 from informers.informer import SharedInformer
 from informers.objects import object_key
-from informers.reflector import Reflector
+from informers._reflector import Reflector
 from informers.resources import Resource
 from informers.store import ReplaceBuffer, Store
 from informers.testing.fake import FakeCluster
-from informers.watcher import Watcher
+from informers._watcher import Watcher
 
 from .conftest import FAST, assert_cache_matches, wait_until, wait_until_async
 
