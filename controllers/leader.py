@@ -518,7 +518,9 @@ class LeaderElector:
         if lease is None:
             return {"apiVersion": LEASES.api_version, "kind": LEASES.kind,
                     "metadata": {"name": self.name, "namespace": self.namespace}, "spec": record.spec()}
-        return {**lease, "spec": record.spec()}
+        spec = lease.get("spec")
+        # Fields this elector does not manage (strategy, preferredHolder) are kept as they are.
+        return {**lease, "spec": {**(spec if isinstance(spec, Mapping) else {}), **record.spec()}}
 
     def _holds(self) -> bool:
         return self._observed.holder_identity == self.identity

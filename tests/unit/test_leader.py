@@ -325,6 +325,23 @@ def test_a_conflict_from_a_new_holder_is_not_overwritten() -> None:
     assert elector.statistics().holder == "b"
 
 
+def test_spec_fields_the_elector_does_not_manage_are_kept() -> None:
+    server, clock = LeaseServer(), FakeClock()
+    foreign_lease(server, "", duration=1)
+    assert server.lease is not None
+    server.lease["spec"]["strategy"] = "OldestEmulationVersion"
+
+    async def main() -> None:
+        elector = elector_for(server, "a", clock)
+        assert await elector.try_acquire_or_renew()
+        clock.advance(2)
+        assert await elector.try_acquire_or_renew()
+        assert await elector.release()
+
+    run(main)
+    assert server.lease["spec"]["strategy"] == "OldestEmulationVersion"
+
+
 # -- releasing --------------------------------------------------------------------------------
 
 def test_release_frees_the_lease_keeping_transitions_and_a_standby_takes_over_at_once() -> None:
