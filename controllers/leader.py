@@ -286,7 +286,7 @@ class LeaderElector:
     @asynccontextmanager
     async def leadership(self) -> AsyncIterator[Leadership]:
         """Wait until this process leads, then run the body while it does (see the module
-        docstring). Cancelled before leading: returns nothing and writes nothing. Body ended:
+        docstring). Cancelled before leading: the body never runs, nothing is written. Body ended:
         the Lease is released (``release_on_cancel``). Leadership lost: the body is cancelled at
         once and ``LeaderElectionLostError`` is raised when it has unwound."""
         with self._lock:
