@@ -14,6 +14,9 @@ Start here: a ``Manager`` and its ``@manager.reconcile(...)`` decorator; the rec
 * ``controllers.workqueue``, ``controllers.delaying``, ``controllers.ratelimited``,
   ``controllers.ratelimit``: the Kubernetes-free queues and rate limiters (extension points:
   pass your own ``RateLimiter``);
+* ``controllers.leader``, ``controllers.sharding``: Lease leader election
+  (``async with LeaderElector(...).leadership():``) and sharding by UID across replicas
+  (``Controller(key_filter=ShardFilter(shard))``);
 * ``controllers.errors``: the controller's errors (all ``informers.errors.InformerdError``).
 
 Modules whose names start with ``_`` are internal.

@@ -7,7 +7,9 @@ thread (no buffer, no thread of their own), and a burst of events for one object
 one queued key. ``run()`` registers the handlers, waits until every informer *and* every handler of
 this controller has synced (default 2 min, the error names each laggard and its last error), then
 runs the ``WorkerPool`` until cancelled. A worker resolves a key by UID from the
-primary informer's cache (``store.get_by_uid``): None when that object is gone.
+primary informer's cache (``store.get_by_uid``): None when that object is gone. An optional
+``key_filter(request) -> bool`` drops keys before they are enqueued (``controllers.sharding``'s
+``ShardFilter`` keeps one replica's share of the UIDs).
 Invariant: no reconcile starts before the caches and this controller's handlers have synced, so a
 reconciler never acts on a partial view of the world at startup.
 """
@@ -135,7 +137,9 @@ class Controller:
     and reconciles wait on I/O), ``rate_limiter`` (default controller-runtime's: per-key 5 ms ->
     1000 s, 10/s burst 100), ``reconcile_timeout`` (seconds, default None: no limit),
     ``cache_sync_timeout`` (seconds, default 120), ``drain_timeout`` (seconds shutdown waits for
-    in-flight reconciles, default 30), ``name`` (metrics label and logs; default the lowercase kind).
+    in-flight reconciles, default 30), ``name`` (metrics label and logs; default the lowercase kind),
+    ``key_filter`` (default None: every key; else only keys it returns True for are enqueued, from
+    every trigger; it runs inline on informer threads, so it must be quick and thread-safe).
     """
 
     def __init__(
@@ -157,8 +161,10 @@ class Controller:
         clock: Clock = SYSTEM_CLOCK,
         metrics: ReconcileMetrics | None = None,
         queue_metrics: WorkQueueMetrics | None = None,
+        key_filter: Callable[[Request], bool] | None = None,
     ) -> None:
         self.name = name or _default_name(primary)
+        self.key_filter = key_filter
         self.factory = factory
         self.namespace = namespace
         self.cache_sync_timeout = cache_sync_timeout
@@ -200,7 +206,7 @@ class Controller:
         return obj
 
     def _handler(self, route: _Route) -> Callable[[Notification], None]:
-        bound, add = route.bound, self.queue.add
+        bound, add, keep = route.bound, self.queue.add, self.key_filter
 
         def on_notification(note: Notification) -> None:
             route.notifications += 1
@@ -209,6 +215,8 @@ class Controller:
                     route.filtered += 1
                     return
                 requests = bound.requests(note)
+                if keep is not None:
+                    requests = [request for request in requests if keep(request)]
             except Exception as exc:  # noqa: BLE001 - a bad mapper must not stop the others
                 route.errors += 1
                 _log.error("trigger failed to map a notification", controller=self.name,

@@ -285,3 +285,62 @@ async def test_triggers_are_fixed_once_running() -> None:
         await assert_cache_matches(cluster, factory.informer_for(WIDGETS))
     with pytest.raises(TypeError):
         Controller(factory, "Widget", Calls(), triggers=["v1/configmaps"])  # type: ignore[list-item]
+
+
+def test_key_filter_drops_other_shards_keys_before_the_queue_from_every_trigger() -> None:
+    from controllers.sharding import Shard, ShardFilter
+
+    factory = FakeFactory()
+    shards = [Calls(), Calls()]
+    filters = [ShardFilter(Shard(n, 2)) for n in range(2)]
+    controllers = [Controller(factory, "Widget", calls, name=f"widget-{n}", key_filter=f,
+                              triggers=[owns("v1/configmaps")])
+                   for n, (calls, f) in enumerate(zip(shards, filters))]
+    uids = [f"uid-{i}" for i in range(40)]
+
+    def child(owner_uid: str) -> dict[str, Any]:
+        return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+            "name": f"{owner_uid}-config", "namespace": "ns", "uid": f"c-{owner_uid}", "resourceVersion": "1",
+            "ownerReferences": [{"apiVersion": "example.com/v1", "kind": "Widget", "name": "w",
+                                 "uid": owner_uid, "controller": True}]}}
+
+    async def main() -> None:
+        async with anyio.create_task_group() as group:
+            for controller in controllers:
+                group.start_soon(controller.run)
+            for controller in controllers:
+                assert await controller.wait_synced(5)
+            for uid in uids:
+                factory.informers[WIDGETS].emit(ObjectAdded(widget(uid)))
+            await wait_until(lambda: sum(len(c.uids()) for c in shards) == len(uids))
+            for uid in uids:  # a child maps to its owner's key, which only the owner's shard keeps
+                factory.informers[CONFIGMAPS].emit(ObjectAdded(child(uid)))
+            await wait_until(lambda: sum(len(c.uids()) for c in shards) == 2 * len(uids))
+            group.cancel_scope.cancel()
+
+    anyio.run(main)
+    seen = [set(c.uids()) for c in shards]
+    assert seen[0] | seen[1] == set(uids) and not seen[0] & seen[1]
+    for n, controller in enumerate(controllers):
+        assert seen[n] == {u for u in uids if Shard(n, 2).keeps(u)}
+        stats = controller.statistics()
+        assert stats.enqueued_total == 2 * len(seen[n])  # only kept keys reach the queue
+        assert filters[n].statistics().kept == 2 * len(seen[n])
+
+
+def test_a_raising_key_filter_is_counted_as_a_mapping_error() -> None:
+    factory = FakeFactory()
+    calls = Calls()
+
+    def broken(request: Request) -> bool:
+        raise RuntimeError("bad filter")
+
+    controller = Controller(factory, "Widget", calls, key_filter=broken)
+
+    async def body() -> None:
+        await controller.wait_synced(5)
+        factory.informers[WIDGETS].emit(ObjectAdded(widget("u1")))
+        await wait_until(lambda: controller.statistics().mapping_errors_total == 1)
+
+    run_controller(controller, body)
+    assert calls.uids() == [] and controller.statistics().enqueued_total == 0
