@@ -78,8 +78,8 @@ class _Informer(Protocol):
 
 
 class InformerProvider(Protocol):
-    """What a controller needs from ``informers.factory.InformerFactory`` (the fake kit's
-    ``informers.testing.fake.FakeCluster`` provides it too)."""
+    """What a controller needs from ``informers.factory.InformerFactory`` (unit tests use an
+    ``InformerFactory`` over ``informers.testing.fake.FakeCluster``)."""
 
     async def resolve(self, resource: Resource | str) -> Resource: ...
 

@@ -287,38 +287,34 @@ async def test_triggers_are_fixed_once_running() -> None:
         Controller(factory, "Widget", Calls(), triggers=["v1/configmaps"])  # type: ignore[list-item]
 
 
-def test_key_filter_drops_other_shards_keys_before_the_queue_from_every_trigger() -> None:
+async def test_key_filter_drops_other_shards_keys_before_the_queue_from_every_trigger() -> None:
     from controllers.sharding import Shard, ShardFilter
 
-    factory = FakeFactory()
+    cluster = widget_cluster()
+    factory = InformerFactory(cluster, options=FAST)  # type: ignore[arg-type]
     shards = [Calls(), Calls()]
     filters = [ShardFilter(Shard(n, 2)) for n in range(2)]
     controllers = [Controller(factory, "Widget", calls, name=f"widget-{n}", key_filter=f,
                               triggers=[owns("v1/configmaps")])
-                   for n, (calls, f) in enumerate(zip(shards, filters))]
-    uids = [f"uid-{i}" for i in range(40)]
+                   for n, (calls, f) in enumerate(zip(shards, filters, strict=True))]
 
-    def child(owner_uid: str) -> dict[str, Any]:
-        return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
-            "name": f"{owner_uid}-config", "namespace": "ns", "uid": f"c-{owner_uid}", "resourceVersion": "1",
-            "ownerReferences": [{"apiVersion": "example.com/v1", "kind": "Widget", "name": "w",
-                                 "uid": owner_uid, "controller": True}]}}
+    async with factory, anyio.create_task_group() as group:
+        for controller in controllers:
+            group.start_soon(controller.run)
+        for controller in controllers:
+            assert await controller.wait_synced(5)
+        made = [cluster.create(WIDGETS, widget(f"w{i}")) for i in range(40)]
+        uids = [uid(w) for w in made]
+        await wait_until_async(lambda: sum(len(c.uids()) for c in shards) == len(uids))
+        for w in made:  # a child maps to its owner's key, which only the owner's shard keeps
+            child = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+                "name": f"{w['metadata']['name']}-config", "namespace": "ns",
+                "ownerReferences": [{"apiVersion": "example.com/v1", "kind": "Widget", "name": w["metadata"]["name"],
+                                     "uid": uid(w), "controller": True}]}}
+            cluster.create(CONFIGMAPS, child)
+        await wait_until_async(lambda: sum(len(c.uids()) for c in shards) == 2 * len(uids))
+        group.cancel_scope.cancel()
 
-    async def main() -> None:
-        async with anyio.create_task_group() as group:
-            for controller in controllers:
-                group.start_soon(controller.run)
-            for controller in controllers:
-                assert await controller.wait_synced(5)
-            for uid in uids:
-                factory.informers[WIDGETS].emit(ObjectAdded(widget(uid)))
-            await wait_until(lambda: sum(len(c.uids()) for c in shards) == len(uids))
-            for uid in uids:  # a child maps to its owner's key, which only the owner's shard keeps
-                factory.informers[CONFIGMAPS].emit(ObjectAdded(child(uid)))
-            await wait_until(lambda: sum(len(c.uids()) for c in shards) == 2 * len(uids))
-            group.cancel_scope.cancel()
-
-    anyio.run(main)
     seen = [set(c.uids()) for c in shards]
     assert seen[0] | seen[1] == set(uids) and not seen[0] & seen[1]
     for n, controller in enumerate(controllers):
@@ -328,19 +324,17 @@ def test_key_filter_drops_other_shards_keys_before_the_queue_from_every_trigger(
         assert filters[n].statistics().kept == 2 * len(seen[n])
 
 
-def test_a_raising_key_filter_is_counted_as_a_mapping_error() -> None:
-    factory = FakeFactory()
+async def test_a_raising_key_filter_is_counted_as_a_mapping_error() -> None:
+    cluster = widget_cluster()
+    factory = InformerFactory(cluster, options=FAST)  # type: ignore[arg-type]
     calls = Calls()
 
     def broken(request: Request) -> bool:
         raise RuntimeError("bad filter")
 
     controller = Controller(factory, "Widget", calls, key_filter=broken)
-
-    async def body() -> None:
+    async with running(controller, factory):
         await controller.wait_synced(5)
-        factory.informers[WIDGETS].emit(ObjectAdded(widget("u1")))
-        await wait_until(lambda: controller.statistics().mapping_errors_total == 1)
-
-    run_controller(controller, body)
+        cluster.create(WIDGETS, widget("u1"))
+        await wait_until_async(lambda: controller.statistics().mapping_errors_total == 1)
     assert calls.uids() == [] and controller.statistics().enqueued_total == 0
