@@ -4,10 +4,19 @@ The envtest pattern for Python: binaries from ``TEST_ASSET_*`` / ``KUBEBUILDER_A
 per-user cache by ``python -m informers.testing install``. Needs the ``testing`` extra (cryptography).
 """
 
-from .assets import INSTALL_COMMAND, AssetBuildError, Assets, MissingBinaryError, cache_dir, find_assets, install
+from .assets import (
+    INSTALL_COMMAND,
+    AssetBuildError,
+    Assets,
+    MissingBinaryError,
+    cache_dir,
+    find_assets,
+    find_promtool,
+    install,
+)
 from .controlplane import ControlPlane, ControlPlaneError, free_port
 from .proxy import FaultProxy, ProxyMode, ProxyStatistics
-from .versions import ETCD_VERSION, KUBERNETES_VERSION
+from .versions import ETCD_VERSION, KUBERNETES_VERSION, PROMETHEUS_VERSION
 
 __all__ = [
     "AssetBuildError",
@@ -19,10 +28,12 @@ __all__ = [
     "INSTALL_COMMAND",
     "KUBERNETES_VERSION",
     "MissingBinaryError",
+    "PROMETHEUS_VERSION",
     "ProxyMode",
     "ProxyStatistics",
     "cache_dir",
     "find_assets",
+    "find_promtool",
     "free_port",
     "install",
 ]
