@@ -313,3 +313,33 @@ async def test_every_interface_form_binds_and_reports_its_port() -> None:
     async with serving(server) as port:
         assert port == server.port != 0  # type: ignore[union-attr]
         assert status_of(await get(port, b"GET /healthz HTTP/1.1\r\n\r\n")) == 200
+
+
+async def test_seeded_random_garbage_never_takes_the_server_down() -> None:
+    import random
+
+    rng = random.Random(20261202)
+    valid = b"GET /readyz?verbose&exclude=ping HTTP/1.1\r\nHost: probe\r\nAccept: */*\r\n\r\n"
+    payloads: list[bytes] = []
+    for _ in range(40):
+        if rng.random() < 0.5:
+            payloads.append(bytes(rng.getrandbits(8) for _ in range(rng.randrange(1, 300))) + b"\r\n\r\n")
+        else:  # a valid request with a few bytes flipped, dropped or duplicated
+            data = bytearray(valid)
+            for _ in range(rng.randrange(1, 6)):
+                at = rng.randrange(len(data))
+                choice = rng.random()
+                if choice < 0.4:
+                    data[at] = rng.getrandbits(8)
+                elif choice < 0.7:
+                    del data[at]
+                else:
+                    data.insert(at, data[at])
+            payloads.append(bytes(data) + b"\r\n\r\n")
+    async with serving(probes(header_timeout=0.3)) as port:
+        for raw in payloads:
+            answer = await get(port, raw)
+            assert answer == b"" or answer.startswith(b"HTTP/1.1 "), raw
+            if answer:
+                assert status_of(answer) in (200, 400, 404, 405, 408, 431, 500, 505), (raw, answer[:80])
+        assert status_of(await get(port, b"GET /healthz HTTP/1.1\r\n\r\n")) == 200
