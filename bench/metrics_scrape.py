@@ -30,7 +30,8 @@ import anyio
 from prometheus_client import CollectorRegistry, Histogram
 
 from controllers.controller import Controller
-from controllers.metrics import RECONCILE_TIME_BUCKETS, MetricsExporter
+from controllers.metrics import MetricsExporter
+from controllers.observers import RECONCILE_TIME_BUCKETS
 from controllers.ratelimited import RateLimitingQueue
 from controllers.request import Request
 from controllers.servers import metrics_server

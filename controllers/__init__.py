@@ -15,9 +15,9 @@ Start here: a ``Manager`` and its ``@manager.reconcile(...)`` decorator; the rec
   ``controllers.ratelimit``: the Kubernetes-free queues and rate limiters (extension points:
   pass your own ``RateLimiter``);
 * ``controllers.errors``: the controller's errors (all ``informers.errors.InformerdError``).
-* ``controllers.metrics``, ``controllers.probes``, ``controllers.checks``, ``controllers.servers``:
-  observability (the Prometheus exporter, health checks with controller-runtime's ``/healthz`` and
-  ``/readyz`` semantics, the HTTP servers for both).
+* ``controllers.metrics``, ``controllers.observers``, ``controllers.probes``, ``controllers.checks``,
+  ``controllers.servers``: observability (the Prometheus exporter and its histogram hooks, health
+  checks with controller-runtime's ``/healthz`` and ``/readyz`` semantics, the HTTP servers).
 
 Modules whose names start with ``_`` are internal.
 """

@@ -8,10 +8,8 @@ exporter hands out small hook objects: ``reconcile_metrics(name)`` (a ``Reconcil
 ``controller_runtime_reconcile_time_seconds``), ``workqueue_metrics(name)`` (a ``WorkQueueMetrics``
 for ``workqueue_queue_duration_seconds`` / ``workqueue_work_duration_seconds``) and
 ``request_observer`` (a ``RequestObserver`` for ``rest_client_request_duration_seconds`` and
-``rest_client_requests_total``). Each observation is a bisect into a tuple of bounds and a list
-increment (under a lock where several threads may observe), about half the cost of
-``prometheus_client.Histogram.observe``; the collector turns the raw counts into cumulative
-buckets when scraped. Names, label sets and buckets are controller-runtime's
+``rest_client_requests_total``), defined in ``controllers.observers``; the collector turns their
+raw counts into cumulative buckets when scraped. Names, label sets and buckets are controller-runtime's
 (``shared/notes/daemon-reference.md`` section 1), so existing dashboards work.
 
 This is the only module of the project that imports ``prometheus_client``. Each exporter owns a
@@ -25,7 +23,6 @@ short digest.
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -51,20 +48,18 @@ from informers.informer import InformerStatistics
 
 from .circuit import CircuitState
 from .controller import ControllerStatistics
+from .observers import (
+    RECONCILE_TIME_BUCKETS,
+    REST_CLIENT_DURATION_BUCKETS,
+    WORKQUEUE_DURATION_BUCKETS,
+    ReconcileTimeHistogram,
+    RestClientMetrics,
+    WorkQueueHistograms,
+)
 from .recorder import RecorderStatistics
 from .writer import WriterStatistics
 
-__all__ = [
-    "CONTENT_TYPE",
-    "LABEL_LIMIT",
-    "MetricsExporter",
-    "RECONCILE_TIME_BUCKETS",
-    "REST_CLIENT_DURATION_BUCKETS",
-    "ReconcileTimeHistogram",
-    "RestClientMetrics",
-    "WORKQUEUE_DURATION_BUCKETS",
-    "WorkQueueHistograms",
-]
+__all__ = ["CONTENT_TYPE", "LABEL_LIMIT", "MetricsExporter"]
 
 _log = get_logger(__name__)
 
@@ -74,21 +69,6 @@ Prometheus and ``promtool check metrics`` read (the body never needs 1.0.0's UTF
 
 LABEL_LIMIT = 96
 """Longest label value exported; longer ones become a prefix, ``~`` and an 8-hex digest."""
-
-RECONCILE_TIME_BUCKETS: tuple[float, ...] = (
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0,
-    1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 15.0, 20.0, 25.0, 30.0,
-    40.0, 50.0, 60.0,
-)
-"""controller-runtime's ``controller_runtime_reconcile_time_seconds`` buckets (seconds)."""
-
-WORKQUEUE_DURATION_BUCKETS: tuple[float, ...] = tuple(10.0 ** k for k in range(-8, 4))
-"""controller-runtime's workqueue histogram buckets: ``ExponentialBuckets(10e-9, 10, 12)``, 1e-8 .. 1e3 s."""
-
-REST_CLIENT_DURATION_BUCKETS: tuple[float, ...] = (
-    0.005, 0.025, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0,
-)
-"""client-go's ``rest_client_request_duration_seconds`` buckets (seconds)."""
 
 _RESULTS = ("success", "error", "requeue", "requeue_after")
 _RELIST_CAUSES = ("apply-failed", "error", "gone", "streaming-incomplete", "streaming-unsupported")
@@ -127,31 +107,6 @@ def _informer_labels(informer: Any, stats: InformerStatistics) -> tuple[str, str
     return _bounded(" ".join(parts)), _bounded(resource)
 
 
-# --- histograms ---------------------------------------------------------------------------------
-
-
-class _Histogram:
-    """Raw (non-cumulative) bucket counts and a sum; the collector accumulates them when scraped."""
-
-    __slots__ = ("_bounds", "_counts", "_sum", "_lock")
-
-    def __init__(self, bounds: tuple[float, ...]) -> None:
-        self._bounds = bounds
-        self._counts = [0] * (len(bounds) + 1)  # the last one is +Inf
-        self._sum = 0.0
-        self._lock = threading.Lock()
-
-    def observe(self, value: float) -> None:
-        index = bisect.bisect_left(self._bounds, value)  # first bound >= value: le semantics
-        with self._lock:
-            self._counts[index] += 1
-            self._sum += value
-
-    def snapshot(self) -> tuple[list[int], float]:
-        with self._lock:
-            return list(self._counts), self._sum
-
-
 def _buckets(bounds: tuple[float, ...], counts: list[int]) -> list[tuple[str, float]]:
     out: list[tuple[str, float]] = []
     total = 0
@@ -159,90 +114,6 @@ def _buckets(bounds: tuple[float, ...], counts: list[int]) -> list[tuple[str, fl
         total += count
         out.append((bound, float(total)))
     return out
-
-
-class ReconcileTimeHistogram(_Histogram):
-    """``ReconcileMetrics`` for one controller (``controller_runtime_reconcile_time_seconds``).
-
-    ``on_reconcile`` is called only on the event loop (one writer), so it takes no lock; a scrape
-    from another thread may see a sum one observation apart from the counts, never a lost count."""
-
-    __slots__ = ()
-
-    def __init__(self) -> None:
-        super().__init__(RECONCILE_TIME_BUCKETS)
-
-    def on_reconcile(self, result: str, seconds: float) -> None:
-        self._counts[bisect.bisect_left(RECONCILE_TIME_BUCKETS, seconds)] += 1
-        self._sum += seconds
-
-
-class WorkQueueHistograms:
-    """``WorkQueueMetrics`` for one controller's queue: the two duration histograms. Adds and
-    retries are counted by the queue itself and read from its ``statistics()`` when scraped."""
-
-    __slots__ = ("queue_duration", "work_duration", "on_get", "on_done")
-
-    def __init__(self) -> None:
-        self.queue_duration = _Histogram(WORKQUEUE_DURATION_BUCKETS)
-        self.work_duration = _Histogram(WORKQUEUE_DURATION_BUCKETS)
-        # Bound methods stored once: the queue's call goes straight to the observation.
-        self.on_get: Callable[[float], None] = self.queue_duration.observe
-        self.on_done: Callable[[float], None] = self.work_duration.observe
-
-    def on_add(self) -> None:
-        return None
-
-    def on_retry(self) -> None:
-        return None
-
-
-class RestClientMetrics:
-    """``RequestObserver`` for ``ApiClient(observer=...)``: ``rest_client_requests_total{code,method,host}``
-    and ``rest_client_request_duration_seconds{verb,host}``. Thread-safe (requests come from many
-    threads). Hosts and verbs are few; codes are HTTP statuses or ``<error>``."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._requests: dict[tuple[str, str, str], int] = {}
-        self._durations: dict[tuple[str, str], _Histogram] = {}
-
-    def request_done(self, *, method: str, host: str, code: str, seconds: float) -> None:
-        key = (code, method, host)
-        histogram = self._durations.get((method, host))
-        if histogram is None:
-            with self._lock:
-                histogram = self._durations.setdefault(
-                    (method, host), _Histogram(REST_CLIENT_DURATION_BUCKETS))
-        with self._lock:
-            self._requests[key] = self._requests.get(key, 0) + 1
-        histogram.observe(seconds)
-
-    def request_throttled(self, *, method: str, host: str, seconds: float) -> None:
-        return None  # counted in ClientStatistics (informerd_client_throttle_*)
-
-    def request_retried(self, *, method: str, host: str, code: str) -> None:
-        return None  # counted in ClientStatistics (informerd_client_retries_total)
-
-    def _collect(self) -> Iterator[Metric]:
-        with self._lock:
-            requests = dict(self._requests)
-            durations = dict(self._durations)
-        total = CounterMetricFamily(
-            "rest_client_requests_total",
-            "Number of HTTP requests, partitioned by status code, method, and host.",
-            labels=["code", "method", "host"])
-        for (code, method, host), count in sorted(requests.items()):
-            total.add_metric([_bounded(code), _bounded(method), _bounded(host)], count)
-        yield total
-        latency = HistogramMetricFamily(
-            "rest_client_request_duration_seconds", "Request latency in seconds. Broken down by verb, and host.",
-            labels=["verb", "host"])
-        for (method, host), histogram in sorted(durations.items()):
-            counts, seconds = histogram.snapshot()
-            latency.add_metric([_bounded(method), _bounded(host)], _buckets(REST_CLIENT_DURATION_BUCKETS, counts),
-                               seconds)
-        yield latency
 
 
 # --- sources ------------------------------------------------------------------------------------
@@ -378,7 +249,7 @@ class _Collector(Collector):
         yield from _controller_families([s for _, s in controllers], x)
         informers = x._statistics("informers", x._read("informers", x.informers))
         yield from _informer_families(informers, x._clock.time())
-        yield from x.request_observer._collect()
+        yield from _rest_families(x.request_observer)
         client = x._read("client", x.client)
         client_stats = None if client is None else x._read("client", client.statistics)
         yield from _client_families(client_stats)
@@ -464,7 +335,7 @@ def _controller_families(stats: list[ControllerStatistics], x: MetricsExporter) 
     reconcile_time = HistogramMetricFamily("controller_runtime_reconcile_time_seconds",
                                            "Length of time per reconciliation per controller", labels=label)
     for controller, histogram in reconcile:
-        counts, seconds = list(histogram._counts), histogram._sum
+        counts, seconds = histogram.snapshot()
         reconcile_time.add_metric([_bounded(controller)], _buckets(RECONCILE_TIME_BUCKETS, counts), seconds)
     yield reconcile_time
     yield from (depth, adds, retries)
@@ -479,6 +350,21 @@ def _controller_families(stats: list[ControllerStatistics], x: MetricsExporter) 
             counts, seconds = raw.snapshot()
             family.add_metric([name, name], _buckets(WORKQUEUE_DURATION_BUCKETS, counts), seconds)
     yield from (queue_time, work_time, unfinished, longest, notes, filtered, mapping, overrun)
+
+
+def _rest_families(observer: RestClientMetrics) -> Iterator[Metric]:
+    requests, durations = observer.snapshot()
+    total = _counter("rest_client_requests_total",
+                     "Number of HTTP requests, partitioned by status code, method, and host.", ["code", "method", "host"])
+    for (code, method, host), count in sorted(requests.items()):
+        total.add_metric([_bounded(code), _bounded(method), _bounded(host)], count)
+    yield total
+    latency = HistogramMetricFamily("rest_client_request_duration_seconds",
+                                    "Request latency in seconds. Broken down by verb, and host.", labels=["verb", "host"])
+    for (method, host), histogram in sorted(durations.items()):
+        counts, seconds = histogram.snapshot()
+        latency.add_metric([_bounded(method), _bounded(host)], _buckets(REST_CLIENT_DURATION_BUCKETS, counts), seconds)
+    yield latency
 
 
 def _informer_families(informers: list[tuple[Any, InformerStatistics]], now: float) -> Iterator[Metric]:

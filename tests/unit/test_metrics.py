@@ -16,13 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from controllers.circuit import CircuitOptions
 from controllers.controller import Controller
 from controllers.errors import TerminalError
-from controllers.metrics import (
-    LABEL_LIMIT,
-    RECONCILE_TIME_BUCKETS,
-    REST_CLIENT_DURATION_BUCKETS,
-    WORKQUEUE_DURATION_BUCKETS,
-    MetricsExporter,
-)
+from controllers.metrics import LABEL_LIMIT, MetricsExporter
+from controllers.observers import RECONCILE_TIME_BUCKETS, REST_CLIENT_DURATION_BUCKETS, WORKQUEUE_DURATION_BUCKETS
 from controllers.recorder import EventRecorder
 from controllers.request import Request
 from controllers.result import Result
