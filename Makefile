@@ -42,6 +42,7 @@ bench: assets
 	$(PY) bench/reconcile_dispatch_bench.py
 	$(PY) bench/store_forms.py
 	$(PY) bench/informer_sync.py
+	$(PY) bench/metrics_scrape.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

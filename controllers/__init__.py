@@ -18,6 +18,9 @@ Start here: a ``Manager`` and its ``@manager.reconcile(...)`` decorator; the rec
   (``async with LeaderElector(...).leadership():``) and sharding by UID across replicas
   (``Controller(key_filter=ShardFilter(shard))``);
 * ``controllers.errors``: the controller's errors (all ``informers.errors.InformerdError``).
+* ``controllers.metrics``, ``controllers.observers``, ``controllers.probes``, ``controllers.checks``,
+  ``controllers.servers``: observability (the Prometheus exporter and its histogram hooks, health
+  checks with controller-runtime's ``/healthz`` and ``/readyz`` semantics, the HTTP servers).
 
 Modules whose names start with ``_`` are internal.
 """

@@ -88,6 +88,9 @@ class WorkerPoolStatistics:
     #: Sync calls abandoned after a timeout whose threads are still running.
     overrun_threads: int
     reconcile_seconds_total: float
+    #: How long the longest call a worker is still waiting on has run (0 when idle); unlike the
+    #: queue's longest-running figure it leaves out keys of abandoned sync calls.
+    oldest_active_seconds: float = 0.0
 
     @property
     def reconcile_total(self) -> dict[str, int]:
@@ -364,6 +367,8 @@ class WorkerPool:
     # -- introspection -------------------------------------------------------------------------
 
     def statistics(self) -> WorkerPoolStatistics:
+        calls = tuple(self._inflight.values())  # one C-level copy: safe while the loop edits it
+        now = self._clock.monotonic()
         with self._lock:
             c = dict(self._counts)
             seconds, overrun = self._seconds, self._overrun
@@ -374,6 +379,7 @@ class WorkerPool:
             requeue_after_total=c["requeue_after"], terminal_errors_total=c["terminal"],
             panics_total=c["panic"], timeouts_total=c["timeout"], cancelled_total=c["cancelled"],
             overrun_threads=overrun, reconcile_seconds_total=seconds,
+            oldest_active_seconds=max((now - call.started for call in calls), default=0.0),
         )
 
     def __repr__(self) -> str:

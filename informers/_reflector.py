@@ -45,6 +45,10 @@ class ReflectorStatistics:
     last_error: str | None
     last_error_time: float | None
     idle_timeout: float | None
+    last_watch_open_time: float | None = None
+    """Wall-clock time (``clock.time()``) the server last accepted a watch (its response headers
+    arrived): with the watcher's ``last_event_time``, a sign of life even on a resource where
+    nothing changes, since every watch ends within its server timeout and is opened again."""
 
 
 class _ApplyFailed(InformerdError):
@@ -91,6 +95,7 @@ class Reflector:
         self._backoff_seconds = 0.0
         self.last_error: BaseException | None = None
         self._last_error_time: float | None = None
+        self._last_watch_open_time: float | None = None
 
     # -- control --------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -113,6 +118,7 @@ class Reflector:
             last_error=None if self.last_error is None else f"{type(self.last_error).__name__}: {self.last_error}",
             last_error_time=self._last_error_time,
             idle_timeout=self._idle_timeout,
+            last_watch_open_time=self._last_watch_open_time,
         )
 
     # -- the loop -------------------------------------------------------------------------------
@@ -201,6 +207,7 @@ class Reflector:
             query["resourceVersionMatch"] = request.resource_version_match
         idle = self._idle_timeout or float(request.timeout_seconds + 30)
         stream = self.client.watch(self._path, query, idle_timeout=idle)
+        self._last_watch_open_time = self._clock.time()
         with self._stream_lock:
             self._stream = stream
         if self._stopping.is_set():

@@ -10,9 +10,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .assets import INSTALL_COMMAND, AssetBuildError, Assets, MissingBinaryError, cache_dir, find_assets, install
+from .assets import (
+    INSTALL_COMMAND,
+    AssetBuildError,
+    Assets,
+    MissingBinaryError,
+    cache_dir,
+    find_assets,
+    find_promtool,
+    install,
+)
 from .proxy import FaultProxy, ProxyMode, ProxyStatistics
-from .versions import ETCD_VERSION, KUBERNETES_VERSION
+from .versions import ETCD_VERSION, KUBERNETES_VERSION, PROMETHEUS_VERSION
 
 if TYPE_CHECKING:
     from .controlplane import ControlPlane, ControlPlaneError, free_port
@@ -27,10 +36,12 @@ __all__ = [
     "INSTALL_COMMAND",
     "KUBERNETES_VERSION",
     "MissingBinaryError",
+    "PROMETHEUS_VERSION",
     "ProxyMode",
     "ProxyStatistics",
     "cache_dir",
     "find_assets",
+    "find_promtool",
     "free_port",
     "install",
 ]

@@ -1,10 +1,14 @@
-"""Finding, and if needed building, the etcd and kube-apiserver binaries the kit runs.
+"""Finding, and if needed building, the binaries the kit runs: etcd, kube-apiserver and promtool.
 
 Lookup per binary follows the envtest convention: ``TEST_ASSET_<NAME>``, then ``$KUBEBUILDER_ASSETS``,
 then our per-user cache (``$INFORMERD_CACHE_DIR``, else ``$XDG_CACHE_HOME/informerd``, else
 ``~/.cache/informerd``), then ``/usr/local/kubebuilder/bin``. ``install()`` builds the pinned versions
-with the machine's Go into that cache. Invariant: a binary appears in the cache only complete (it is
-built to a temporary name and renamed), so a second ``install()`` returns at once.
+with the machine's Go into that cache: etcd and kube-apiserver in one directory per version pair,
+promtool (for ``promtool check metrics`` in the metrics tests) in one per Prometheus version.
+promtool cannot be ``go install``-ed (the prometheus module has carried ``replace`` directives) and
+no git clone is needed: the module source comes from the Go module proxy (``go mod download``) and
+is built in a writable temporary copy. Invariant: a binary appears in the cache only complete (it
+is built to a temporary name and renamed), so a second ``install()`` returns at once.
 """
 
 from __future__ import annotations
@@ -17,11 +21,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InformerdError
-from .versions import ETCD_VERSION, KUBERNETES_VERSION, asset_set_name
+from .versions import ETCD_VERSION, KUBERNETES_VERSION, PROMETHEUS_VERSION, asset_set_name, prometheus_module_version
 
 __all__ = [
     "AssetBuildError",
@@ -30,6 +35,7 @@ __all__ = [
     "MissingBinaryError",
     "cache_dir",
     "find_assets",
+    "find_promtool",
     "install",
 ]
 
@@ -69,19 +75,23 @@ def _asset_dir() -> Path:
     return cache_dir() / "assets" / asset_set_name()
 
 
+def _promtool_dir() -> Path:
+    return cache_dir() / "assets" / f"prometheus-{PROMETHEUS_VERSION}"
+
+
 @dataclass(frozen=True)
 class Assets:
     etcd: Path
     kube_apiserver: Path
 
 
-def _find(name: str) -> Path:
+def _find(name: str, cached: Path | None = None) -> Path:
     candidates: list[Path] = []
     if os.environ.get(f"TEST_ASSET_{_env_name(name)}"):
         candidates.append(Path(os.environ[f"TEST_ASSET_{_env_name(name)}"]))
     if os.environ.get("KUBEBUILDER_ASSETS"):
         candidates.append(Path(os.environ["KUBEBUILDER_ASSETS"]) / name)
-    candidates += [_asset_dir() / name, _SYSTEM_DIR / name]
+    candidates += [(cached or _asset_dir()) / name, _SYSTEM_DIR / name]
     for path in candidates:
         if path.is_file() and os.access(path, os.X_OK):
             return path
@@ -93,6 +103,12 @@ def find_assets() -> Assets:
     return Assets(etcd=_find("etcd"), kube_apiserver=_find("kube-apiserver"))
 
 
+def find_promtool() -> Path:
+    """Locate ``promtool`` (``TEST_ASSET_PROMTOOL``, ``$KUBEBUILDER_ASSETS``, the cache) or raise
+    ``MissingBinaryError``."""
+    return _find("promtool", _promtool_dir())
+
+
 def _go() -> str:
     go = shutil.which("go") or ("/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None)
     if go is None:
@@ -100,11 +116,12 @@ def _go() -> str:
     return go
 
 
-def _run(cmd: list[str], cwd: Path, log: Path) -> str:
+def _run(cmd: list[str], cwd: Path, log: Path, env: dict[str, str] | None = None) -> str:
     with log.open("ab") as out:
         out.write(f"\n$ {' '.join(cmd)}\n".encode())
         out.flush()
-        proc = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        proc = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              env=None if env is None else {**os.environ, **env})
         out.write(proc.stdout)
     if proc.returncode != 0:
         tail = proc.stdout.decode(errors="replace")[-3000:]
@@ -156,22 +173,51 @@ def _build_etcd(go: str, target: Path, log: Path) -> None:
     _run([go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(target), pkg], work, log)
 
 
+def _build_promtool(go: str, target: Path, log: Path) -> None:
+    """promtool from the prometheus module's source (module proxy download), built in a copy."""
+    module = f"github.com/prometheus/prometheus@{prometheus_module_version()}"
+    work = cache_dir() / "build" / f"prometheus-{PROMETHEUS_VERSION}"
+    work.mkdir(parents=True, exist_ok=True)
+    info = json.loads(_run([go, "mod", "download", "-json", module], work, log, env={"GO111MODULE": "on"}))
+    if not info.get("Dir"):
+        raise AssetBuildError(f"`go mod download {module}` gave no source directory: {info.get('Error', info)}")
+    with tempfile.TemporaryDirectory(prefix="promtool-src-", dir=work) as tmp:
+        src = Path(tmp) / "prometheus"
+        shutil.copytree(info["Dir"], src)  # the module cache is read-only
+        for root, dirs, files in os.walk(src):
+            for entry in (root, *(os.path.join(root, f) for f in files)):
+                os.chmod(entry, os.stat(entry).st_mode | 0o200)
+        ldflags = f"-s -w -X github.com/prometheus/common/version.Version={PROMETHEUS_VERSION}"
+        # GOWORK=off: the module ships a go.work naming directories its zip does not contain.
+        _run([go, "build", "-trimpath", "-ldflags", ldflags, "-o", str(target), "./cmd/promtool"], src, log,
+             env={"GOWORK": "off"})
+
+
+_Builder = Callable[[str, Path, Path], None]
+
+
 def install(*, quiet: bool = False) -> Path:
-    """Build any missing pinned binary into the cache; return the directory holding both."""
+    """Build any missing pinned binary into the cache; return the directory holding etcd and
+    kube-apiserver (promtool is cached beside it, see ``find_promtool``)."""
     target_dir = _asset_dir()
     target_dir.mkdir(parents=True, exist_ok=True)
     log = cache_dir() / "build" / "build.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    builders = {"etcd": _build_etcd, "kube-apiserver": _build_kube_apiserver}
-    for name, build in builders.items():
-        final = target_dir / name
+    builders: list[tuple[str, Path, _Builder]] = [
+        ("etcd", target_dir, _build_etcd),
+        ("kube-apiserver", target_dir, _build_kube_apiserver),
+        ("promtool", _promtool_dir(), _build_promtool),
+    ]
+    for name, directory, build in builders:
+        directory.mkdir(parents=True, exist_ok=True)
+        final = directory / name
         if final.is_file():
             continue
         go = _go()
         started = time.monotonic()
         if not quiet:
             print(f"building {name} (log: {log}) ...", file=sys.stderr, flush=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", dir=target_dir)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", dir=directory)
         os.close(fd)
         tmp = Path(tmp_name)
         try:

@@ -32,6 +32,12 @@ def test_only_the_config_module_imports_kubernetes_in_informers():
     assert users == ["informers/config.py"]
 
 
+def test_only_the_metrics_module_imports_prometheus_client():
+    users = sorted(m for package in ("informers", "controllers")
+                   for m, imps in _modules(package).items() if "prometheus_client" in imps)
+    assert users == ["controllers/metrics.py"]
+
+
 def test_informers_never_imports_controllers_or_prometheus():
     for module, imps in _modules("informers").items():
         assert "controllers" not in imps, module

@@ -1,4 +1,5 @@
-"""Binary lookup follows the envtest order and a missing binary names the install command."""
+"""Binary lookup follows the envtest order and a missing binary names the install command; promtool
+is found and cached the same way, keyed by the pinned Prometheus version."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from informers.testing import assets as assets_mod
-from informers.testing.assets import INSTALL_COMMAND, MissingBinaryError, find_assets
+from informers.testing.assets import INSTALL_COMMAND, MissingBinaryError, find_assets, find_promtool
+from informers.testing.versions import PROMETHEUS_VERSION, prometheus_module_version
 
 
 def _exe(path: Path) -> Path:
@@ -19,7 +21,7 @@ def _exe(path: Path) -> Path:
 
 @pytest.fixture
 def isolated(monkeypatch, tmp_path):
-    for var in ("TEST_ASSET_ETCD", "TEST_ASSET_KUBE_APISERVER", "KUBEBUILDER_ASSETS"):
+    for var in ("TEST_ASSET_ETCD", "TEST_ASSET_KUBE_APISERVER", "TEST_ASSET_PROMTOOL", "KUBEBUILDER_ASSETS"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("INFORMERD_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(assets_mod, "_SYSTEM_DIR", tmp_path / "system")
@@ -53,6 +55,43 @@ def test_cache_directory_is_used_when_nothing_is_set(isolated):
 
 def test_install_is_idempotent_when_binaries_are_cached(isolated, monkeypatch):
     cached = assets_mod._asset_dir()
-    _exe(cached / "etcd"), _exe(cached / "kube-apiserver")
+    _exe(cached / "etcd"), _exe(cached / "kube-apiserver"), _exe(assets_mod._promtool_dir() / "promtool")
     monkeypatch.setattr(assets_mod, "_go", lambda: pytest.fail("must not build what is cached"))
     assert assets_mod.install(quiet=True) == cached
+
+
+def test_install_builds_only_a_missing_promtool(isolated, monkeypatch):
+    cached = assets_mod._asset_dir()
+    _exe(cached / "etcd"), _exe(cached / "kube-apiserver")
+    built: list[str] = []
+
+    def fake_build(go, target, log):
+        built.append(go)
+        target.write_text("#!/bin/sh\n")
+
+    monkeypatch.setattr(assets_mod, "_go", lambda: "go")
+    monkeypatch.setattr(assets_mod, "_build_promtool", fake_build)
+    monkeypatch.setattr(assets_mod, "_build_etcd", lambda *a: pytest.fail("etcd is cached"))
+    assets_mod.install(quiet=True)
+    assert built == ["go"]
+    assert find_promtool() == assets_mod._promtool_dir() / "promtool"
+    assert f"prometheus-{PROMETHEUS_VERSION}" in str(find_promtool())  # keyed by the pinned version
+
+
+def test_promtool_lookup_follows_the_envtest_order(isolated, monkeypatch):
+    with pytest.raises(MissingBinaryError) as info:
+        find_promtool()
+    assert "TEST_ASSET_PROMTOOL" in str(info.value) and INSTALL_COMMAND in str(info.value)
+    kb = isolated / "kb"
+    _exe(kb / "promtool")
+    monkeypatch.setenv("KUBEBUILDER_ASSETS", str(kb))
+    assert find_promtool() == kb / "promtool"
+    special = _exe(isolated / "special" / "my-promtool")
+    monkeypatch.setenv("TEST_ASSET_PROMTOOL", str(special))
+    assert find_promtool() == special
+
+
+def test_prometheus_releases_map_to_their_go_module_versions():
+    assert prometheus_module_version("3.16.0") == "v0.316.0"
+    assert prometheus_module_version("3.0.1") == "v0.300.1"
+    assert prometheus_module_version("2.53.4") == "v0.53.4"
