@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv assets typecheck test test-unit test-integration demo bench clean
+.PHONY: venv assets lint format typecheck test test-unit test-integration demo bench clean
 
 $(STAMP): setup.cfg setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,11 +19,20 @@ venv: $(STAMP)
 assets: $(STAMP)
 	$(PY) -m informers.testing install
 
+# ruff: lint and formatting (configured in pyproject.toml); `make format` rewrites in place.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
 typecheck: $(STAMP)
 	$(PY) -m mypy --strict informers controllers
 
-# Type checks, then unit and integration tests (integration tests run against a real etcd + kube-apiserver).
-test: assets typecheck
+# Lint, type checks, then unit and integration tests (integration tests run against a real etcd + kube-apiserver).
+test: assets lint typecheck
 	$(PY) -m pytest -p no:cacheprovider tests
 
 test-unit: $(STAMP)

@@ -30,6 +30,7 @@ Usage: .venv/bin/python bench/informer_sync.py [-n 10000] [--runs 3] [--updates 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import queue
@@ -62,23 +63,54 @@ class Scenario:
     env: dict[str, str] = field(default_factory=dict)
 
 
-SCENARIOS = {s.name: s for s in (
-    Scenario("informerd", "informerd", "defaults: streaming list (sendInitialEvents), managedFields stripped",
-             ("--streaming",)),
-    Scenario("informerd-list", "informerd", "LIST pages of 500 (RV=0), managedFields stripped"),
-    Scenario("informerd-keep-mf", "informerd", "streaming list, transform=None (managedFields kept)",
-             ("--streaming", "--keep-managed-fields")),
-    Scenario("client-go-list-strip", "client-go", "LIST (WatchListClient off), managedFields stripped",
-             ("-strip-managed-fields",), {"KUBE_FEATURE_WatchListClient": "false"}),
-    Scenario("client-go-strip", "client-go", "default (WatchListClient on: streaming), managedFields stripped",
-             ("-strip-managed-fields",)),
-    Scenario("client-go", "client-go", "defaults (streaming list, managedFields kept)"),
-    Scenario("client-go-pb-strip", "client-go", "protobuf, streaming, managedFields stripped",
-             ("-strip-managed-fields", "-protobuf")),
-    Scenario("kubernetes", "kubernetes", "official client: list_pod_for_all_namespaces -> dict of V1Pod; Watch"),
-)}
-DEFAULT_SCENARIOS = ("informerd", "informerd-list", "informerd-keep-mf", "client-go-list-strip",
-                     "client-go-strip", "client-go", "kubernetes")
+SCENARIOS = {
+    s.name: s
+    for s in (
+        Scenario(
+            "informerd",
+            "informerd",
+            "defaults: streaming list (sendInitialEvents), managedFields stripped",
+            ("--streaming",),
+        ),
+        Scenario("informerd-list", "informerd", "LIST pages of 500 (RV=0), managedFields stripped"),
+        Scenario(
+            "informerd-keep-mf",
+            "informerd",
+            "streaming list, transform=None (managedFields kept)",
+            ("--streaming", "--keep-managed-fields"),
+        ),
+        Scenario(
+            "client-go-list-strip",
+            "client-go",
+            "LIST (WatchListClient off), managedFields stripped",
+            ("-strip-managed-fields",),
+            {"KUBE_FEATURE_WatchListClient": "false"},
+        ),
+        Scenario(
+            "client-go-strip",
+            "client-go",
+            "default (WatchListClient on: streaming), managedFields stripped",
+            ("-strip-managed-fields",),
+        ),
+        Scenario("client-go", "client-go", "defaults (streaming list, managedFields kept)"),
+        Scenario(
+            "client-go-pb-strip",
+            "client-go",
+            "protobuf, streaming, managedFields stripped",
+            ("-strip-managed-fields", "-protobuf"),
+        ),
+        Scenario("kubernetes", "kubernetes", "official client: list_pod_for_all_namespaces -> dict of V1Pod; Watch"),
+    )
+}
+DEFAULT_SCENARIOS = (
+    "informerd",
+    "informerd-list",
+    "informerd-keep-mf",
+    "client-go-list-strip",
+    "client-go-strip",
+    "client-go",
+    "kubernetes",
+)
 
 
 # --- memory and CPU of this process (children) -----------------------------------------------------
@@ -127,8 +159,14 @@ class TickCounter:
             self.done.set()
 
     def result(self, cpu0: float) -> dict[str, Any]:
-        return {"phase": "events", "events": self.seen, "first_event_t": self.first, "last_event_t": self.last,
-                "cpu_s": cpu_seconds() - cpu0, "timed_out": self.seen < self.want}
+        return {
+            "phase": "events",
+            "events": self.seen,
+            "first_event_t": self.first,
+            "last_event_t": self.last,
+            "cpu_s": cpu_seconds() - cpu0,
+            "timed_out": self.seen < self.want,
+        }
 
 
 def child_informerd(args: argparse.Namespace) -> None:
@@ -145,13 +183,15 @@ def child_informerd(args: argparse.Namespace) -> None:
     gc.collect()
     rss0 = proc_status_kb("VmRSS")
     informer = SharedInformer(
-        client, Resource("", "v1", "pods", "Pod", namespaced=True),
+        client,
+        Resource("", "v1", "pods", "Pod", namespaced=True),
         transform=None if args.keep_managed_fields else strip_managed_fields,
         options=InformerOptions(streaming_list=args.streaming),
     )
     ticks = TickCounter(args.token, args.updates)
-    registration = informer.add_handler(on_add=lambda obj: None,
-                                        on_update=lambda old, new: ticks.see(new["metadata"].get("labels")))
+    registration = informer.add_handler(
+        on_add=lambda obj: None, on_update=lambda old, new: ticks.see(new["metadata"].get("labels"))
+    )
     started = time.perf_counter()
     informer.start()
     if not informer.wait_synced_blocking(args.timeout):
@@ -162,12 +202,23 @@ def child_informerd(args: argparse.Namespace) -> None:
     handler_sync_s = time.perf_counter() - started
     gc.collect()
     stats = informer.statistics()
-    out.write(json.dumps({
-        "phase": "synced", "sync_s": sync_s, "handler_sync_s": handler_sync_s, "objects": stats.objects,
-        "rss_base_kb": rss0, "rss_kb": proc_status_kb("VmRSS"), "peak_rss_kb": proc_status_kb("VmHWM"),
-        "bytes_held": stats.store.bytes_held, "list_pages": stats.watcher.list_pages,
-        "requests": {f"{m} {c}": n for (m, c), n in client.statistics().requests.items()},
-    }) + "\n")
+    out.write(
+        json.dumps(
+            {
+                "phase": "synced",
+                "sync_s": sync_s,
+                "handler_sync_s": handler_sync_s,
+                "objects": stats.objects,
+                "rss_base_kb": rss0,
+                "rss_kb": proc_status_kb("VmRSS"),
+                "peak_rss_kb": proc_status_kb("VmHWM"),
+                "bytes_held": stats.store.bytes_held,
+                "list_pages": stats.watcher.list_pages,
+                "requests": {f"{m} {c}": n for (m, c), n in client.statistics().requests.items()},
+            }
+        )
+        + "\n"
+    )
     cpu0 = cpu_seconds()
     ticks.done.wait(args.timeout)
     out.write(json.dumps(ticks.result(cpu0)) + "\n")
@@ -195,17 +246,30 @@ def child_kubernetes(args: argparse.Namespace) -> None:
     del resp
     sync_s = time.perf_counter() - started
     gc.collect()
-    out.write(json.dumps({
-        "phase": "synced", "sync_s": sync_s, "handler_sync_s": sync_s, "objects": len(cache),
-        "rss_base_kb": rss0, "rss_kb": proc_status_kb("VmRSS"), "peak_rss_kb": proc_status_kb("VmHWM"),
-    }) + "\n")
+    out.write(
+        json.dumps(
+            {
+                "phase": "synced",
+                "sync_s": sync_s,
+                "handler_sync_s": sync_s,
+                "objects": len(cache),
+                "rss_base_kb": rss0,
+                "rss_kb": proc_status_kb("VmRSS"),
+                "peak_rss_kb": proc_status_kb("VmHWM"),
+            }
+        )
+        + "\n"
+    )
     cpu0 = cpu_seconds()
     ticks = TickCounter(args.token, args.updates)
     deadline = time.monotonic() + args.timeout
     while not ticks.done.is_set() and time.monotonic() < deadline:
         w = kwatch.Watch()
-        for event in w.stream(api.list_pod_for_all_namespaces, resource_version=rv,
-                              timeout_seconds=max(1, int(deadline - time.monotonic()))):
+        for event in w.stream(
+            api.list_pod_for_all_namespaces,
+            resource_version=rv,
+            timeout_seconds=max(1, int(deadline - time.monotonic())),
+        ):
             pod: Any = event["object"]
             key = f"{pod.metadata.namespace}/{pod.metadata.name}"
             rv = pod.metadata.resource_version
@@ -228,51 +292,96 @@ def child_kubernetes(args: argparse.Namespace) -> None:
 def make_pod(i: int, namespace: str, rng: random.Random) -> dict[str, Any]:
     """Pod i of the data set: 2 containers with env, ports, resources, a volume, tolerations."""
     app = f"app-{i % 97}"
-    owner_uid = "%08x-%04x-%04x-%04x-%012x" % tuple(rng.getrandbits(b) for b in (32, 16, 16, 16, 48))
+    a, b, c, d, e = (rng.getrandbits(bits) for bits in (32, 16, 16, 16, 48))
+    owner_uid = f"{a:08x}-{b:04x}-{c:04x}-{d:04x}-{e:012x}"
     return {
-        "apiVersion": "v1", "kind": "Pod",
+        "apiVersion": "v1",
+        "kind": "Pod",
         "metadata": {
-            "name": pod_name(i), "namespace": namespace,
-            "labels": {"app": app, "pod-template-hash": f"{rng.getrandbits(32):08x}", "tier": "backend",
-                       "bench": "informer-sync", TICK_LABEL: INITIAL_TICK},
-            "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": "9090",
-                            "kubectl.kubernetes.io/restartedAt": "2026-01-01T00:00:00Z"},
-            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": f"{app}-rs", "uid": owner_uid,
-                                 "controller": True, "blockOwnerDeletion": True}],
+            "name": pod_name(i),
+            "namespace": namespace,
+            "labels": {
+                "app": app,
+                "pod-template-hash": f"{rng.getrandbits(32):08x}",
+                "tier": "backend",
+                "bench": "informer-sync",
+                TICK_LABEL: INITIAL_TICK,
+            },
+            "annotations": {
+                "prometheus.io/scrape": "true",
+                "prometheus.io/port": "9090",
+                "kubectl.kubernetes.io/restartedAt": "2026-01-01T00:00:00Z",
+            },
+            "ownerReferences": [
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "ReplicaSet",
+                    "name": f"{app}-rs",
+                    "uid": owner_uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
         },
         "spec": {
-            "containers": [{
-                "name": f"container-{c}",
-                "image": f"registry.example.com/{app}/server:v1.{rng.randrange(100)}.{rng.randrange(100)}",
-                "imagePullPolicy": "IfNotPresent",
-                "env": [{"name": f"ENV_{j}", "value": f"value-{rng.getrandbits(48):012x}"} for j in range(3)],
-                "ports": [{"containerPort": 8080 + c, "protocol": "TCP", "name": f"http-{c}"}],
-                "resources": {"limits": {"cpu": "500m", "memory": "512Mi"},
-                              "requests": {"cpu": "100m", "memory": "128Mi"}},
-                "volumeMounts": [{"name": "config", "mountPath": "/etc/config"}],
-            } for c in range(2)],
+            "containers": [
+                {
+                    "name": f"container-{c}",
+                    "image": f"registry.example.com/{app}/server:v1.{rng.randrange(100)}.{rng.randrange(100)}",
+                    "imagePullPolicy": "IfNotPresent",
+                    "env": [{"name": f"ENV_{j}", "value": f"value-{rng.getrandbits(48):012x}"} for j in range(3)],
+                    "ports": [{"containerPort": 8080 + c, "protocol": "TCP", "name": f"http-{c}"}],
+                    "resources": {
+                        "limits": {"cpu": "500m", "memory": "512Mi"},
+                        "requests": {"cpu": "100m", "memory": "128Mi"},
+                    },
+                    "volumeMounts": [{"name": "config", "mountPath": "/etc/config"}],
+                }
+                for c in range(2)
+            ],
             "volumes": [{"name": "config", "configMap": {"name": f"{app}-config"}}],
             "nodeName": f"node-{rng.randrange(200)}",
-            "tolerations": [{"key": f"node.kubernetes.io/{k}", "operator": "Exists", "effect": "NoExecute",
-                             "tolerationSeconds": 300} for k in ("not-ready", "unreachable")],
+            "tolerations": [
+                {
+                    "key": f"node.kubernetes.io/{k}",
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                    "tolerationSeconds": 300,
+                }
+                for k in ("not-ready", "unreachable")
+            ],
         },
     }
 
 
 def pod_status(pod: dict[str, Any], rng: random.Random) -> dict[str, Any]:
     ip = f"10.244.{rng.randrange(256)}.{rng.randrange(256)}"
-    return {"status": {
-        "phase": "Running",
-        "conditions": [{"type": t, "status": "True", "lastTransitionTime": "2026-01-01T00:00:05Z"}
-                       for t in ("Initialized", "Ready", "ContainersReady", "PodScheduled")],
-        "hostIP": f"10.0.{rng.randrange(256)}.{rng.randrange(256)}", "podIP": ip, "podIPs": [{"ip": ip}],
-        "startTime": "2026-01-01T00:00:01Z",
-        "containerStatuses": [{
-            "name": c["name"], "ready": True, "restartCount": 0, "started": True, "image": c["image"],
-            "imageID": f"sha256:{rng.getrandbits(256):064x}", "containerID": f"containerd://{rng.getrandbits(256):064x}",
-            "state": {"running": {"startedAt": "2026-01-01T00:00:04Z"}},
-        } for c in pod["spec"]["containers"]],
-    }}
+    return {
+        "status": {
+            "phase": "Running",
+            "conditions": [
+                {"type": t, "status": "True", "lastTransitionTime": "2026-01-01T00:00:05Z"}
+                for t in ("Initialized", "Ready", "ContainersReady", "PodScheduled")
+            ],
+            "hostIP": f"10.0.{rng.randrange(256)}.{rng.randrange(256)}",
+            "podIP": ip,
+            "podIPs": [{"ip": ip}],
+            "startTime": "2026-01-01T00:00:01Z",
+            "containerStatuses": [
+                {
+                    "name": c["name"],
+                    "ready": True,
+                    "restartCount": 0,
+                    "started": True,
+                    "image": c["image"],
+                    "imageID": f"sha256:{rng.getrandbits(256):064x}",
+                    "containerID": f"containerd://{rng.getrandbits(256):064x}",
+                    "state": {"running": {"startedAt": "2026-01-01T00:00:04Z"}},
+                }
+                for c in pod["spec"]["containers"]
+            ],
+        }
+    }
 
 
 def pod_name(i: int) -> str:
@@ -288,11 +397,12 @@ def create_pods(client: Any, n: int, namespaces: int, workers: int) -> tuple[int
     from informers.errors import AlreadyExistsError
 
     for k in range(namespaces):
-        try:
-            client.request("POST", "/api/v1/namespaces",
-                           body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": f"bench-{k}"}})
-        except AlreadyExistsError:
-            pass
+        with contextlib.suppress(AlreadyExistsError):
+            client.request(
+                "POST",
+                "/api/v1/namespaces",
+                body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": f"bench-{k}"}},
+            )
 
     def one(i: int) -> int:
         rng = random.Random(i)
@@ -302,8 +412,13 @@ def create_pods(client: Any, n: int, namespaces: int, workers: int) -> tuple[int
             client.request("POST", f"/api/v1/namespaces/{ns}/pods", query={"fieldManager": "bench-deployer"}, body=pod)
         except AlreadyExistsError:
             return 0
-        client.request("PATCH", pod_path(i, namespaces) + "/status", query={"fieldManager": "kubelet"},
-                       body=pod_status(pod, rng), content_type="application/strategic-merge-patch+json")
+        client.request(
+            "PATCH",
+            pod_path(i, namespaces) + "/status",
+            query={"fieldManager": "kubelet"},
+            body=pod_status(pod, rng),
+            content_type="application/strategic-merge-patch+json",
+        )
         return 1
 
     started = time.perf_counter()
@@ -314,10 +429,15 @@ def create_pods(client: Any, n: int, namespaces: int, workers: int) -> tuple[int
 
 def patch_ticks(client: Any, token: str, m: int, n: int, namespaces: int, workers: int) -> tuple[float, float]:
     """Set the tick label of pods 0..m-1 (mod n) to ``token-i``; returns (first sent, last acked) times."""
+
     def one(i: int) -> None:
-        client.request("PATCH", pod_path(i % n, namespaces), query={"fieldManager": "bench-deployer"},
-                       body={"metadata": {"labels": {TICK_LABEL: f"{token}-{i:06d}"}}},
-                       content_type="application/merge-patch+json")
+        client.request(
+            "PATCH",
+            pod_path(i % n, namespaces),
+            query={"fieldManager": "bench-deployer"},
+            body={"metadata": {"labels": {TICK_LABEL: f"{token}-{i:06d}"}}},
+            content_type="application/merge-patch+json",
+        )
 
     first = time.time()
     with ThreadPoolExecutor(workers) as pool:
@@ -348,8 +468,14 @@ def clientgo_binary() -> Path:
     tmp = target.with_name(f".{target.name}.{os.getpid()}")
     print(f"building {target} with {go} ...", file=sys.stderr, flush=True)
     env = {**os.environ, "GOFLAGS": "-buildvcs=false"}
-    proc = subprocess.run([go, "build", "-trimpath", "-o", str(tmp), "."], cwd=src, env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.run(
+        [go, "build", "-trimpath", "-o", str(tmp), "."],
+        cwd=src,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     if proc.returncode != 0:
         tmp.unlink(missing_ok=True)
         raise SystemExit(f"building the client-go bench failed:\n{proc.stdout[-3000:]}")
@@ -375,19 +501,55 @@ def cluster(kubeconfig: str | None) -> Iterator[str]:
 
 def child_argv(scenario: Scenario, args: argparse.Namespace, kubeconfig: str, token: str) -> list[str]:
     if scenario.peer == "client-go":
-        return [str(clientgo_binary()), "-kubeconfig", kubeconfig, "-qps", str(args.qps), "-burst", str(args.burst),
-                "-updates", str(args.updates), "-token", token, "-timeout", f"{args.timeout}s", *scenario.child_args]
-    return [sys.executable, __file__, "--child", scenario.peer, "--kubeconfig", kubeconfig, "--qps", str(args.qps),
-            "--burst", str(args.burst), "--updates", str(args.updates), "--token", token,
-            "--timeout", str(args.timeout), *scenario.child_args]
+        return [
+            str(clientgo_binary()),
+            "-kubeconfig",
+            kubeconfig,
+            "-qps",
+            str(args.qps),
+            "-burst",
+            str(args.burst),
+            "-updates",
+            str(args.updates),
+            "-token",
+            token,
+            "-timeout",
+            f"{args.timeout}s",
+            *scenario.child_args,
+        ]
+    return [
+        sys.executable,
+        __file__,
+        "--child",
+        scenario.peer,
+        "--kubeconfig",
+        kubeconfig,
+        "--qps",
+        str(args.qps),
+        "--burst",
+        str(args.burst),
+        "--updates",
+        str(args.updates),
+        "--token",
+        token,
+        "--timeout",
+        str(args.timeout),
+        *scenario.child_args,
+    ]
 
 
-def run_one(scenario: Scenario, args: argparse.Namespace, kubeconfig: str, writer: Any, token: str,
-            log: IO[bytes]) -> dict[str, Any]:
+def run_one(
+    scenario: Scenario, args: argparse.Namespace, kubeconfig: str, writer: Any, token: str, log: IO[bytes]
+) -> dict[str, Any]:
     log.write(f"\n=== {scenario.name} token={token}\n".encode())
     log.flush()
-    proc = subprocess.Popen(child_argv(scenario, args, kubeconfig, token), stdout=subprocess.PIPE, stderr=log,
-                            env={**os.environ, **scenario.env}, text=True)
+    proc = subprocess.Popen(
+        child_argv(scenario, args, kubeconfig, token),
+        stdout=subprocess.PIPE,
+        stderr=log,
+        env={**os.environ, **scenario.env},
+        text=True,
+    )
     lines: queue.Queue[str] = queue.Queue()
     stdout = proc.stdout
     assert stdout is not None
@@ -433,9 +595,15 @@ def run_one(scenario: Scenario, args: argparse.Namespace, kubeconfig: str, write
 
 
 COLUMNS = (  # (key, header, format)
-    ("sync_s", "sync s", "{:.2f}"), ("handler_sync_s", "hsync s", "{:.2f}"), ("rss_mb", "RSS MB", "{:.1f}"),
-    ("bytes_per_pod", "B/pod", "{:,.0f}"), ("peak_mb", "peak MB", "{:.1f}"), ("events_per_s", "ev/s", "{:,.0f}"),
-    ("write_per_s", "w/s", "{:,.0f}"), ("lag_s", "lag s", "{:.2f}"), ("cpu_us_per_event", "CPU us/ev", "{:,.0f}"),
+    ("sync_s", "sync s", "{:.2f}"),
+    ("handler_sync_s", "hsync s", "{:.2f}"),
+    ("rss_mb", "RSS MB", "{:.1f}"),
+    ("bytes_per_pod", "B/pod", "{:,.0f}"),
+    ("peak_mb", "peak MB", "{:.1f}"),
+    ("events_per_s", "ev/s", "{:,.0f}"),
+    ("write_per_s", "w/s", "{:,.0f}"),
+    ("lag_s", "lag s", "{:.2f}"),
+    ("cpu_us_per_event", "CPU us/ev", "{:,.0f}"),
 )
 RATIO_KEYS = (("sync_s", "x sync"), ("rss_mb", "x RSS"), ("cpu_us_per_event", "x CPU"))
 
@@ -453,7 +621,8 @@ def render(table: dict[str, dict[str, float]], base: str) -> str:
     for name, row in table.items():
         cells = "".join(f"{fmt.format(row[k]) if k in row else '-':>10}" for k, _, fmt in COLUMNS if k in keys)
         ratios = "".join(
-            f"{row[k] / table[base][k]:>8.2f}" if k in row and table[base].get(k) else f"{'-':>8}" for k, _ in RATIO_KEYS
+            f"{row[k] / table[base][k]:>8.2f}" if k in row and table[base].get(k) else f"{'-':>8}"
+            for k, _ in RATIO_KEYS
         )
         lines.append(f"{name:<21}{cells}{ratios}")
     return "\n".join(lines)
@@ -467,8 +636,10 @@ def detail(scenario: Scenario, results: Sequence[dict[str, Any]]) -> str:
     if scenario.peer == "client-go":
         heap = statistics.median(r["heap_alloc_bytes"] for r in results) / 2**20
         freed = statistics.median(r["rss_after_free_kb"] - r["rss_base_kb"] for r in results) / 1024
-        return (f"; watch-list {'on' if first['watch_list'] else 'off'}, live heap {heap:.1f} MB,"
-                f" RSS after FreeOSMemory {freed:.1f} MB")
+        return (
+            f"; watch-list {'on' if first['watch_list'] else 'off'}, live heap {heap:.1f} MB,"
+            f" RSS after FreeOSMemory {freed:.1f} MB"
+        )
     return ""
 
 
@@ -477,8 +648,12 @@ def machine_note() -> dict[str, Any]:
 
     import orjson
 
-    info: dict[str, Any] = {"python": platform.python_version(), "orjson": orjson.__version__, "cpus": os.cpu_count(),
-                            "loadavg": os.getloadavg()}
+    info: dict[str, Any] = {
+        "python": platform.python_version(),
+        "orjson": orjson.__version__,
+        "cpus": os.cpu_count(),
+        "loadavg": os.getloadavg(),
+    }
     try:
         import kubernetes
 
@@ -493,8 +668,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("-n", type=int, default=10_000, help="pods to create and cache (default 10000)")
     parser.add_argument("--runs", type=int, default=3, help="child processes per scenario (default 3)")
     parser.add_argument("--updates", type=int, default=3000, help="label patches after sync (default 3000; 0: none)")
-    parser.add_argument("--scenarios", default=",".join(DEFAULT_SCENARIOS),
-                        help=f"comma-separated, from: {', '.join(SCENARIOS)}")
+    parser.add_argument(
+        "--scenarios", default=",".join(DEFAULT_SCENARIOS), help=f"comma-separated, from: {', '.join(SCENARIOS)}"
+    )
     parser.add_argument("--namespaces", type=int, default=5, help="namespaces the pods are spread over (default 5)")
     parser.add_argument("--writers", type=int, default=8, help="threads creating and patching pods (default 8)")
     parser.add_argument("--kubeconfig", help="use this running cluster (no controllers) instead of starting one")
@@ -532,36 +708,58 @@ def main(argv: list[str] | None = None) -> None:
         size = len(json.dumps(sample, separators=(",", ":")))
         sample["metadata"].pop("managedFields", None)
         size_stripped = len(json.dumps(sample, separators=(",", ":")))
-        print(f"{created} pods created in {seconds:.1f} s ({created / max(seconds, 1e-9):,.0f}/s; "
-              f"{args.n - created} already there); pod JSON {size:,} B, {size_stripped:,} B without managedFields",
-              file=sys.stderr, flush=True)
+        print(
+            f"{created} pods created in {seconds:.1f} s ({created / max(seconds, 1e-9):,.0f}/s; "
+            f"{args.n - created} already there); pod JSON {size:,} B, {size_stripped:,} B without managedFields",
+            file=sys.stderr,
+            flush=True,
+        )
         for run in range(args.runs):
             for index, scenario in enumerate(chosen):
                 token = f"r{run % 100:02d}s{index % 100:02d}"
                 result = run_one(scenario, args, kubeconfig, writer, token, log)
                 result["run"] = run
                 all_results.append(result)
-                print(f"run {run + 1}/{args.runs} {scenario.name}: sync {result['sync_s']:.2f} s, "
-                      f"RSS {result['rss_mb']:.1f} MB, {result.get('events_per_s', 0):,.0f} ev/s",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"run {run + 1}/{args.runs} {scenario.name}: sync {result['sync_s']:.2f} s, "
+                    f"RSS {result['rss_mb']:.1f} MB, {result.get('events_per_s', 0):,.0f} ev/s",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 time.sleep(args.settle)
         writer.close()
 
     table = {s.name: medians([r for r in all_results if r["scenario"] == s.name]) for s in chosen}
     base = "informerd" if "informerd" in table else chosen[0].name
     note["loadavg_end"] = os.getloadavg()
-    print(f"\nn={args.n} pods ({size:,} B JSON, {size_stripped:,} B without managedFields), runs={args.runs}, "
-          f"updates={args.updates}, python {note['python']}, {note['cpus']} CPUs, load {note['loadavg'][0]:.1f}"
-          f"->{note['loadavg_end'][0]:.1f}; medians; x = ratio to {base}")
+    print(
+        f"\nn={args.n} pods ({size:,} B JSON, {size_stripped:,} B without managedFields), runs={args.runs}, "
+        f"updates={args.updates}, python {note['python']}, {note['cpus']} CPUs, load {note['loadavg'][0]:.1f}"
+        f"->{note['loadavg_end'][0]:.1f}; medians; x = ratio to {base}"
+    )
     print(render(table, base))
     for s in chosen:
         print(f"  {s.name:<21} {s.description}{detail(s, [r for r in all_results if r['scenario'] == s.name])}")
     out = RESULTS_DIR / f"informer_sync-{stamp}.json"
-    out.write_text(json.dumps({
-        "args": {k: v for k, v in vars(args).items() if k not in ("child", "token", "streaming", "keep_managed_fields")},
-        "machine": note, "pod_bytes": size, "pod_bytes_stripped": size_stripped, "created": created,
-        "create_seconds": seconds, "medians": table, "results": all_results,
-    }, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "args": {
+                    k: v
+                    for k, v in vars(args).items()
+                    if k not in ("child", "token", "streaming", "keep_managed_fields")
+                },
+                "machine": note,
+                "pod_bytes": size,
+                "pod_bytes_stripped": size_stripped,
+                "created": created,
+                "create_seconds": seconds,
+                "medians": table,
+                "results": all_results,
+            },
+            indent=2,
+        )
+    )
     print(f"raw results: {out}")
 
 

@@ -29,13 +29,13 @@ from typing import Any
 import anyio
 from prometheus_client import CollectorRegistry, Histogram
 
+from controllers._workers import WorkerPool
 from controllers.controller import Controller
 from controllers.metrics import MetricsExporter
 from controllers.observers import RECONCILE_TIME_BUCKETS
 from controllers.ratelimited import RateLimitingQueue
 from controllers.request import Request
 from controllers.servers import metrics_server
-from controllers._workers import WorkerPool
 from informers.informer import InformerOptions, SharedInformer
 from informers.resources import Resource
 
@@ -47,15 +47,18 @@ def hooks() -> None:
     reconcile = exporter.reconcile_metrics("bench")
     queue = exporter.workqueue_metrics("bench")
     rest = exporter.request_observer
-    child = Histogram("bench_seconds", "bench", ["controller"], buckets=RECONCILE_TIME_BUCKETS,
-                      registry=CollectorRegistry()).labels("bench")
+    child = Histogram(
+        "bench_seconds", "bench", ["controller"], buckets=RECONCILE_TIME_BUCKETS, registry=CollectorRegistry()
+    ).labels("bench")
     calls: list[tuple[str, Any]] = [
         ("on_reconcile (ReconcileMetrics)", lambda: reconcile.on_reconcile("success", 0.0123)),
         ("on_get (WorkQueueMetrics)", lambda: queue.on_get(0.000123)),
         ("on_done (WorkQueueMetrics)", lambda: queue.on_done(0.0123)),
         ("on_add (WorkQueueMetrics, no-op)", lambda: queue.on_add()),
-        ("request_done (RequestObserver)",
-         lambda: rest.request_done(method="GET", host="10.0.0.1:6443", code="200", seconds=0.0123)),
+        (
+            "request_done (RequestObserver)",
+            lambda: rest.request_done(method="GET", host="10.0.0.1:6443", code="200", seconds=0.0123),
+        ),
         ("prometheus_client Histogram.observe", lambda: child.observe(0.0123)),
         ("empty lambda (call overhead)", lambda: None),
     ]
@@ -73,9 +76,16 @@ async def _noop(request: Request, obj: Any, ctx: Any) -> None:
 def _dispatch_run(keys: list[Request], with_metrics: bool, backend: str) -> float:
     exporter = MetricsExporter(process_metrics=False) if with_metrics else None
     queue: RateLimitingQueue[Request] = RateLimitingQueue(
-        "bench", metrics=exporter.workqueue_metrics("bench") if exporter else None)
-    pool = WorkerPool(queue, _noop, lambda request: None, name="bench", workers=1,
-                      metrics=exporter.reconcile_metrics("bench") if exporter else None)
+        "bench", metrics=exporter.workqueue_metrics("bench") if exporter else None
+    )
+    pool = WorkerPool(
+        queue,
+        _noop,
+        lambda request: None,
+        name="bench",
+        workers=1,
+        metrics=exporter.reconcile_metrics("bench") if exporter else None,
+    )
     for key in keys:
         queue.add(key)
     queue.shutdown()
@@ -116,25 +126,42 @@ class _Provider:
 
 
 def _pod(i: int) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": f"pod-{i:05d}", "namespace": f"ns-{i % 5}", "uid": f"uid-{i:07d}",
-                         "resourceVersion": str(100 + i), "labels": {"app": f"app-{i % 50}"}},
-            "spec": {"containers": [{"name": "main", "image": "registry.example/app:1.0"}]},
-            "status": {"phase": "Running"}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"pod-{i:05d}",
+            "namespace": f"ns-{i % 5}",
+            "uid": f"uid-{i:07d}",
+            "resourceVersion": str(100 + i),
+            "labels": {"app": f"app-{i % 50}"},
+        },
+        "spec": {"containers": [{"name": "main", "image": "registry.example/app:1.0"}]},
+        "status": {"phase": "Running"},
+    }
 
 
 def scrape(objects: int, controllers_n: int, scrapes: int, backend: str) -> None:
     informer = SharedInformer(object(), PODS, options=InformerOptions(streaming_list=False))  # type: ignore[arg-type]
     informer.watcher.next_request()
-    informer._apply(informer.watcher.on_list_page(
-        {"metadata": {"resourceVersion": str(100 + objects)}, "items": [_pod(i) for i in range(objects)]}))
+    informer._apply(
+        informer.watcher.on_list_page(
+            {"metadata": {"resourceVersion": str(100 + objects)}, "items": [_pod(i) for i in range(objects)]}
+        )
+    )
     informer.watcher.on_applied()
     exporter = MetricsExporter()
     provider = _Provider(informer)
     controllers = [
-        Controller(provider, PODS, _noop, name=f"controller-{c}", max_concurrent_reconciles=4,
-                   metrics=exporter.reconcile_metrics(f"controller-{c}"),
-                   queue_metrics=exporter.workqueue_metrics(f"controller-{c}"))
+        Controller(
+            provider,
+            PODS,
+            _noop,
+            name=f"controller-{c}",
+            max_concurrent_reconciles=4,
+            metrics=exporter.reconcile_metrics(f"controller-{c}"),
+            queue_metrics=exporter.workqueue_metrics(f"controller-{c}"),
+        )
         for c in range(controllers_n)
     ]
     exporter.informers = lambda: [informer]
@@ -170,10 +197,14 @@ def scrape(objects: int, controllers_n: int, scrapes: int, backend: str) -> None
 
     anyio.run(main, backend=backend)
     stats = informer.statistics()
-    print(f"3. scrape: {stats.objects} cached objects ({stats.store.bytes_held / 1e6:.1f} MB) in one informer, "
-          f"{controllers_n} controllers x {objects} reconciles; {size:,} bytes, {scrapes} scrapes")
+    print(
+        f"3. scrape: {stats.objects} cached objects ({stats.store.bytes_held / 1e6:.1f} MB) in one informer, "
+        f"{controllers_n} controllers x {objects} reconciles; {size:,} bytes, {scrapes} scrapes"
+    )
     for label, values in results.items():
-        print(f"   {label:<7} median {statistics.median(values):6.2f} ms (min {min(values):.2f}, max {max(values):.2f})")
+        print(
+            f"   {label:<7} median {statistics.median(values):6.2f} ms (min {min(values):.2f}, max {max(values):.2f})"
+        )
 
 
 def main() -> None:

@@ -20,11 +20,11 @@ from typing import Any
 
 import anyio
 
+from controllers._workers import WorkerPool
 from controllers.context import BlockingContext, Context, Services, front_door
 from controllers.ratelimited import RateLimitingQueue
 from controllers.reconciler import ReconcileContext
 from controllers.request import Request
-from controllers._workers import WorkerPool
 
 _OBJ: dict[str, Any] = {"metadata": {"name": "bench", "uid": "x"}}
 
@@ -54,11 +54,11 @@ front_async = front_door(_ctx_async_noop, _SERVICES, is_async=True)
 front_sync = front_door(_ctx_sync_noop, _SERVICES, is_async=False)
 
 
-def one_run(reconciler: Callable[..., Any], keys: list[Request], workers: int, timeout: float | None,
-            backend: str = "asyncio") -> float:
+def one_run(
+    reconciler: Callable[..., Any], keys: list[Request], workers: int, timeout: float | None, backend: str = "asyncio"
+) -> float:
     queue: RateLimitingQueue[Request] = RateLimitingQueue("bench")
-    pool = WorkerPool(queue, reconciler, lambda request: _OBJ, name="bench", workers=workers,
-                      reconcile_timeout=timeout)
+    pool = WorkerPool(queue, reconciler, lambda request: _OBJ, name="bench", workers=workers, reconcile_timeout=timeout)
     for key in keys:
         queue.add(key)
     queue.shutdown()  # queued keys are still handed out; run() returns once they are all done
@@ -78,8 +78,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--keys", type=int, default=20_000, help="keys per run (default 20000)")
     parser.add_argument("--runs", type=int, default=5, help="runs per scenario (default 5)")
-    parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio",
-                        help="anyio backend (default asyncio)")
+    parser.add_argument(
+        "--backend", choices=["asyncio", "trio"], default="asyncio", help="anyio backend (default asyncio)"
+    )
     args = parser.parse_args()
     keys = [Request("Widget", f"uid-{i:07d}", "bench", f"w-{i}") for i in range(args.keys)]
     scenarios: list[tuple[str, Callable[..., Any], int, float | None]] = [
@@ -93,11 +94,15 @@ def main() -> None:
         ("front door async, 1 worker", front_async, 1, None),
         ("front door async, 4 workers", front_async, 4, None),
     ]
-    print(f"{args.keys} keys per run, {args.runs} runs, backend {args.backend}; "
-          "microseconds per key (enqueue -> reconcile -> done)")
+    print(
+        f"{args.keys} keys per run, {args.runs} runs, backend {args.backend}; "
+        "microseconds per key (enqueue -> reconcile -> done)"
+    )
     print(f"{'scenario':<28} {'median':>8} {'min':>8} {'max':>8} {'keys/s':>10}")
     for label, reconciler, workers, timeout in scenarios:
-        per_key = [one_run(reconciler, keys, workers, timeout, args.backend) / args.keys * 1e6 for _ in range(args.runs)]
+        per_key = [
+            one_run(reconciler, keys, workers, timeout, args.backend) / args.keys * 1e6 for _ in range(args.runs)
+        ]
         median = statistics.median(per_key)
         print(f"{label:<28} {median:>8.1f} {min(per_key):>8.1f} {max(per_key):>8.1f} {1e6 / median:>10,.0f}")
 

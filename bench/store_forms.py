@@ -75,21 +75,48 @@ def make_pod(i: int, rng: random.Random, namespace_count: int = 20) -> dict[str,
             "creationTimestamp": "2026-01-01T00:00:00Z",
             "generateName": f"{app}-",
             "labels": {"app": app, "pod-template-hash": f"{rng.getrandbits(32):08x}", "tier": "backend"},
-            "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": "9090",
-                            "kubectl.kubernetes.io/restartedAt": "2026-01-01T00:00:00Z"},
+            "annotations": {
+                "prometheus.io/scrape": "true",
+                "prometheus.io/port": "9090",
+                "kubectl.kubernetes.io/restartedAt": "2026-01-01T00:00:00Z",
+            },
             "ownerReferences": [
-                {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": f"{app}-rs", "uid": rs_uid,
-                 "controller": True, "blockOwnerDeletion": True}
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "ReplicaSet",
+                    "name": f"{app}-rs",
+                    "uid": rs_uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
             ],
             "managedFields": [
-                {"manager": "kube-controller-manager", "operation": "Update", "apiVersion": "v1",
-                 "time": "2026-01-01T00:00:00Z", "fieldsType": "FieldsV1",
-                 "fieldsV1": _fields_v1(rng, containers)},
-                {"manager": "kubelet", "operation": "Update", "apiVersion": "v1", "subresource": "status",
-                 "time": "2026-01-01T00:00:05Z", "fieldsType": "FieldsV1",
-                 "fieldsV1": {"f:status": {"f:conditions": {f'k:{{"type":"{t}"}}': {".": {}, "f:status": {}}
-                                                             for t in ("Ready", "PodScheduled", "Initialized")},
-                                           "f:podIP": {}, "f:phase": {}}}},
+                {
+                    "manager": "kube-controller-manager",
+                    "operation": "Update",
+                    "apiVersion": "v1",
+                    "time": "2026-01-01T00:00:00Z",
+                    "fieldsType": "FieldsV1",
+                    "fieldsV1": _fields_v1(rng, containers),
+                },
+                {
+                    "manager": "kubelet",
+                    "operation": "Update",
+                    "apiVersion": "v1",
+                    "subresource": "status",
+                    "time": "2026-01-01T00:00:05Z",
+                    "fieldsType": "FieldsV1",
+                    "fieldsV1": {
+                        "f:status": {
+                            "f:conditions": {
+                                f'k:{{"type":"{t}"}}': {".": {}, "f:status": {}}
+                                for t in ("Ready", "PodScheduled", "Initialized")
+                            },
+                            "f:podIP": {},
+                            "f:phase": {},
+                        }
+                    },
+                },
             ],
         },
         "spec": {
@@ -102,8 +129,11 @@ def make_pod(i: int, rng: random.Random, namespace_count: int = 20) -> dict[str,
                     "ports": [{"containerPort": 8080, "protocol": "TCP", "name": "http"}],
                     "resources": {"limits": {"cpu": "500m", "memory": "512Mi"}, "requests": {"cpu": "100m"}},
                     "volumeMounts": [
-                        {"name": "kube-api-access", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
-                         "readOnly": True},
+                        {
+                            "name": "kube-api-access",
+                            "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+                            "readOnly": True,
+                        },
                         {"name": "config", "mountPath": "/etc/config"},
                     ],
                     "terminationMessagePath": "/dev/termination-log",
@@ -113,12 +143,26 @@ def make_pod(i: int, rng: random.Random, namespace_count: int = 20) -> dict[str,
             ],
             "volumes": [
                 {"name": "config", "configMap": {"name": f"{app}-config", "defaultMode": 420}},
-                {"name": "kube-api-access", "projected": {"defaultMode": 420, "sources": [
-                    {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
-                    {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
-                    {"downwardAPI": {"items": [{"path": "namespace",
-                                                "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}},
-                ]}},
+                {
+                    "name": "kube-api-access",
+                    "projected": {
+                        "defaultMode": 420,
+                        "sources": [
+                            {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                            {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                            {
+                                "downwardAPI": {
+                                    "items": [
+                                        {
+                                            "path": "namespace",
+                                            "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"},
+                                        }
+                                    ]
+                                }
+                            },
+                        ],
+                    },
+                },
             ],
             "nodeName": f"node-{rng.randrange(200)}",
             "restartPolicy": "Always",
@@ -126,10 +170,18 @@ def make_pod(i: int, rng: random.Random, namespace_count: int = 20) -> dict[str,
             "schedulerName": "default-scheduler",
             "serviceAccountName": "default",
             "tolerations": [
-                {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute",
-                 "tolerationSeconds": 300},
-                {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
-                 "tolerationSeconds": 300},
+                {
+                    "key": "node.kubernetes.io/not-ready",
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                    "tolerationSeconds": 300,
+                },
+                {
+                    "key": "node.kubernetes.io/unreachable",
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                    "tolerationSeconds": 300,
+                },
             ],
         },
         "status": {
@@ -144,10 +196,17 @@ def make_pod(i: int, rng: random.Random, namespace_count: int = 20) -> dict[str,
             "startTime": "2026-01-01T00:00:01Z",
             "qosClass": "Burstable",
             "containerStatuses": [
-                {"name": f"container-{c}", "ready": True, "restartCount": 0, "started": True,
-                 "image": f"registry.example.com/{app}/server:v1", "imageID": f"sha256:{rng.getrandbits(256):064x}",
-                 "containerID": f"containerd://{rng.getrandbits(256):064x}",
-                 "state": {"running": {"startedAt": "2026-01-01T00:00:04Z"}}, "lastState": {}}
+                {
+                    "name": f"container-{c}",
+                    "ready": True,
+                    "restartCount": 0,
+                    "started": True,
+                    "image": f"registry.example.com/{app}/server:v1",
+                    "imageID": f"sha256:{rng.getrandbits(256):064x}",
+                    "containerID": f"containerd://{rng.getrandbits(256):064x}",
+                    "state": {"running": {"startedAt": "2026-01-01T00:00:04Z"}},
+                    "lastState": {},
+                }
                 for c in range(containers)
             ],
         },
@@ -195,6 +254,7 @@ def measure(form: str, n: int) -> dict[str, float]:
         if form == "dict+freeze":
             gc.freeze()
         get = cache.get
+
         def safe_get(k: str) -> Any:
             return copy.deepcopy(cache[k])
     elif form in ("bytes", "bytes-loose"):
@@ -203,8 +263,10 @@ def measure(form: str, n: int) -> dict[str, float]:
             obj = _strip(loads(line))
             data = dumps(obj)
             cache[_key(obj)] = bytes(memoryview(data)) if exact else data
+
         def get(k: str) -> Any:
             return loads(cache[k])
+
         safe_get = get
     elif form == "store":
         from informers.store import Store
@@ -267,8 +329,10 @@ def main() -> None:
     wire_sample = make_wire_pods(50)
     full = statistics.median(len(b) for b in wire_sample)
     stripped = statistics.median(len(orjson.dumps(_strip(orjson.loads(b)))) for b in wire_sample)
-    print(f"python {sys.version.split()[0]}, orjson {orjson.__version__}, n={args.n}, runs={args.runs}, "
-          f"pod JSON {full / 1024:.1f} KB ({stripped / 1024:.1f} KB without managedFields)")
+    print(
+        f"python {sys.version.split()[0]}, orjson {orjson.__version__}, n={args.n}, runs={args.runs}, "
+        f"pod JSON {full / 1024:.1f} KB ({stripped / 1024:.1f} KB without managedFields)"
+    )
     header = f"{'form':<12} {'insert/s':>9} {'read/s':>9} {'safe read/s':>11} {'RSS/obj':>9} {'gc.collect':>10} {'bytes/obj':>9}"
     print(header)
     for form in args.forms.split(","):
@@ -276,13 +340,17 @@ def main() -> None:
         for _ in range(args.runs):
             out = subprocess.run(
                 [sys.executable, __file__, "--child", form, "-n", str(args.n)],
-                check=True, capture_output=True, text=True,
+                check=True,
+                capture_output=True,
+                text=True,
             ).stdout
             results.append(json.loads(out))
         med = {k: statistics.median(r[k] for r in results) for k in results[0]}
-        print(f"{form:<12} {med['insert_per_s']:>9,.0f} {med['read_per_s']:>9,.0f} "
-              f"{med['safe_read_per_s']:>11,.0f} {med['rss_per_obj'] / 1024:>7.1f}KB "
-              f"{med['collect_ms']:>8.1f}ms {med['payload_per_obj']:>9,.0f}")
+        print(
+            f"{form:<12} {med['insert_per_s']:>9,.0f} {med['read_per_s']:>9,.0f} "
+            f"{med['safe_read_per_s']:>11,.0f} {med['rss_per_obj'] / 1024:>7.1f}KB "
+            f"{med['collect_ms']:>8.1f}ms {med['payload_per_obj']:>9,.0f}"
+        )
 
 
 if __name__ == "__main__":

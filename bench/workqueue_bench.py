@@ -129,8 +129,12 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=100_000, help="items per run (default 100000)")
     parser.add_argument("--runs", type=int, default=5, help="runs per scenario (default 5)")
     parser.add_argument("--workers", type=int, default=4, help="workers (default 4)")
-    parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio",
-                        help="anyio backend of the task scenarios (default asyncio)")
+    parser.add_argument(
+        "--backend",
+        choices=["asyncio", "trio"],
+        default="asyncio",
+        help="anyio backend of the task scenarios (default asyncio)",
+    )
     args = parser.parse_args()
     global BACKEND
     BACKEND = args.backend
@@ -146,9 +150,7 @@ def main() -> None:
     print(f"{'scenario':<26} {'median':>10} {'min':>10} {'max':>10}")
     for label, fn in scenarios:
         rates = [args.items / fn(args.items, w) for _ in range(args.runs)]
-        print(
-            f"{label:<26} {statistics.median(rates):>10,.0f} {min(rates):>10,.0f} {max(rates):>10,.0f}"
-        )
+        print(f"{label:<26} {statistics.median(rates):>10,.0f} {min(rates):>10,.0f} {max(rates):>10,.0f}")
 
 
 if __name__ == "__main__":

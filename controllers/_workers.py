@@ -25,15 +25,15 @@ from typing import Protocol
 
 import anyio
 
-from informers._log import get_logger
 from informers import _bridge
+from informers._log import get_logger
 from informers.clock import SYSTEM_CLOCK, Clock
 from informers.errors import InformerdError
 from informers.objects import RawObject
 
 from .errors import ControllerStateError, InvalidResultError, ReconcileTimeoutError, is_terminal
 from .ratelimited import RateLimitingQueue
-from .reconciler import ReconcileContext, Reconciler, ReconcileFunc, reconcile_callable
+from .reconciler import ReconcileContext, ReconcileFunc, Reconciler, reconcile_callable
 from .request import Request
 from .result import Result, ResultKind, as_result
 from .workqueue import QueueShutDown
@@ -94,8 +94,12 @@ class WorkerPoolStatistics:
 
     @property
     def reconcile_total(self) -> dict[str, int]:
-        return {"success": self.success_total, "error": self.error_total,
-                "requeue": self.requeue_total, "requeue_after": self.requeue_after_total}
+        return {
+            "success": self.success_total,
+            "error": self.error_total,
+            "requeue": self.requeue_total,
+            "requeue_after": self.requeue_after_total,
+        }
 
     def samples(self) -> tuple[tuple[str, dict[str, str], float], ...]:
         """``(metric name, labels, value)`` for every controller-runtime counter and gauge."""
@@ -117,7 +121,7 @@ class WorkerPoolStatistics:
 class _Call:
     """One in-flight call: its context, cancel scope and (sync) thread bookkeeping."""
 
-    __slots__ = ("request", "ctx", "started", "scope", "shutdown", "finished", "abandoned")
+    __slots__ = ("abandoned", "ctx", "finished", "request", "scope", "shutdown", "started")
 
     def __init__(self, request: Request, ctx: ReconcileContext, started: float) -> None:
         self.request = request
@@ -178,7 +182,8 @@ class WorkerPool:
         self._lock = threading.Lock()  # counters and abandoned-thread handover (threads touch them)
         self._inflight: dict[Request, _Call] = {}
         self._counts = dict.fromkeys(
-            ("success", "error", "requeue", "requeue_after", "terminal", "panic", "timeout", "cancelled"), 0)
+            ("success", "error", "requeue", "requeue_after", "terminal", "panic", "timeout", "cancelled"), 0
+        )
         self._seconds = 0.0
         self._overrun = 0
         self._ran = False
@@ -222,8 +227,12 @@ class WorkerPool:
                 await self._idle.wait()
             late = list(self._inflight.values())
             if late:
-                _log.warning("drain deadline passed; cancelling reconciles", controller=self.name,
-                            keys=[str(c.request) for c in late], drain_timeout=self.drain_timeout)
+                _log.warning(
+                    "drain deadline passed; cancelling reconciles",
+                    controller=self.name,
+                    keys=[str(c.request) for c in late],
+                    drain_timeout=self.drain_timeout,
+                )
             for call in late:
                 call.cancel_for_shutdown()
 
@@ -250,8 +259,11 @@ class WorkerPool:
         started = self._clock.monotonic()
         timeout = self.reconcile_timeout
         ctx = ReconcileContext(
-            request, controller=self.name, attempt=self.queue.num_requeues(request),
-            deadline=None if timeout is None else started + timeout, clock=self._clock,
+            request,
+            controller=self.name,
+            attempt=self.queue.num_requeues(request),
+            deadline=None if timeout is None else started + timeout,
+            clock=self._clock,
         )
         call = _Call(request, ctx, started)
         self._inflight[request] = call
@@ -269,7 +281,8 @@ class WorkerPool:
                         result = as_result(await pending)  # type: ignore[misc]  # async by is_async
                     else:
                         value = await _bridge.to_thread(
-                            self._run_in_thread, call, abandon_on_cancel=True, limiter=limiter)
+                            self._run_in_thread, call, abandon_on_cancel=True, limiter=limiter
+                        )
                         result = as_result(value)
                 except Exception as exc:  # noqa: BLE001 - every failure is recovered and counted
                     error = exc
@@ -308,8 +321,12 @@ class WorkerPool:
                     self._overrun -= 1
             if abandoned:
                 # The worker gave up on this call; the key was kept busy for us: release it now.
-                _log.warning("abandoned reconcile returned; result ignored", controller=self.name,
-                            key=str(call.request), error=None if error is None else repr(error))
+                _log.warning(
+                    "abandoned reconcile returned; result ignored",
+                    controller=self.name,
+                    key=str(call.request),
+                    error=None if error is None else repr(error),
+                )
                 self.queue.done(call.request)
 
     def _abandon(self, call: _Call) -> bool:
@@ -336,8 +353,12 @@ class WorkerPool:
             if is_terminal(error):
                 self._count("terminal")
                 queue.forget(request)
-                _log.error("reconcile failed with a terminal error; not retried", controller=self.name,
-                          key=str(request), error=repr(error))
+                _log.error(
+                    "reconcile failed with a terminal error; not retried",
+                    controller=self.name,
+                    key=str(request),
+                    error=repr(error),
+                )
             else:
                 panic = _is_panic(error)
                 if isinstance(error, ReconcileTimeoutError):
@@ -346,9 +367,15 @@ class WorkerPool:
                     self._count("panic")
                 delay = queue.add_rate_limited(request)
                 # A traceback only for bugs: expected failures (API errors, timeouts) would drown the log.
-                _log.error("reconcile failed; requeued with backoff", controller=self.name, key=str(request),
-                          attempt=call.ctx.attempt, retry_in=round(delay, 6), error=repr(error),
-                          exc_info=error if panic else None)
+                _log.error(
+                    "reconcile failed; requeued with backoff",
+                    controller=self.name,
+                    key=str(request),
+                    attempt=call.ctx.attempt,
+                    retry_in=round(delay, 6),
+                    error=repr(error),
+                    exc_info=error if panic else None,
+                )
         else:
             assert result is not None
             kind = result.kind
@@ -373,12 +400,21 @@ class WorkerPool:
             c = dict(self._counts)
             seconds, overrun = self._seconds, self._overrun
         return WorkerPoolStatistics(
-            name=self.name, max_concurrent_reconciles=self.workers, active_workers=len(self._inflight),
-            running=self._running, stopping=self._stopping,
-            success_total=c["success"], error_total=c["error"], requeue_total=c["requeue"],
-            requeue_after_total=c["requeue_after"], terminal_errors_total=c["terminal"],
-            panics_total=c["panic"], timeouts_total=c["timeout"], cancelled_total=c["cancelled"],
-            overrun_threads=overrun, reconcile_seconds_total=seconds,
+            name=self.name,
+            max_concurrent_reconciles=self.workers,
+            active_workers=len(self._inflight),
+            running=self._running,
+            stopping=self._stopping,
+            success_total=c["success"],
+            error_total=c["error"],
+            requeue_total=c["requeue"],
+            requeue_after_total=c["requeue_after"],
+            terminal_errors_total=c["terminal"],
+            panics_total=c["panic"],
+            timeouts_total=c["timeout"],
+            cancelled_total=c["cancelled"],
+            overrun_threads=overrun,
+            reconcile_seconds_total=seconds,
             oldest_active_seconds=max((now - call.started for call in calls), default=0.0),
         )
 

@@ -42,7 +42,7 @@ class _Target:
     """What both forms share: the writer, the resource (resolved lazily), the default namespace,
     and how one verb becomes one ``ApiWriter`` call."""
 
-    __slots__ = ("writer", "resolver", "name", "namespace", "resource")
+    __slots__ = ("name", "namespace", "resolver", "resource", "writer")
 
     def __init__(self, writer: ApiWriter, resolver: Resolver, resource: Resource | str, namespace: str | None):
         self.writer = writer
@@ -66,8 +66,9 @@ class Api:
     """Coroutine writes to one resource; see the module docstring. Keyword options are those of the
     ``ApiWriter`` method of the same name (``field_manager``, ``dry_run``, ``force``...)."""
 
-    def __init__(self, writer: ApiWriter, resolver: Resolver, resource: Resource | str, *,
-                 namespace: str | None = None) -> None:
+    def __init__(
+        self, writer: ApiWriter, resolver: Resolver, resource: Resource | str, *, namespace: str | None = None
+    ) -> None:
         self._t = _Target(writer, resolver, resource, namespace)
 
     async def resource(self) -> Resource:
@@ -112,8 +113,9 @@ class Api:
 class BlockingApi:
     """The same calls as ``Api`` for plain functions running in a thread (sync reconcilers)."""
 
-    def __init__(self, writer: ApiWriter, resolver: Resolver, resource: Resource | str, *,
-                 namespace: str | None = None) -> None:
+    def __init__(
+        self, writer: ApiWriter, resolver: Resolver, resource: Resource | str, *, namespace: str | None = None
+    ) -> None:
         self._t = _Target(writer, resolver, resource, namespace)
 
     def resource(self) -> Resource:

@@ -123,7 +123,8 @@ def watches_healthy(factory: _Many, *, grace: float = 30.0, clock: Clock = SYSTE
                 problems.append(
                     f"{stats.name}: no list page, watch event or accepted watch for {silent:.0f} s "
                     f"(deadline {deadline:.0f} s; stalled restarts {stats.watcher.watch_restarts.get('stalled', 0)}, "
-                    f"last error: {_error_text(stats.reflector.last_error or stats.watcher.last_error)})")
+                    f"last error: {_error_text(stats.reflector.last_error or stats.watcher.last_error)})"
+                )
         if problems:
             raise HealthCheckError(f"{len(problems)} informer(s) not recovering: {_summary(problems)}")
 
@@ -156,8 +157,10 @@ def workers_not_wedged(controller: Any, *, threshold: float | None = None) -> Ch
                 continue
             w = c.statistics().workers
             if w.running and w.active_workers >= w.max_concurrent_reconciles and w.oldest_active_seconds > limit:
-                wedged.append(f"{c.name}: all {w.max_concurrent_reconciles} worker(s) busy, the oldest call for "
-                              f"{w.oldest_active_seconds:.1f} s (limit {limit:g} s)")
+                wedged.append(
+                    f"{c.name}: all {w.max_concurrent_reconciles} worker(s) busy, the oldest call for "
+                    f"{w.oldest_active_seconds:.1f} s (limit {limit:g} s)"
+                )
         if wedged:
             raise HealthCheckError(f"{len(wedged)} controller(s) wedged: {_summary(wedged)}")
 

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TypeVar
 
-
 from informers._log import get_logger
 from informers.clock import SYSTEM_CLOCK, Clock
 from informers.errors import InformerdError
@@ -172,7 +171,7 @@ class Permit:
     exception records what the breaker's classifier makes of it (and re-raises).
     """
 
-    __slots__ = ("_breaker", "_done", "group", "generation", "probe")
+    __slots__ = ("_breaker", "_done", "generation", "group", "probe")
 
     def __init__(self, breaker: CircuitBreaker, group: str, generation: int, probe: bool) -> None:
         self._breaker = breaker
@@ -277,7 +276,7 @@ class CircuitBreaker:
         """Whether ``exc`` counts as a failure of the backend (a classifier bug counts as not)."""
         try:
             return bool(self._classifier(exc))
-        except Exception:
+        except Exception:  # noqa: BLE001 - a classifier bug must not fail the call it classifies
             _log.exception("circuit classifier failed", error_type=type(exc).__name__)
             return False
 
@@ -395,7 +394,7 @@ class CircuitBreaker:
             return
         try:
             self._on_transition(group, old, new)
-        except Exception:
+        except Exception:  # noqa: BLE001 - a listener's bug must not break the breaker
             _log.exception("circuit transition callback failed", group=group)
 
     def _group_statistics(self, circuit: _Circuit, now: float) -> CircuitGroupStatistics:

@@ -93,8 +93,12 @@ async def _watch(args: argparse.Namespace) -> int:
                 informer.add_handler(on_notification=emit, name="stdout")
                 if not await informer.wait_synced(args.sync_timeout):
                     cause = informer.last_error
-                    _log.error("informer did not sync", informer=informer.name, timeout=args.sync_timeout,
-                               cause=None if cause is None else f"{type(cause).__name__}: {cause}")
+                    _log.error(
+                        "informer did not sync",
+                        informer=informer.name,
+                        timeout=args.sync_timeout,
+                        cause=None if cause is None else f"{type(cause).__name__}: {cause}",
+                    )
                     group.cancel_scope.cancel()
                     return 2
                 await anyio.sleep_forever()
@@ -118,8 +122,13 @@ def _with_flags(config: DaemonConfig, args: argparse.Namespace) -> DaemonConfig:
 def _run(args: argparse.Namespace) -> int:
     config = _with_flags(_load(args.config), args)
     manager = manager_from_config(config, client_config=client_config(config, kubeconfig=args.kubeconfig))
-    _log.info("informerd starting", version=_version(), config=args.config,
-              reconcilers=[r.plugin for r in config.reconcilers], handlers=[h.plugin for h in config.handlers])
+    _log.info(
+        "informerd starting",
+        version=_version(),
+        config=args.config,
+        reconcilers=[r.plugin for r in config.reconcilers],
+        handlers=[h.plugin for h in config.handlers],
+    )
     manager.run()
     return 0
 
@@ -134,8 +143,20 @@ def _check_config(args: argparse.Namespace) -> int:
 def _plugins(args: argparse.Namespace) -> int:
     found = discover()
     if args.output == "json":
-        print(orjson.dumps([{"name": p.name, "kind": p.kind, "value": p.value, "distribution": p.distribution,
-                             "version": p.version} for p in found]).decode())
+        print(
+            orjson.dumps(
+                [
+                    {
+                        "name": p.name,
+                        "kind": p.kind,
+                        "value": p.value,
+                        "distribution": p.distribution,
+                        "version": p.version,
+                    }
+                    for p in found
+                ]
+            ).decode()
+        )
         return 0
     if not found:
         print("no plugins installed")
@@ -158,10 +179,18 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the daemon")
     _add(run, "--config", default=None, help="config file (YAML); default: no plugins")
     _add(run, "--kubeconfig", default=None, help="kubeconfig path (default: $KUBECONFIG, in-cluster, ~/.kube/config)")
-    _add(run, "--metrics-bind-address", default=None, help="where /metrics listens, '0' disables "
-                                                           "(default: the config's, ':8080')")
-    _add(run, "--health-probe-bind-address", default=None, help="where /healthz and /readyz listen, '0' "
-                                                                 "disables (default: the config's, ':8081')")
+    _add(
+        run,
+        "--metrics-bind-address",
+        default=None,
+        help="where /metrics listens, '0' disables (default: the config's, ':8080')",
+    )
+    _add(
+        run,
+        "--health-probe-bind-address",
+        default=None,
+        help="where /healthz and /readyz listen, '0' disables (default: the config's, ':8081')",
+    )
     watch = sub.add_parser("watch", help="run one shared informer and print its notifications as JSON lines")
     watch.add_argument("resource", help='"v1/pods", "apps/v1/deployments", or a kind such as "Deployment"')
     watch.add_argument("-n", "--namespace", default=None, help="namespace (default: all namespaces)")

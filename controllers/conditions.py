@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import MutableMapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from informers.clock import SYSTEM_CLOCK, Clock
@@ -80,7 +80,7 @@ def _conditions(status: MutableMapping[str, Any] | None, *, create: bool) -> _Co
 
 def _timestamp(clock: Clock) -> str:
     # metav1.Time serialises to whole seconds in UTC.
-    return datetime.fromtimestamp(int(clock.time()), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(int(clock.time()), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _status_string(status: str | bool) -> str:
@@ -103,8 +103,7 @@ def _validate(type_: str, reason: str, message: str, observed_generation: int | 
     if not isinstance(message, str) or len(message) > _MAX_MESSAGE:
         raise ConditionError(f"condition message must be a str of at most {_MAX_MESSAGE} characters")
     if observed_generation is not None and (
-        not isinstance(observed_generation, int) or isinstance(observed_generation, bool)
-        or observed_generation < 0
+        not isinstance(observed_generation, int) or isinstance(observed_generation, bool) or observed_generation < 0
     ):
         raise ConditionError(f"observed_generation must be an int >= 0, got {observed_generation!r}")
 
@@ -136,7 +135,7 @@ def set_condition(
         wanted["observedGeneration"] = observed_generation
     wanted["reason"] = reason
     wanted["message"] = message
-    for index, current in enumerate(conditions):
+    for index, current in enumerate(conditions):  # noqa: B007 - index is used after the loop
         if isinstance(current, MutableMapping) and current.get("type") == type:
             break
     else:

@@ -23,6 +23,7 @@ from pydantic.alias_generators import to_camel
 from informers.errors import InformerdError
 
 __all__ = [
+    "PREDICATE_NAMES",
     "ClientSettings",
     "ConfigFileError",
     "ConfigProblem",
@@ -30,7 +31,6 @@ __all__ = [
     "HandlerBinding",
     "InformerSettings",
     "LeaderElectionSettings",
-    "PREDICATE_NAMES",
     "RateLimiterSettings",
     "ReconcilerBinding",
     "WatchBinding",
@@ -52,13 +52,19 @@ class _Model(BaseModel):
 class ClientSettings(_Model):
     """How the daemon talks to the apiserver (``informers.config.ClientConfig``)."""
 
-    qps: float = Field(5.0, description="Sustained requests per second (client-go's QPS); negative disables "
-                                        "client-side throttling. Default 5.")
+    qps: float = Field(
+        5.0,
+        description="Sustained requests per second (client-go's QPS); negative disables "
+        "client-side throttling. Default 5.",
+    )
     burst: int = Field(10, ge=1, description="Requests allowed at once before qps applies. Default 10.")
     connect_timeout: _Seconds = Field(10.0, description="_Seconds to establish a connection. Default 10.")
     read_timeout: _Seconds = Field(60.0, description="_Seconds to wait for an answer (not watches). Default 60.")
-    max_retries: int = Field(10, ge=0, description="Repeats of one request after 429/5xx with Retry-After or a "
-                                                   "dropped GET connection. Default 10.")
+    max_retries: int = Field(
+        10,
+        ge=0,
+        description="Repeats of one request after 429/5xx with Retry-After or a dropped GET connection. Default 10.",
+    )
 
     @model_validator(mode="after")
     def _qps_not_zero(self) -> ClientSettings:
@@ -70,13 +76,16 @@ class ClientSettings(_Model):
 class InformerSettings(_Model):
     """Defaults of every shared informer (``informers.informer.InformerOptions``)."""
 
-    streaming_list: bool = Field(True, description="Load with a streaming list (sendInitialEvents) where the "
-                                                   "server supports it. Default true.")
+    streaming_list: bool = Field(
+        True, description="Load with a streaming list (sendInitialEvents) where the server supports it. Default true."
+    )
     page_size: int | None = Field(500, ge=1, description="LIST page size when listing. Default 500; null: one page.")
-    resync_period: _Seconds | None = Field(None, description="Default seconds between resyncs for handlers; "
-                                                            "null: none. Default null.")
-    idle_timeout: _Seconds | None = Field(None, description="_Seconds without a byte before a watch counts as "
-                                                           "stalled. Default: the watch's timeout + 30.")
+    resync_period: _Seconds | None = Field(
+        None, description="Default seconds between resyncs for handlers; null: none. Default null."
+    )
+    idle_timeout: _Seconds | None = Field(
+        None, description="_Seconds without a byte before a watch counts as stalled. Default: the watch's timeout + 30."
+    )
 
 
 class RateLimiterSettings(_Model):
@@ -100,40 +109,42 @@ class WatchBinding(_Model):
 
 class _Binding(_Model):
     plugin: str = Field(min_length=1, description="Entry point name of the plugin.")
-    resource: str = Field(min_length=1, description="group/version/plural or a kind, e.g. "
-                                                    "'example.com/v1/Backup' or 'v1/configmaps'.")
+    resource: str = Field(
+        min_length=1, description="group/version/plural or a kind, e.g. 'example.com/v1/Backup' or 'v1/configmaps'."
+    )
     namespace: str | None = Field(None, description="Namespace to watch; default: the daemon's namespace.")
     label_selector: str | None = Field(None, description="Label selector of the watch. Default none.")
-    options: dict[str, Any] = Field(default_factory=dict, description="The plugin's own options, validated "
-                                                                      "by its options model.")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="The plugin's own options, validated by its options model."
+    )
 
 
 class HandlerBinding(_Binding):
     """A handler plugin bound to a resource: it receives every notification of that resource."""
 
     field_selector: str | None = Field(None, description="Field selector of the watch. Default none.")
-    resync_period: _Seconds | None = Field(None, description="_Seconds between resyncs delivered to this "
-                                                            "handler; default: the informers' default.")
+    resync_period: _Seconds | None = Field(
+        None, description="_Seconds between resyncs delivered to this handler; default: the informers' default."
+    )
 
 
 class ReconcilerBinding(_Binding):
     """A reconciler plugin bound to a primary resource, keyed by UID."""
 
-    name: str | None = Field(None, description="Controller name (metrics label, logs); default: the "
-                                               "lower-case kind.")
-    owns: list[str] = Field(default_factory=list, description="Child resources whose controller owner is "
-                                                              "enqueued.")
+    name: str | None = Field(None, description="Controller name (metrics label, logs); default: the lower-case kind.")
+    owns: list[str] = Field(default_factory=list, description="Child resources whose controller owner is enqueued.")
     watches: list[WatchBinding] = Field(default_factory=list, description="Other resources mapped to primaries.")
-    predicates: list[Literal["annotations_changed", "generation_changed", "labels_changed",
-                             "resource_version_changed"]] = Field(
-        default_factory=list, description="Filters on the primary's updates (all must pass).")
+    predicates: list[
+        Literal["annotations_changed", "generation_changed", "labels_changed", "resource_version_changed"]
+    ] = Field(default_factory=list, description="Filters on the primary's updates (all must pass).")
     workers: int = Field(1, ge=1, le=1000, description="Reconciles running at once. Default 1.")
-    timeout: _Seconds | None = Field(None, description="_Seconds one reconcile may take; null: no limit. "
-                                                      "Default null.")
-    cache_sync_timeout: _Seconds = Field(120.0, description="_Seconds to wait for caches before failing "
-                                                           "start-up. Default 120.")
-    rate_limiter: RateLimiterSettings = Field(default_factory=RateLimiterSettings,
-                                              description="Retry backoff of failed keys.")
+    timeout: _Seconds | None = Field(None, description="_Seconds one reconcile may take; null: no limit. Default null.")
+    cache_sync_timeout: _Seconds = Field(
+        120.0, description="_Seconds to wait for caches before failing start-up. Default 120."
+    )
+    rate_limiter: RateLimiterSettings = Field(
+        default_factory=RateLimiterSettings, description="Retry backoff of failed keys."
+    )
 
 
 class LeaderElectionSettings(_Model):
@@ -141,8 +152,7 @@ class LeaderElectionSettings(_Model):
 
     enabled: bool = Field(False, description="Reconcile only while holding the Lease. Default false.")
     id: str | None = Field(None, description="Lease name; default: '<name>-leader'.")
-    namespace: str | None = Field(None, description="Lease namespace; default: the pod's namespace, or "
-                                                    "'default'.")
+    namespace: str | None = Field(None, description="Lease namespace; default: the pod's namespace, or 'default'.")
     lease_duration: _Seconds = Field(15.0, description="_Seconds a lease is valid. Default 15.")
     renew_deadline: _Seconds = Field(10.0, description="_Seconds a leader keeps trying to renew. Default 10.")
     retry_period: _Seconds = Field(2.0, description="_Seconds between attempts. Default 2.")
@@ -157,25 +167,30 @@ class LeaderElectionSettings(_Model):
 class DaemonConfig(_Model):
     """The whole file (``informerd run --config``)."""
 
-    name: str = Field("informerd", min_length=1, description="The manager's name: field manager of writes "
-                                                             "and reportingController of Events. Default "
-                                                             "'informerd'.")
-    namespace: str | None = Field(None, description="Namespace every informer is scoped to; null: all "
-                                                    "namespaces. Default null.")
+    name: str = Field(
+        "informerd",
+        min_length=1,
+        description="The manager's name: field manager of writes "
+        "and reportingController of Events. Default "
+        "'informerd'.",
+    )
+    namespace: str | None = Field(
+        None, description="Namespace every informer is scoped to; null: all namespaces. Default null."
+    )
     client: ClientSettings = Field(default_factory=ClientSettings, description="API client settings.")
     informers: InformerSettings = Field(default_factory=InformerSettings, description="Informer defaults.")
-    handlers: list[HandlerBinding] = Field(default_factory=list, description="Handler plugins and what they "
-                                                                             "receive.")
-    reconcilers: list[ReconcilerBinding] = Field(default_factory=list, description="Reconciler plugins and "
-                                                                                   "their primaries.")
-    leader_election: LeaderElectionSettings = Field(default_factory=LeaderElectionSettings,
-                                                    description="Leader election.")
-    metrics_bind_address: str = Field(":8080", description="Where /metrics listens; '0' disables. Default "
-                                                           "':8080'.")
-    health_probe_bind_address: str = Field(":8081", description="Where /healthz and /readyz listen; '0' "
-                                                                "disables. Default ':8081'.")
-    drain_timeout: _Seconds = Field(30.0, description="_Seconds shutdown waits for in-flight reconciles. "
-                                                     "Default 30.")
+    handlers: list[HandlerBinding] = Field(default_factory=list, description="Handler plugins and what they receive.")
+    reconcilers: list[ReconcilerBinding] = Field(
+        default_factory=list, description="Reconciler plugins and their primaries."
+    )
+    leader_election: LeaderElectionSettings = Field(
+        default_factory=LeaderElectionSettings, description="Leader election."
+    )
+    metrics_bind_address: str = Field(":8080", description="Where /metrics listens; '0' disables. Default ':8080'.")
+    health_probe_bind_address: str = Field(
+        ":8081", description="Where /healthz and /readyz listen; '0' disables. Default ':8081'."
+    )
+    drain_timeout: _Seconds = Field(30.0, description="_Seconds shutdown waits for in-flight reconciles. Default 30.")
 
     @model_validator(mode="after")
     def _unique_controller_names(self) -> DaemonConfig:

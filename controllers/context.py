@@ -44,7 +44,6 @@ from .writer import ApiWriter
 __all__ = ["BlockingContext", "Context", "OwnershipError", "Services", "front_door"]
 
 
-
 class OwnershipError(InformerdError):
     """``own(child)`` was refused: the child already has another controller, or sits in another
     namespace than its namespaced owner (the API forbids both)."""
@@ -61,7 +60,7 @@ class _Wired(Protocol):
 class Services:
     """What one controller's contexts share (built by the ``Manager``, bound to the controller)."""
 
-    __slots__ = ("writer", "resolver", "recorder", "_controller")
+    __slots__ = ("_controller", "recorder", "resolver", "writer")
 
     def __init__(self, writer: ApiWriter, resolver: Resolver, recorder: EventRecorder | None) -> None:
         self.writer = writer
@@ -100,7 +99,7 @@ def _merge_patch(before: Any, after: Any) -> Any:
 
 
 class _BaseContext:
-    __slots__ = ("_s", "request", "obj", "_call", "_status_before", "_done")
+    __slots__ = ("_call", "_done", "_s", "_status_before", "obj", "request")
 
     def __init__(self, services: Services, request: Request, obj: RawObject | None, call: ReconcileContext):
         self._s = services
@@ -155,10 +154,18 @@ class _BaseContext:
                 raise OwnershipError(f"{self.request} cannot own an object in namespace {meta['namespace']!r}")
         current = controller_owner(child)
         if current is not None and current.get("uid") != self.uid:
-            raise OwnershipError(f"{meta.get('name')!r} is already controlled by {current.get('kind')} "
-                                 f"{current.get('name')!r} (uid={current.get('uid')})")
-        ref = {"apiVersion": primary.api_version, "kind": primary.kind, "name": owner["metadata"]["name"],
-               "uid": self.uid, "controller": True, "blockOwnerDeletion": True}
+            raise OwnershipError(
+                f"{meta.get('name')!r} is already controlled by {current.get('kind')} "
+                f"{current.get('name')!r} (uid={current.get('uid')})"
+            )
+        ref = {
+            "apiVersion": primary.api_version,
+            "kind": primary.kind,
+            "name": owner["metadata"]["name"],
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
         others = [r for r in meta.get("ownerReferences") or [] if r.get("uid") != self.uid]
         meta["ownerReferences"] = [*others, ref]
         return child
@@ -166,8 +173,9 @@ class _BaseContext:
     def children(self, resource: Resource | str) -> list[RawObject]:
         """The cached objects of ``resource`` (one of the controller's ``owns``) this object controls."""
         store = self._s.controller.children_store(resource)
-        return [o for o in store.by_index(OWNER_UID_INDEX, self.uid)
-                if (controller_owner(o) or {}).get("uid") == self.uid]
+        return [
+            o for o in store.by_index(OWNER_UID_INDEX, self.uid) if (controller_owner(o) or {}).get("uid") == self.uid
+        ]
 
     # -- status --------------------------------------------------------------------------------
     def set_condition(self, type: str, status: str | bool, reason: str, message: str = "") -> bool:  # noqa: A002
@@ -183,8 +191,10 @@ class _BaseContext:
         if after == self._status_before:
             return None
         meta = obj["metadata"]
-        return {"metadata": {"resourceVersion": meta.get("resourceVersion")},
-                "status": _merge_patch(self._status_before, after)}
+        return {
+            "metadata": {"resourceVersion": meta.get("resourceVersion")},
+            "status": _merge_patch(self._status_before, after),
+        }
 
     def _write_status(self, patch: dict[str, Any]) -> None:
         self._s.writer.patch_status(self._s.primary, self.name, patch, namespace=self.namespace or None)
@@ -292,6 +302,7 @@ def front_door(fn: Callable[..., Any], services: Services, *, is_async: bool) ->
     back when ``fn`` returns (or raises: the conditions it set describe the failure), unless the
     failure was a stale read (``ConflictError``), where a status write would conflict too."""
     if is_async:
+
         async def reconcile_async(request: Request, obj: RawObject | None, call: ReconcileContext) -> Any:
             ctx = Context(services, request, obj, call)
             try:
@@ -329,4 +340,3 @@ async def _flush_after_failure(flush: Awaitable[None], ctx: Context) -> None:
         await flush
     except Exception as exc:  # noqa: BLE001 - the reconcile's own error is the one to report
         ctx.log.warning("status not written after a failed reconcile", error=repr(exc))
-

@@ -22,22 +22,22 @@ from typing import Any, Protocol
 
 import anyio
 
-from informers._log import get_logger
 from informers import _bridge
+from informers._log import get_logger
 from informers.clock import SYSTEM_CLOCK, Clock
 from informers.events import Notification
 from informers.indexers import OWNER_UID_INDEX, index_by_owner_uid
 from informers.objects import RawObject
 from informers.resources import Resource
 
+from ._workers import ReconcileMetrics, WorkerPool, WorkerPoolStatistics
 from .errors import ControllerStateError, ControllerSyncTimeoutError
 from .predicates import Predicate
 from .ratelimit import RateLimiter
 from .ratelimited import RateLimitingQueue
-from .reconciler import Reconciler, ReconcileFunc
+from .reconciler import ReconcileFunc, Reconciler
 from .request import Request
 from .triggers import BoundTrigger, Trigger, TriggerKind, bind, for_primary
-from ._workers import ReconcileMetrics, WorkerPool, WorkerPoolStatistics
 from .workqueue import WorkQueueMetrics, WorkQueueStatistics
 
 __all__ = ["Controller", "ControllerStatistics", "InformerProvider"]
@@ -113,7 +113,7 @@ class _Route:
     """One trigger wired to one informer. Its counters are written only by that informer's
     notifying thread (under the informer's lock), so they need no lock of their own."""
 
-    __slots__ = ("bound", "informer", "registration", "notifications", "filtered", "enqueued", "errors")
+    __slots__ = ("bound", "enqueued", "errors", "filtered", "informer", "notifications", "registration")
 
     def __init__(self, bound: BoundTrigger, informer: _Informer) -> None:
         self.bound = bound
@@ -177,8 +177,15 @@ class Controller:
             self.name, rate_limiter=rate_limiter, clock=clock, metrics=queue_metrics
         )
         self.pool = WorkerPool(
-            self.queue, reconciler, self._resolve, name=self.name, workers=max_concurrent_reconciles,
-            reconcile_timeout=reconcile_timeout, drain_timeout=drain_timeout, clock=clock, metrics=metrics,
+            self.queue,
+            reconciler,
+            self._resolve,
+            name=self.name,
+            workers=max_concurrent_reconciles,
+            reconcile_timeout=reconcile_timeout,
+            drain_timeout=drain_timeout,
+            clock=clock,
+            metrics=metrics,
         )
         self.primary: Resource | None = None
         self.primary_informer: _Informer | None = None
@@ -219,9 +226,14 @@ class Controller:
                     requests = [request for request in requests if keep(request)]
             except Exception as exc:  # noqa: BLE001 - a bad mapper must not stop the others
                 route.errors += 1
-                _log.error("trigger failed to map a notification", controller=self.name,
-                          trigger=str(bound.trigger), notification=type(note).__name__, error=repr(exc),
-                          exc_info=exc)
+                _log.error(
+                    "trigger failed to map a notification",
+                    controller=self.name,
+                    trigger=str(bound.trigger),
+                    notification=type(note).__name__,
+                    error=repr(exc),
+                    exc_info=exc,
+                )
                 return
             for request in requests:
                 add(request)
@@ -235,7 +247,7 @@ class Controller:
         registration replays the cache into the queue on the registering thread."""
         resources = [await self.factory.resolve(t.resource) for t in self._triggers]
         primary = self.primary = resources[0]
-        for trigger, resource in zip(self._triggers, resources):
+        for trigger, resource in zip(self._triggers, resources, strict=True):
             ns = trigger.namespace if trigger.namespace is not None else self.namespace
             informer = self.factory.informer_for(resource, namespace=ns, label_selector=trigger.label_selector)
             if trigger.kind is TriggerKind.PRIMARY:
@@ -243,7 +255,7 @@ class Controller:
             elif trigger.kind is TriggerKind.OWNS and OWNER_UID_INDEX not in informer.store.index_names:
                 try:
                     informer.store.add_indexers({OWNER_UID_INDEX: index_by_owner_uid})
-                except Exception as exc:  # noqa: BLE001 - another controller added it meanwhile
+                except Exception as exc:
                     if OWNER_UID_INDEX not in informer.store.index_names:
                         raise
                     _log.debug("owner index already present", informer=informer.name, error=repr(exc))
@@ -253,7 +265,8 @@ class Controller:
 
     def _register(self, route: _Route, name: str) -> _Registration:
         registration: _Registration = route.informer.add_handler(
-            on_notification=self._handler(route), name=name, inline=True)
+            on_notification=self._handler(route), name=name, inline=True
+        )
         return registration
 
     def children_store(self, resource: Resource | str) -> Any:
@@ -264,13 +277,19 @@ class Controller:
             if trigger.kind is not TriggerKind.OWNS:
                 continue
             res: Resource = route.informer.resource
-            if resource == trigger.resource or resource == res or (
-                    isinstance(resource, str) and resource.rsplit("/", 1)[-1] in (res.kind, res.plural)):
+            if (
+                resource == trigger.resource
+                or resource == res
+                or (isinstance(resource, str) and resource.rsplit("/", 1)[-1] in (res.kind, res.plural))
+            ):
                 return route.informer.store
-        owned = ", ".join(str(r.bound.trigger.resource) for r in self._routes
-                          if r.bound.trigger.kind is TriggerKind.OWNS) or "nothing"
-        raise ControllerStateError(f"controller {self.name!r} does not own {resource} (it owns {owned}); "
-                                   "add it to owns=[...]")
+        owned = (
+            ", ".join(str(r.bound.trigger.resource) for r in self._routes if r.bound.trigger.kind is TriggerKind.OWNS)
+            or "nothing"
+        )
+        raise ControllerStateError(
+            f"controller {self.name!r} does not own {resource} (it owns {owned}); add it to owns=[...]"
+        )
 
     def _unwire(self) -> None:
         for route in self._routes:
@@ -285,8 +304,10 @@ class Controller:
             informer = route.informer
             if not informer.has_synced():
                 if not informer.started:
-                    out[informer.name] = ("informer was never started: run the controller inside "
-                                          "'async with factory' (or start the factory's informers)")
+                    out[informer.name] = (
+                        "informer was never started: run the controller inside "
+                        "'async with factory' (or start the factory's informers)"
+                    )
                 elif informer.last_error is not None:
                     err = informer.last_error
                     out[informer.name] = f"{type(err).__name__}: {err}"
@@ -312,7 +333,9 @@ class Controller:
             detail = "; ".join(f"{name}: {why}" for name, why in laggards.items())
             raise ControllerSyncTimeoutError(
                 f"controller {self.name!r}: caches not synced after {self.cache_sync_timeout} s, "
-                f"no worker started: {detail}", causes)
+                f"no worker started: {detail}",
+                causes,
+            )
         self._synced.set()
 
     async def run(self) -> None:
@@ -325,8 +348,7 @@ class Controller:
         try:
             await self._wire()
             await self._wait_synced()
-            _log.info("starting workers", controller=self.name, workers=self.pool.workers,
-                     queued=len(self.queue))
+            _log.info("starting workers", controller=self.name, workers=self.pool.workers, queued=len(self.queue))
             await self.pool.run()
         finally:
             with anyio.CancelScope(shield=True):

@@ -40,8 +40,14 @@ def client_config(config: DaemonConfig, *, kubeconfig: str | None = None) -> Cli
     """The apiserver connection (kubeconfig or in-cluster) with the config's client settings."""
     base = load_config(kubeconfig)
     c = config.client
-    return dataclasses.replace(base, qps=c.qps, burst=c.burst, connect_timeout=c.connect_timeout,
-                               read_timeout=c.read_timeout, max_retries=c.max_retries)
+    return dataclasses.replace(
+        base,
+        qps=c.qps,
+        burst=c.burst,
+        connect_timeout=c.connect_timeout,
+        read_timeout=c.read_timeout,
+        max_retries=c.max_retries,
+    )
 
 
 def rate_limiter(settings: RateLimiterSettings) -> RateLimiter:
@@ -70,29 +76,50 @@ def _register_reconciler(manager: Manager, binding: ReconcilerBinding) -> None:
     plugin = load_plugin(RECONCILERS_GROUP, binding.plugin, binding.options)
     predicates: list[Predicate] = [getattr(predicate_module, name) for name in binding.predicates]
     manager.reconcile(
-        binding.resource, owns=binding.owns, watches=_mappers(binding, plugin), workers=binding.workers,
-        timeout=binding.timeout, predicates=predicates or None, namespace=binding.namespace,
-        label_selector=binding.label_selector, rate_limiter=rate_limiter(binding.rate_limiter),
-        cache_sync_timeout=binding.cache_sync_timeout, name=binding.name,
+        binding.resource,
+        owns=binding.owns,
+        watches=_mappers(binding, plugin),
+        workers=binding.workers,
+        timeout=binding.timeout,
+        predicates=predicates or None,
+        namespace=binding.namespace,
+        label_selector=binding.label_selector,
+        rate_limiter=rate_limiter(binding.rate_limiter),
+        cache_sync_timeout=binding.cache_sync_timeout,
+        name=binding.name,
     )(plugin.target)
 
 
-def manager_from_config(config: DaemonConfig, *, client: Any = None, client_config: ClientConfig | None = None) -> Manager:
+def manager_from_config(
+    config: DaemonConfig, *, client: Any = None, client_config: ClientConfig | None = None
+) -> Manager:
     """A ``Manager`` with every plugin of ``config`` loaded and registered (nothing connects yet).
 
     ``client``: an already open client (tests: a ``FakeCluster``); else ``client_config``.
     """
     informers = config.informers
     manager = Manager(
-        client_config, client=client, namespace=config.namespace, name=config.name,
-        informer_options=InformerOptions(page_size=informers.page_size, streaming_list=informers.streaming_list,
-                                         resync_period=informers.resync_period, idle_timeout=informers.idle_timeout),
-        writer_options=WriterOptions(field_manager=config.name), drain_timeout=config.drain_timeout,
+        client_config,
+        client=client,
+        namespace=config.namespace,
+        name=config.name,
+        informer_options=InformerOptions(
+            page_size=informers.page_size,
+            streaming_list=informers.streaming_list,
+            resync_period=informers.resync_period,
+            idle_timeout=informers.idle_timeout,
+        ),
+        writer_options=WriterOptions(field_manager=config.name),
+        drain_timeout=config.drain_timeout,
     )
     for binding in config.reconcilers:
         _register_reconciler(manager, binding)
     for handler in config.handlers:
         plugin = load_plugin(HANDLERS_GROUP, handler.plugin, handler.options)
-        manager.on(handler.resource, namespace=handler.namespace, label_selector=handler.label_selector,
-                   resync_period=handler.resync_period)(plugin.target)
+        manager.on(
+            handler.resource,
+            namespace=handler.namespace,
+            label_selector=handler.label_selector,
+            resync_period=handler.resync_period,
+        )(plugin.target)
     return manager

@@ -54,7 +54,7 @@ _MAX_PARK = 1.0
 class _Entry(Generic[_T]):
     """One waiting item: when it is due, a tie-breaker (FIFO among equal times), its heap slot."""
 
-    __slots__ = ("ready", "seq", "item", "index")
+    __slots__ = ("index", "item", "ready", "seq")
 
     def __init__(self, ready: float, seq: int, item: _T) -> None:
         self.ready = ready
@@ -132,7 +132,6 @@ class _ReadyHeap(Generic[_T]):
             i = child
         entries[i] = entry
         entry.index = i
-
 
 
 class DelayingQueue(WorkQueue[_T]):

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from informers import objects
-from informers.objects import RawObject
 from informers.errors import NotFoundError
+from informers.objects import RawObject
 from informers.resources import Resource
 
 from .writer import ApiWriter
@@ -37,7 +37,6 @@ __all__ = [
     "reconcile_finalizer",
     "remove_finalizer",
 ]
-
 
 
 class FinalizerStep(enum.Enum):
@@ -115,14 +114,19 @@ def handle_finalization(
 
 
 def _patch_finalizers(
-    writer: ApiWriter, resource: Resource, obj: Mapping[str, Any], wanted: list[str],
+    writer: ApiWriter,
+    resource: Resource,
+    obj: Mapping[str, Any],
+    wanted: list[str],
     field_manager: str | None,
 ) -> RawObject:
     name = objects.name(obj)
     rv = objects.resource_version(obj)
     if name is None or rv is None:
-        raise ValueError("a finalizer change needs the object's metadata.name and metadata.resourceVersion "
-                         "(pass the object as read from the cache or the API)")
+        raise ValueError(
+            "a finalizer change needs the object's metadata.name and metadata.resourceVersion "
+            "(pass the object as read from the cache or the API)"
+        )
     # A merge patch replaces the list whole; the resourceVersion makes the server refuse it (409)
     # if the object changed since it was read, so a concurrent change to the list is never lost.
     patch = {"metadata": {"finalizers": wanted or None, "resourceVersion": rv}}
@@ -130,7 +134,11 @@ def _patch_finalizers(
 
 
 def ensure_finalizer(
-    writer: ApiWriter, resource: Resource, obj: Mapping[str, Any], name: str, *,
+    writer: ApiWriter,
+    resource: Resource,
+    obj: Mapping[str, Any],
+    name: str,
+    *,
     field_manager: str | None = None,
 ) -> RawObject:
     """Add ``name`` to the object's finalizers unless present; return the (possibly updated) object.
@@ -146,7 +154,11 @@ def ensure_finalizer(
 
 
 def remove_finalizer(
-    writer: ApiWriter, resource: Resource, obj: Mapping[str, Any], name: str, *,
+    writer: ApiWriter,
+    resource: Resource,
+    obj: Mapping[str, Any],
+    name: str,
+    *,
     field_manager: str | None = None,
 ) -> RawObject | None:
     """Remove ``name`` from the object's finalizers; None if the object is already gone.
@@ -165,8 +177,13 @@ def remove_finalizer(
 
 
 def reconcile_finalizer(
-    writer: ApiWriter, resource: Resource, obj: Mapping[str, Any], name: str,
-    cleanup: Callable[[Mapping[str, Any]], None], *, field_manager: str | None = None,
+    writer: ApiWriter,
+    resource: Resource,
+    obj: Mapping[str, Any],
+    name: str,
+    cleanup: Callable[[Mapping[str, Any]], None],
+    *,
+    field_manager: str | None = None,
 ) -> FinalizerResult:
     """The whole finalizer round for one reconcile.
 

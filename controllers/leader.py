@@ -28,7 +28,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import anyio
@@ -46,10 +46,10 @@ from .recorder import EventRecorder
 from .writer import ApiWriter
 
 __all__ = [
-    "ElectionOptions",
-    "ElectionStatistics",
     "JITTER_FACTOR",
     "LEASES",
+    "ElectionOptions",
+    "ElectionStatistics",
     "LeaderElectionLostError",
     "LeaderElector",
     "Leadership",
@@ -87,7 +87,9 @@ class ElectionOptions:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be a positive number of seconds")
         if not float(self.lease_duration).is_integer():
-            raise ValueError(f"lease_duration must be whole seconds (leaseDurationSeconds), got {self.lease_duration!r}")
+            raise ValueError(
+                f"lease_duration must be whole seconds (leaseDurationSeconds), got {self.lease_duration!r}"
+            )
         if not self.lease_duration > self.renew_deadline:
             raise ValueError("lease_duration must be greater than renew_deadline")
         if not self.renew_deadline > JITTER_FACTOR * self.retry_period:
@@ -117,13 +119,20 @@ class LeaseRecord:
             value = spec.get(key)
             return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
-        return cls(text("holderIdentity") or "", number("leaseDurationSeconds"), text("acquireTime"),
-                   text("renewTime"), number("leaseTransitions"))
+        return cls(
+            text("holderIdentity") or "",
+            number("leaseDurationSeconds"),
+            text("acquireTime"),
+            text("renewTime"),
+            number("leaseTransitions"),
+        )
 
     def spec(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"holderIdentity": self.holder_identity,
-                               "leaseDurationSeconds": self.lease_duration_seconds,
-                               "leaseTransitions": self.leader_transitions}
+        out: dict[str, Any] = {
+            "holderIdentity": self.holder_identity,
+            "leaseDurationSeconds": self.lease_duration_seconds,
+            "leaseTransitions": self.leader_transitions,
+        }
         if self.acquire_time is not None:
             out["acquireTime"] = self.acquire_time
         if self.renew_time is not None:
@@ -166,7 +175,7 @@ class Leadership:
     from whichever thread noticed: tasks ``await lease.lost.wait()``, threads (sync reconcilers)
     check ``lease.lost.is_set()`` or block on ``lease.lost.wait_blocking()``."""
 
-    __slots__ = ("name", "identity", "lost", "reason", "_scopes")
+    __slots__ = ("_scopes", "identity", "lost", "name", "reason")
 
     def __init__(self, name: str, identity: str) -> None:
         self.name = name
@@ -189,7 +198,7 @@ def default_identity() -> str:
 
 
 def _micro_time(wall: float) -> str:
-    return datetime.fromtimestamp(wall, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(wall, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class _Watchdog:
@@ -313,8 +322,9 @@ class LeaderElector:
             with self._lock:
                 self._active = False
         if handle.lost.is_set():
-            raise LeaderElectionLostError(f"leader election lost: {self.identity} on Lease "
-                                          f"{self.namespace}/{self.name}: {handle.reason}")
+            raise LeaderElectionLostError(
+                f"leader election lost: {self.identity} on Lease {self.namespace}/{self.name}: {handle.reason}"
+            )
 
     def is_leader(self) -> bool:
         """True from a successful acquisition until the loss is noticed or leadership ends."""
@@ -323,9 +333,16 @@ class LeaderElector:
     def statistics(self) -> ElectionStatistics:
         with self._lock:
             return ElectionStatistics(
-                name=self.name, namespace=self.namespace, identity=self.identity, is_leader=self._leading,
-                holder=self._observed.holder_identity, transitions=self._observed.leader_transitions,
-                last_renew=self._last_renew, last_error=self._last_error, **self._counts)
+                name=self.name,
+                namespace=self.namespace,
+                identity=self.identity,
+                is_leader=self._leading,
+                holder=self._observed.holder_identity,
+                transitions=self._observed.leader_transitions,
+                last_renew=self._last_renew,
+                last_error=self._last_error,
+                **self._counts,
+            )
 
     # -- the campaign (one task on the loop) ---------------------------------------------------
 
@@ -383,8 +400,12 @@ class LeaderElector:
             self._leading = True
             self._counts["acquisitions"] += 1
         self._renewed(watchdog)
-        _log.info("became leader", lease=f"{self.namespace}/{self.name}", identity=self.identity,
-                  transitions=self._observed.leader_transitions)
+        _log.info(
+            "became leader",
+            lease=f"{self.namespace}/{self.name}",
+            identity=self.identity,
+            transitions=self._observed.leader_transitions,
+        )
         self._event("became leader")
 
     def _renewed(self, watchdog: _Watchdog) -> None:
@@ -423,8 +444,7 @@ class LeaderElector:
 
     def _event(self, what: str) -> None:
         if self.recorder is not None and self._lease is not None:
-            self.recorder.record(self._lease, "Normal", "LeaderElection", f"{self.identity} {what}",
-                                 resource=LEASES)
+            self.recorder.record(self._lease, "Normal", "LeaderElection", f"{self.identity} {what}", resource=LEASES)
 
     # -- one attempt (client-go's tryAcquireOrRenew) and the release ---------------------------
 
@@ -447,8 +467,9 @@ class LeaderElector:
         now = _micro_time(self._clock.time())
         desired = LeaseRecord(self.identity, int(self.options.lease_duration), now, now, 0)
         if self._holds() and self._lease_valid() and self._lease is not None:
-            mine = replace(desired, acquire_time=self._observed.acquire_time,
-                           leader_transitions=self._observed.leader_transitions)
+            mine = replace(
+                desired, acquire_time=self._observed.acquire_time, leader_transitions=self._observed.leader_transitions
+            )
             try:
                 return self._wrote(await self._call(self.writer.update, LEASES, self._body(self._lease, mine)))
             except ConflictError as exc:  # someone else wrote: re-read below
@@ -469,8 +490,11 @@ class LeaderElector:
         self._observe(lease)
         record = self._observed
         if record.holder_identity and self._lease_valid() and not self._holds():
-            _log.debug("the Lease is held and not expired", lease=f"{self.namespace}/{self.name}",
-                       holder=record.holder_identity)
+            _log.debug(
+                "the Lease is held and not expired",
+                lease=f"{self.namespace}/{self.name}",
+                holder=record.holder_identity,
+            )
             return False
         if self._holds():
             desired = replace(desired, acquire_time=record.acquire_time, leader_transitions=record.leader_transitions)
@@ -511,13 +535,16 @@ class LeaderElector:
     async def _call(self, fn: Callable[..., _R], *args: Any, **kwargs: Any) -> _R:
         # The elector's own token: renewals never wait behind user code on anyio's default limiter.
         limiter = self._limiter or anyio.CapacityLimiter(1)
-        return await _bridge.to_thread(functools.partial(fn, *args, **kwargs), limiter=limiter,
-                                       abandon_on_cancel=True)
+        return await _bridge.to_thread(functools.partial(fn, *args, **kwargs), limiter=limiter, abandon_on_cancel=True)
 
     def _body(self, lease: RawObject | None, record: LeaseRecord) -> dict[str, Any]:
         if lease is None:
-            return {"apiVersion": LEASES.api_version, "kind": LEASES.kind,
-                    "metadata": {"name": self.name, "namespace": self.namespace}, "spec": record.spec()}
+            return {
+                "apiVersion": LEASES.api_version,
+                "kind": LEASES.kind,
+                "metadata": {"name": self.name, "namespace": self.namespace},
+                "spec": record.spec(),
+            }
         spec = lease.get("spec")
         # Fields this elector does not manage (strategy, preferredHolder) are kept as they are.
         return {**lease, "spec": {**(spec if isinstance(spec, Mapping) else {}), **record.spec()}}
@@ -534,8 +561,9 @@ class LeaderElector:
         self._lease = lease
         if record != self._observed:
             if record.holder_identity != self._observed.holder_identity:
-                _log.info("new leader observed", lease=f"{self.namespace}/{self.name}",
-                          holder=record.holder_identity or None)
+                _log.info(
+                    "new leader observed", lease=f"{self.namespace}/{self.name}", holder=record.holder_identity or None
+                )
             with self._lock:
                 self._observed = record
             self._observed_time = self._clock.monotonic()
@@ -552,8 +580,9 @@ class LeaderElector:
     def _failed(self, what: str, exc: BaseException) -> None:
         with self._lock:
             self._last_error = f"{type(exc).__name__}: {exc}"
-        _log.warning(what, lease=f"{self.namespace}/{self.name}", identity=self.identity,
-                     error=f"{type(exc).__name__}: {exc}")
+        _log.warning(
+            what, lease=f"{self.namespace}/{self.name}", identity=self.identity, error=f"{type(exc).__name__}: {exc}"
+        )
 
     def __repr__(self) -> str:
         return f"<LeaderElector {self.namespace}/{self.name} {self.identity} leading={self._leading}>"

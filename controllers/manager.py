@@ -34,8 +34,8 @@ from typing import Any, TypeVar
 import anyio
 import anyio.abc
 
-from informers._log import get_logger
 from informers import _bridge
+from informers._log import get_logger
 from informers.client import ApiClient
 from informers.config import ClientConfig, load_config
 from informers.factory import InformerFactory
@@ -48,7 +48,9 @@ from .errors import ControllerStateError
 from .predicates import Predicate
 from .ratelimit import RateLimiter
 from .recorder import EventRecorder
-from .triggers import ObjectMapper, Trigger, owns as owns_trigger, watches as watches_trigger
+from .triggers import ObjectMapper, Trigger
+from .triggers import owns as owns_trigger
+from .triggers import watches as watches_trigger
 from .writer import ApiWriter, WriterOptions, client_config_for_workers
 
 __all__ = ["Manager"]
@@ -136,9 +138,16 @@ class Manager:
         Returns ``fn`` unchanged."""
         triggers: list[Trigger] = [owns_trigger(r) for r in owns]
         triggers += [watches_trigger(r, mapper) for r, mapper in (watches or {}).items()]
-        options = {"max_concurrent_reconciles": workers, "reconcile_timeout": timeout, "predicates": predicates,
-                   "namespace": namespace, "label_selector": label_selector, "rate_limiter": rate_limiter,
-                   "cache_sync_timeout": cache_sync_timeout, "name": name}
+        options = {
+            "max_concurrent_reconciles": workers,
+            "reconcile_timeout": timeout,
+            "predicates": predicates,
+            "namespace": namespace,
+            "label_selector": label_selector,
+            "rate_limiter": rate_limiter,
+            "cache_sync_timeout": cache_sync_timeout,
+            "name": name,
+        }
 
         def register(fn: _F) -> _F:
             if self._serving:
@@ -159,6 +168,7 @@ class Manager:
         """Register ``fn(notification)`` (plain or ``async def``) for every notification of
         ``resource``'s shared informer (``ObjectAdded``/``ObjectUpdated``/``ObjectDeleted``). It
         runs isolated: if it raises, the error is logged and counted and it keeps receiving."""
+
         def register(fn: _F) -> _F:
             if self._serving:
                 raise ControllerStateError("register handlers before the manager starts")
@@ -185,8 +195,14 @@ class Manager:
         services = Services(writer, factory, self.recorder)
         adapter = front_door(registration.fn, services, is_async=inspect.iscoroutinefunction(registration.fn))
         options = {k: v for k, v in registration.options.items() if v is not None or k == "reconcile_timeout"}
-        controller = Controller(factory, registration.resource, adapter, triggers=registration.triggers,
-                                drain_timeout=self.drain_timeout, **options)
+        controller = Controller(
+            factory,
+            registration.resource,
+            adapter,
+            triggers=registration.triggers,
+            drain_timeout=self.drain_timeout,
+            **options,
+        )
         services.bind(controller)
         return controller
 
@@ -205,12 +221,20 @@ class Manager:
                 try:
                     self._controllers = [self._controller(factory, writer, r) for r in self._registrations]
                     for handler in self._handlers:
-                        informer = await factory.informer(handler.resource, namespace=handler.namespace,
-                                                          label_selector=handler.label_selector)
-                        informer.add_handler(on_notification=handler.fn, resync_period=handler.resync_period,
-                                             name=getattr(handler.fn, "__qualname__", None))
-                    _log.info("manager starting", manager=self.name, controllers=[c.name for c in self._controllers],
-                             handlers=len(self._handlers))
+                        informer = await factory.informer(
+                            handler.resource, namespace=handler.namespace, label_selector=handler.label_selector
+                        )
+                        informer.add_handler(
+                            on_notification=handler.fn,
+                            resync_period=handler.resync_period,
+                            name=getattr(handler.fn, "__qualname__", None),
+                        )
+                    _log.info(
+                        "manager starting",
+                        manager=self.name,
+                        controllers=[c.name for c in self._controllers],
+                        handlers=len(self._handlers),
+                    )
                     async with anyio.create_task_group() as group:
                         for controller in self._controllers:
                             group.start_soon(controller.run, name=f"controller {controller.name}")

@@ -87,7 +87,7 @@ def _bounded(value: object) -> str:
     if len(text) <= LABEL_LIMIT and text.isprintable():
         return text
     clean = "".join(c if c.isprintable() else "?" for c in text)
-    return f"{clean[:LABEL_LIMIT - 9]}~{_digest(text)}"
+    return f"{clean[: LABEL_LIMIT - 9]}~{_digest(text)}"
 
 
 def _informer_labels(informer: Any, stats: InformerStatistics) -> tuple[str, str]:
@@ -110,7 +110,7 @@ def _informer_labels(informer: Any, stats: InformerStatistics) -> tuple[str, str
 def _buckets(bounds: tuple[float, ...], counts: list[int]) -> list[tuple[str, float]]:
     out: list[tuple[str, float]] = []
     total = 0
-    for bound, count in zip((*map(floatToGoString, bounds), "+Inf"), counts):
+    for bound, count in zip((*map(floatToGoString, bounds), "+Inf"), counts, strict=True):
         total += count
         out.append((bound, float(total)))
     return out
@@ -204,8 +204,11 @@ class MetricsExporter:
     def _source_failed(self, source: str, exc: BaseException) -> None:
         with self._lock:
             self._scrape_errors[source] = self._scrape_errors.get(source, 0) + 1
-        _log.error("metrics source failed; its metrics are left out of this scrape", source=source,
-                   error=f"{type(exc).__name__}: {exc}")
+        _log.error(
+            "metrics source failed; its metrics are left out of this scrape",
+            source=source,
+            error=f"{type(exc).__name__}: {exc}",
+        )
 
     def _read(self, source: str, get: Callable[[], Any]) -> Any:
         try:
@@ -265,8 +268,11 @@ class _Collector(Collector):
         for (plugin, kind), count in sorted(plugin_errors.items()):
             plugins.add_metric([plugin, kind], count)
         yield plugins
-        scrapes = _counter("informerd_metrics_source_errors_total",
-                           "Scrapes that left a source out because its statistics() raised.", ["source"])
+        scrapes = _counter(
+            "informerd_metrics_source_errors_total",
+            "Scrapes that left a source out because its statistics() raised.",
+            ["source"],
+        )
         for source, count in sorted(scrape_errors.items()):
             scrapes.add_metric([source], count)
         yield scrapes
@@ -274,18 +280,26 @@ class _Collector(Collector):
 
 def _controller_families(stats: list[ControllerStatistics], x: MetricsExporter) -> Iterator[Metric]:
     label = ["controller"]
-    total = _counter("controller_runtime_reconcile_total", "Total number of reconciliations per controller",
-                     ["controller", "result"])
-    errors = _counter("controller_runtime_reconcile_errors_total",
-                      "Total number of reconciliation errors per controller", label)
-    terminal = _counter("controller_runtime_terminal_reconcile_errors_total",
-                        "Total number of terminal reconciliation errors per controller", label)
-    panics = _counter("controller_runtime_reconcile_panics_total",
-                      "Total number of reconciliation panics per controller", label)
-    timeouts = _counter("controller_runtime_reconcile_timeouts_total",
-                        "Total number of reconciliation timeouts per controller", label)
-    max_workers = _gauge("controller_runtime_max_concurrent_reconciles",
-                         "Maximum number of concurrent reconciles per controller", label)
+    total = _counter(
+        "controller_runtime_reconcile_total", "Total number of reconciliations per controller", ["controller", "result"]
+    )
+    errors = _counter(
+        "controller_runtime_reconcile_errors_total", "Total number of reconciliation errors per controller", label
+    )
+    terminal = _counter(
+        "controller_runtime_terminal_reconcile_errors_total",
+        "Total number of terminal reconciliation errors per controller",
+        label,
+    )
+    panics = _counter(
+        "controller_runtime_reconcile_panics_total", "Total number of reconciliation panics per controller", label
+    )
+    timeouts = _counter(
+        "controller_runtime_reconcile_timeouts_total", "Total number of reconciliation timeouts per controller", label
+    )
+    max_workers = _gauge(
+        "controller_runtime_max_concurrent_reconciles", "Maximum number of concurrent reconciles per controller", label
+    )
     active = _gauge("controller_runtime_active_workers", "Number of currently used workers per controller", label)
     q = ["name", "controller"]
     depth = _gauge("workqueue_depth", "Current depth of workqueue", [*q, "priority"])
@@ -295,22 +309,40 @@ def _controller_families(stats: list[ControllerStatistics], x: MetricsExporter) 
         "workqueue_unfinished_work_seconds",
         "How many seconds of work has been done that is in progress and hasn't been observed by "
         "work_duration. Large values indicate stuck threads. One can deduce the number of stuck threads "
-        "by observing the rate at which this increases.", q)
-    longest = _gauge("workqueue_longest_running_processor_seconds",
-                     "How many seconds has the longest running processor for workqueue been running.", q)
-    notes = _counter("informerd_controller_notifications_total",
-                     "Informer notifications received by the controller's triggers.", label)
-    filtered = _counter("informerd_controller_filtered_notifications_total",
-                        "Notifications dropped by the controller's predicates.", label)
-    mapping = _counter("informerd_controller_mapping_errors_total",
-                       "Notifications whose predicate or mapper raised (logged, dropped).", label)
-    overrun = _gauge("informerd_controller_overrun_threads",
-                     "Sync reconciles abandoned after their timeout whose threads still run.", label)
+        "by observing the rate at which this increases.",
+        q,
+    )
+    longest = _gauge(
+        "workqueue_longest_running_processor_seconds",
+        "How many seconds has the longest running processor for workqueue been running.",
+        q,
+    )
+    notes = _counter(
+        "informerd_controller_notifications_total",
+        "Informer notifications received by the controller's triggers.",
+        label,
+    )
+    filtered = _counter(
+        "informerd_controller_filtered_notifications_total",
+        "Notifications dropped by the controller's predicates.",
+        label,
+    )
+    mapping = _counter(
+        "informerd_controller_mapping_errors_total",
+        "Notifications whose predicate or mapper raised (logged, dropped).",
+        label,
+    )
+    overrun = _gauge(
+        "informerd_controller_overrun_threads",
+        "Sync reconciles abandoned after their timeout whose threads still run.",
+        label,
+    )
     for s in stats:
         name = _bounded(s.name)
         w = s.workers
-        for result, count in zip(_RESULTS, (w.success_total, w.error_total, w.requeue_total,
-                                            w.requeue_after_total)):
+        for result, count in zip(
+            _RESULTS, (w.success_total, w.error_total, w.requeue_total, w.requeue_after_total), strict=True
+        ):
             total.add_metric([name, result], count)
         errors.add_metric([name], w.error_total)
         terminal.add_metric([name], w.terminal_errors_total)
@@ -332,8 +364,9 @@ def _controller_families(stats: list[ControllerStatistics], x: MetricsExporter) 
     with x._lock:
         reconcile = sorted(x._reconcile.items())
         queues = sorted(x._queues.items())
-    reconcile_time = HistogramMetricFamily("controller_runtime_reconcile_time_seconds",
-                                           "Length of time per reconciliation per controller", labels=label)
+    reconcile_time = HistogramMetricFamily(
+        "controller_runtime_reconcile_time_seconds", "Length of time per reconciliation per controller", labels=label
+    )
     for controller, histogram in reconcile:
         counts, seconds = histogram.snapshot()
         reconcile_time.add_metric([_bounded(controller)], _buckets(RECONCILE_TIME_BUCKETS, counts), seconds)
@@ -341,9 +374,12 @@ def _controller_families(stats: list[ControllerStatistics], x: MetricsExporter) 
     yield from (depth, adds, retries)
     queue_time = HistogramMetricFamily(
         "workqueue_queue_duration_seconds",
-        "How long in seconds an item stays in workqueue before being requested", labels=q)
+        "How long in seconds an item stays in workqueue before being requested",
+        labels=q,
+    )
     work_time = HistogramMetricFamily(
-        "workqueue_work_duration_seconds", "How long in seconds processing an item from workqueue takes.", labels=q)
+        "workqueue_work_duration_seconds", "How long in seconds processing an item from workqueue takes.", labels=q
+    )
     for controller, hooks in queues:
         name = _bounded(controller)
         for family, raw in ((queue_time, hooks.queue_duration), (work_time, hooks.work_duration)):
@@ -354,13 +390,19 @@ def _controller_families(stats: list[ControllerStatistics], x: MetricsExporter) 
 
 def _rest_families(observer: RestClientMetrics) -> Iterator[Metric]:
     requests, durations = observer.snapshot()
-    total = _counter("rest_client_requests_total",
-                     "Number of HTTP requests, partitioned by status code, method, and host.", ["code", "method", "host"])
+    total = _counter(
+        "rest_client_requests_total",
+        "Number of HTTP requests, partitioned by status code, method, and host.",
+        ["code", "method", "host"],
+    )
     for (code, method, host), count in sorted(requests.items()):
         total.add_metric([_bounded(code), _bounded(method), _bounded(host)], count)
     yield total
-    latency = HistogramMetricFamily("rest_client_request_duration_seconds",
-                                    "Request latency in seconds. Broken down by verb, and host.", labels=["verb", "host"])
+    latency = HistogramMetricFamily(
+        "rest_client_request_duration_seconds",
+        "Request latency in seconds. Broken down by verb, and host.",
+        labels=["verb", "host"],
+    )
     for (method, host), histogram in sorted(durations.items()):
         counts, seconds = histogram.snapshot()
         latency.add_metric([_bounded(method), _bounded(host)], _buckets(REST_CLIENT_DURATION_BUCKETS, counts), seconds)
@@ -369,21 +411,31 @@ def _rest_families(observer: RestClientMetrics) -> Iterator[Metric]:
 
 def _informer_families(informers: list[tuple[Any, InformerStatistics]], now: float) -> Iterator[Metric]:
     il = ["informer", "resource"]
-    lists = _counter("informerd_informer_lists_total", "List cycles started (paginated or streaming), the first included.", il)
+    lists = _counter(
+        "informerd_informer_lists_total", "List cycles started (paginated or streaming), the first included.", il
+    )
     relists = _counter("informerd_informer_relists_total", "List cycles after the first one, by cause.", [*il, "cause"])
     watches = _counter("informerd_informer_watch_requests_total", "Watch requests sent.", il)
     restarts = _counter("informerd_informer_watch_restarts_total", "Re-watches by cause.", [*il, "cause"])
     events = _counter("informerd_informer_events_total", "Watch events received, by type.", [*il, "type"])
     objects = _gauge("informerd_informer_cached_objects", "Objects in the informer's cache.", il)
-    held = _gauge("informerd_informer_cached_bytes",
-                  "Bytes of the cached JSON payloads (excluding per-entry and index overhead).", il)
-    age = _gauge("informerd_informer_last_event_age_seconds",
-                 "Seconds since the last list page or watch event (absent before the first).", il)
+    held = _gauge(
+        "informerd_informer_cached_bytes",
+        "Bytes of the cached JSON payloads (excluding per-entry and index overhead).",
+        il,
+    )
+    age = _gauge(
+        "informerd_informer_last_event_age_seconds",
+        "Seconds since the last list page or watch event (absent before the first).",
+        il,
+    )
     synced = _gauge("informerd_informer_synced", "1 once the first full list is in the cache, else 0.", il)
-    transform = _counter("informerd_informer_transform_errors_total",
-                         "Objects whose transform raised (cached untransformed).", il)
-    index = _counter("informerd_informer_index_errors_total",
-                     "Objects an index function failed on (cached, unindexed there).", il)
+    transform = _counter(
+        "informerd_informer_transform_errors_total", "Objects whose transform raised (cached untransformed).", il
+    )
+    index = _counter(
+        "informerd_informer_index_errors_total", "Objects an index function failed on (cached, unindexed there).", il
+    )
     backoffs = _counter("informerd_informer_backoffs_total", "Waits of the list/watch loop after a failure.", il)
     hl = [*il, "handler"]
     pending = _gauge("informerd_handler_pending", "Notifications buffered for the handler, not yet handled.", hl)
@@ -413,21 +465,42 @@ def _informer_families(informers: list[tuple[Any, InformerStatistics]], now: flo
             pending.add_metric(hlabels, h.pending)
             delivered.add_metric(hlabels, h.delivered)
             handler_errors.add_metric(hlabels, h.errors)
-    yield from (lists, relists, watches, restarts, events, objects, held, age, synced, transform, index,
-                backoffs, pending, delivered, handler_errors)
+    yield from (
+        lists,
+        relists,
+        watches,
+        restarts,
+        events,
+        objects,
+        held,
+        age,
+        synced,
+        transform,
+        index,
+        backoffs,
+        pending,
+        delivered,
+        handler_errors,
+    )
 
 
 def _client_families(s: ClientStatistics | None) -> Iterator[Metric]:
     host = ["host"]
     families: dict[str, CounterMetricFamily | GaugeMetricFamily] = {
-        "retries": _counter("informerd_client_retries_total",
-                            "Requests repeated after a 429/5xx with Retry-After.", host),
-        "connection_retries": _counter("informerd_client_connection_retries_total",
-                                       "GETs repeated after a connection failure.", host),
-        "throttle_waits": _counter("informerd_client_throttle_waits_total",
-                                   "Requests that waited for the client-side rate limiter (QPS/Burst).", host),
-        "throttle_seconds": _counter("informerd_client_throttle_seconds_total",
-                                     "Seconds spent waiting for the client-side rate limiter.", host),
+        "retries": _counter(
+            "informerd_client_retries_total", "Requests repeated after a 429/5xx with Retry-After.", host
+        ),
+        "connection_retries": _counter(
+            "informerd_client_connection_retries_total", "GETs repeated after a connection failure.", host
+        ),
+        "throttle_waits": _counter(
+            "informerd_client_throttle_waits_total",
+            "Requests that waited for the client-side rate limiter (QPS/Burst).",
+            host,
+        ),
+        "throttle_seconds": _counter(
+            "informerd_client_throttle_seconds_total", "Seconds spent waiting for the client-side rate limiter.", host
+        ),
         "in_flight": _gauge("informerd_client_in_flight_requests", "Requests being sent or awaiting an answer.", host),
         "open_watches": _gauge("informerd_client_open_watches", "Watch streams open.", host),
     }
@@ -446,11 +519,14 @@ def _writer_families(s: WriterStatistics | None) -> Iterator[Metric]:
         "conflicts": _counter("informerd_writer_conflicts_total", "Optimistic-concurrency conflicts raised.", []),
         "in_flight": _gauge("informerd_writer_in_flight_requests", "Writer requests in flight.", []),
         "waiting": _gauge("informerd_writer_waiting_calls", "Calls waiting for an in-flight slot.", []),
-        "max_in_flight": _gauge("informerd_writer_max_in_flight_requests", "The writer's cap on requests in flight.", []),
+        "max_in_flight": _gauge(
+            "informerd_writer_max_in_flight_requests", "The writer's cap on requests in flight.", []
+        ),
     }
     group = ["group"]
-    state = _gauge("informerd_circuit_state", "1 for the state each API group's circuit is in, else 0.",
-                   ["group", "state"])
+    state = _gauge(
+        "informerd_circuit_state", "1 for the state each API group's circuit is in, else 0.", ["group", "state"]
+    )
     shed = _counter("informerd_circuit_shed_total", "Calls refused by an open circuit, never sent.", group)
     opened = _counter("informerd_circuit_opened_total", "Times the circuit opened.", group)
     if s is not None:
@@ -499,7 +575,9 @@ def _leader_families(leases: Mapping[str, bool] | None) -> Iterator[Metric]:
     family = _gauge(
         "leader_election_master_status",
         "Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates "
-        "master. 'name' is the string used to identify the lease. Please make sure to group by name.", ["name"])
+        "master. 'name' is the string used to identify the lease. Please make sure to group by name.",
+        ["name"],
+    )
     for name, leading in sorted(leases.items()):
         family.add_metric([_bounded(name)], 1.0 if leading else 0.0)
     yield family

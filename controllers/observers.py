@@ -21,27 +21,75 @@ import threading
 from collections.abc import Callable
 
 __all__ = [
-    "BucketCounts",
     "RECONCILE_TIME_BUCKETS",
     "REST_CLIENT_DURATION_BUCKETS",
+    "WORKQUEUE_DURATION_BUCKETS",
+    "BucketCounts",
     "ReconcileTimeHistogram",
     "RestClientMetrics",
-    "WORKQUEUE_DURATION_BUCKETS",
     "WorkQueueHistograms",
 ]
 
 RECONCILE_TIME_BUCKETS: tuple[float, ...] = (
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0,
-    1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 15.0, 20.0, 25.0, 30.0,
-    40.0, 50.0, 60.0,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.15,
+    0.2,
+    0.25,
+    0.3,
+    0.35,
+    0.4,
+    0.45,
+    0.5,
+    0.6,
+    0.7,
+    0.8,
+    0.9,
+    1.0,
+    1.25,
+    1.5,
+    1.75,
+    2.0,
+    2.5,
+    3.0,
+    3.5,
+    4.0,
+    4.5,
+    5.0,
+    6.0,
+    7.0,
+    8.0,
+    9.0,
+    10.0,
+    15.0,
+    20.0,
+    25.0,
+    30.0,
+    40.0,
+    50.0,
+    60.0,
 )
 """controller-runtime's ``controller_runtime_reconcile_time_seconds`` buckets (seconds)."""
 
-WORKQUEUE_DURATION_BUCKETS: tuple[float, ...] = tuple(10.0 ** k for k in range(-8, 4))
+WORKQUEUE_DURATION_BUCKETS: tuple[float, ...] = tuple(10.0**k for k in range(-8, 4))
 """controller-runtime's workqueue histogram buckets: ``ExponentialBuckets(10e-9, 10, 12)``, 1e-8 .. 1e3 s."""
 
 REST_CLIENT_DURATION_BUCKETS: tuple[float, ...] = (
-    0.005, 0.025, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0,
+    0.005,
+    0.025,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.0,
+    4.0,
+    8.0,
+    15.0,
+    30.0,
+    60.0,
 )
 """client-go's ``rest_client_request_duration_seconds`` buckets (seconds)."""
 
@@ -49,7 +97,7 @@ REST_CLIENT_DURATION_BUCKETS: tuple[float, ...] = (
 class BucketCounts:
     """One histogram series: per-bucket (non-cumulative) counts, the last for +Inf, and the sum."""
 
-    __slots__ = ("bounds", "_counts", "_sum", "_lock")
+    __slots__ = ("_counts", "_lock", "_sum", "bounds")
 
     def __init__(self, bounds: tuple[float, ...]) -> None:
         self.bounds = bounds
@@ -93,7 +141,7 @@ class WorkQueueHistograms:
     """``WorkQueueMetrics`` for one controller's queue: the two duration histograms. Adds and
     retries are counted by the queue itself and read from its ``statistics()`` when scraped."""
 
-    __slots__ = ("queue_duration", "work_duration", "on_get", "on_done")
+    __slots__ = ("on_done", "on_get", "queue_duration", "work_duration")
 
     def __init__(self) -> None:
         self.queue_duration = BucketCounts(WORKQUEUE_DURATION_BUCKETS)

@@ -35,11 +35,11 @@ from .triggers import ObjectMapper
 
 __all__ = [
     "HANDLERS_GROUP",
+    "RECONCILERS_GROUP",
     "LoadedPlugin",
     "PluginError",
     "PluginInfo",
     "PluginSpec",
-    "RECONCILERS_GROUP",
     "discover",
     "handler_plugin",
     "load_plugin",
@@ -62,20 +62,25 @@ class PluginSpec:
     mappers: Mapping[str, ObjectMapper] = field(default_factory=dict)
 
 
-def reconciler_plugin(*, options: type[BaseModel] | None = None,
-                      mappers: Mapping[str, ObjectMapper] | None = None) -> Callable[[_F], _F]:
+def reconciler_plugin(
+    *, options: type[BaseModel] | None = None, mappers: Mapping[str, ObjectMapper] | None = None
+) -> Callable[[_F], _F]:
     """Mark ``factory(options) -> reconcile`` as a reconciler plugin (see the module docstring)."""
+
     def mark(factory: _F) -> _F:
         factory.__informerd_plugin__ = PluginSpec("reconciler", options, dict(mappers or {}))  # type: ignore[attr-defined]
         return factory
+
     return mark
 
 
 def handler_plugin(*, options: type[BaseModel] | None = None) -> Callable[[_F], _F]:
     """Mark ``factory(options) -> fn(notification)`` as a handler plugin."""
+
     def mark(factory: _F) -> _F:
         factory.__informerd_plugin__ = PluginSpec("handler", options)  # type: ignore[attr-defined]
         return factory
+
     return mark
 
 
@@ -140,7 +145,7 @@ def load_plugin(group: str, name: str, options: Mapping[str, Any]) -> LoadedPlug
     info = _info(ep)
     try:
         factory = ep.load()
-    except Exception as exc:  # noqa: BLE001 - any import failure is the plugin's, reported as such
+    except Exception as exc:
         raise PluginError(f"cannot import {info.describe()}: {type(exc).__name__}: {exc}") from exc
     spec: PluginSpec | None = getattr(factory, "__informerd_plugin__", None)
     if spec is None or spec.kind != info.kind:
@@ -157,7 +162,7 @@ def load_plugin(group: str, name: str, options: Mapping[str, Any]) -> LoadedPlug
             raise PluginError(f"invalid options for {info.describe()}: {problems}") from None
     try:
         target = factory(validated)
-    except Exception as exc:  # noqa: BLE001 - a failing constructor stops start-up with its name
+    except Exception as exc:
         raise PluginError(f"{info.describe()} failed to start: {type(exc).__name__}: {exc}") from exc
     if not callable(target):
         raise PluginError(f"{info.describe()} returned {type(target).__name__}, not a function")

@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from informers.events import Notification, ObjectUpdated
 from informers import objects as meta
+from informers.events import Notification, ObjectUpdated
 
 __all__ = [
     "Predicate",

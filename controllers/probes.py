@@ -38,7 +38,7 @@ __all__ = ["Check", "HealthCheckError", "HealthChecks", "ping"]
 
 _log = get_logger(__name__)
 
-Check = Callable[[], None | Awaitable[None]]
+Check = Callable[[], Awaitable[None] | None]
 """A health check: returns when healthy, raises (ideally ``HealthCheckError``) when not."""
 
 _NOT_FOUND = "404 page not found\n"

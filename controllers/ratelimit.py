@@ -19,8 +19,8 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from informers.clock import SYSTEM_CLOCK, Clock
 from informers._tokenbucket import TokenBucket, TokenBucketStatistics
+from informers.clock import SYSTEM_CLOCK, Clock
 
 __all__ = [
     "BucketRateLimiter",
@@ -295,9 +295,7 @@ class MaxWaitRateLimiter:
             )
 
 
-def default_controller_rate_limiter(
-    *, clock: Clock = SYSTEM_CLOCK, max_wait: float | None = None
-) -> RateLimiter:
+def default_controller_rate_limiter(*, clock: Clock = SYSTEM_CLOCK, max_wait: float | None = None) -> RateLimiter:
     """controller-runtime's default: the larger of per-item exponential 5 ms -> 1000 s and a 10/s,
     burst-100 bucket. ``max_wait`` (seconds, default None = no cap) wraps it in
     ``MaxWaitRateLimiter``; set it when a flood of failures must not delay retries by minutes."""

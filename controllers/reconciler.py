@@ -38,7 +38,6 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeAlias, runtime_checkable
 
-
 from informers._log import get_logger
 from informers.clock import SYSTEM_CLOCK, Clock
 from informers.objects import RawObject
@@ -61,7 +60,7 @@ _EVENT_LOCK = threading.Lock()
 class ReconcileContext:
     """Per-call facts and the cancellation signal, created by the worker pool for each call."""
 
-    __slots__ = ("request", "controller", "attempt", "deadline", "_cancelled", "_event", "_clock", "_log")
+    __slots__ = ("_cancelled", "_clock", "_event", "_log", "attempt", "controller", "deadline", "request")
 
     def __init__(
         self,
@@ -91,8 +90,9 @@ class ReconcileContext:
         """A structlog logger bound to the controller and the key (created on first use)."""
         if self._log is None:
             req = self.request
-            self._log = _log.bind(controller=self.controller, kind=req.kind, namespace=req.namespace,
-                                  name=req.name, uid=req.uid)
+            self._log = _log.bind(
+                controller=self.controller, kind=req.kind, namespace=req.namespace, name=req.name, uid=req.uid
+            )
         return self._log
 
     @property
@@ -138,7 +138,7 @@ class ReconcileContext:
 
 
 ReconcileFunc: TypeAlias = Callable[
-    [Request, RawObject | None, ReconcileContext], Result | None | Awaitable[Result | None]
+    [Request, RawObject | None, ReconcileContext], Result | Awaitable[Result | None] | None
 ]
 """A reconcile function: ``(request, obj_or_None, ctx) -> Result | None`` (or a coroutine function)."""
 
@@ -149,7 +149,7 @@ class Reconciler(Protocol):
 
     def reconcile(
         self, request: Request, obj: RawObject | None, ctx: ReconcileContext
-    ) -> Result | None | Awaitable[Result | None]:
+    ) -> Result | Awaitable[Result | None] | None:
         """Drive the world towards ``obj``'s spec (``obj`` None: the object is gone)."""
 
 
@@ -171,6 +171,5 @@ def reconcile_callable(reconciler: Reconciler | ReconcileFunc) -> tuple[Reconcil
     if callable(reconciler):
         return reconciler, _is_async(reconciler)
     raise TypeError(
-        f"a reconciler must have a reconcile(request, obj, ctx) method or be callable, "
-        f"got {type(reconciler).__name__}"
+        f"a reconciler must have a reconcile(request, obj, ctx) method or be callable, got {type(reconciler).__name__}"
     )

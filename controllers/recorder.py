@@ -23,23 +23,22 @@ import threading
 from collections import OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-
 from informers._log import get_logger
+from informers._tokenbucket import TokenBucket
 from informers.clock import SYSTEM_CLOCK, Clock
 from informers.errors import NotFoundError
 from informers.resources import Resource
-from informers._tokenbucket import TokenBucket
 
 from .writer import ApiWriter, PatchType
 
 __all__ = [
     "COMBINED_PREFIX",
     "CORE_EVENTS",
-    "Correlation",
     "EVENTS_V1",
+    "Correlation",
     "EventCorrelator",
     "EventRecord",
     "EventRecorder",
@@ -157,9 +156,14 @@ def object_reference(obj: Mapping[str, Any], resource: Resource | None = None) -
     meta = obj.get("metadata")
     source: Mapping[str, Any] = meta if isinstance(meta, Mapping) else obj
     ref: dict[str, str] = {}
-    for key, value in (("apiVersion", obj.get("apiVersion")), ("kind", obj.get("kind")),
-                       ("namespace", source.get("namespace")), ("name", source.get("name")),
-                       ("uid", source.get("uid")), ("resourceVersion", source.get("resourceVersion"))):
+    for key, value in (
+        ("apiVersion", obj.get("apiVersion")),
+        ("kind", obj.get("kind")),
+        ("namespace", source.get("namespace")),
+        ("name", source.get("name")),
+        ("uid", source.get("uid")),
+        ("resourceVersion", source.get("resourceVersion")),
+    ):
         if isinstance(value, str) and value:
             ref[key] = value
     if resource is not None:
@@ -248,8 +252,9 @@ class EventCorrelator:
             series.count += 1
             series.last_monotonic = record.monotonic
             self._series.touch(key, series)
-            return Correlation(False, series.name, series.namespace, note, series.count, series.first_wall,
-                               record.wall, combined, key)
+            return Correlation(
+                False, series.name, series.namespace, note, series.count, series.first_wall, record.wall, combined, key
+            )
         namespace = record.regarding.get("namespace") or "default"
         series = _Series(self._event_name(record), namespace, 1, record.wall, record.monotonic)
         self._series.touch(key, series)
@@ -277,11 +282,11 @@ class EventCorrelator:
 
 
 def _micro_time(wall: float) -> str:
-    return datetime.fromtimestamp(wall, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(wall, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _time(wall: float) -> str:
-    return datetime.fromtimestamp(wall, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(wall, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _truncate_bytes(text: str, limit: int) -> str:
@@ -307,8 +312,9 @@ class EventRecorder:
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if not _QUALIFIED.match(controller) or len(controller) > _NAME_LIMIT:
-            raise ValueError(f"reportingController must be a qualified name like example.com/my-controller, "
-                             f"got {controller!r}")
+            raise ValueError(
+                f"reportingController must be a qualified name like example.com/my-controller, got {controller!r}"
+            )
         self.writer = writer
         self.controller = controller
         self.instance = (instance or f"{controller.rpartition('/')[2]}-{socket.gethostname()}")[:_FIELD_LIMIT]
@@ -321,7 +327,8 @@ class EventRecorder:
         self._closing = False
         self._stopping = False
         self._counts = dict.fromkeys(
-            ("recorded", "created", "updated", "combined", "spam_filtered", "dropped", "invalid", "failed"), 0)
+            ("recorded", "created", "updated", "combined", "spam_filtered", "dropped", "invalid", "failed"), 0
+        )
         self._thread = threading.Thread(target=self._run, name=f"event-recorder-{controller}", daemon=True)
         self._thread.start()
 
@@ -359,7 +366,7 @@ class EventRecorder:
                 monotonic=self._clock.monotonic(),
                 wall=self._clock.time(),
             )
-        except Exception as exc:  # a bad call is the caller's bug, but recording must not fail it
+        except Exception as exc:  # noqa: BLE001 - a bad call is the caller's bug; recording must not fail it
             self._count("invalid")
             _log.error("event not recorded: invalid", controller=self.controller, reason=reason, error=str(exc))
             return False
@@ -418,7 +425,7 @@ class EventRecorder:
                 self._busy = True
             try:
                 self._process(entry)
-            except Exception:  # a bug here must not kill the thread
+            except Exception:  # noqa: BLE001 - a bug here must not kill the thread
                 self._count("failed")
                 _log.exception("event recorder failed", controller=self.controller)
             finally:
@@ -430,8 +437,12 @@ class EventRecorder:
         correlation = self._correlator.observe(entry)
         if correlation is None:
             self._count("spam_filtered")
-            _log.debug("event dropped by the spam filter", controller=self.controller, reason=entry.reason,
-                       regarding=entry.regarding.get("name"))
+            _log.debug(
+                "event dropped by the spam filter",
+                controller=self.controller,
+                reason=entry.reason,
+                regarding=entry.regarding.get("name"),
+            )
             return
         if correlation.combined:
             self._count("combined")
@@ -442,39 +453,66 @@ class EventRecorder:
                 self._count("created")
                 return
             try:
-                self.writer.patch(api, correlation.name, self._series_patch(correlation),
-                                  namespace=correlation.namespace, patch_type=PatchType.MERGE)
+                self.writer.patch(
+                    api,
+                    correlation.name,
+                    self._series_patch(correlation),
+                    namespace=correlation.namespace,
+                    patch_type=PatchType.MERGE,
+                )
             except NotFoundError:
                 # The Event expired (the apiserver keeps them ~1 h) or was deleted: start it again.
                 name = self._correlator.new_name(entry)
                 self.writer.create(api, self._body(entry, correlation, name))
                 self._correlator.restart(correlation.key, name)
             self._count("updated")
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - every failure is counted; the reconciler never sees it
             if correlation.create:
                 self._correlator.forget(correlation.key)
             self._count("failed")
-            _log.warning("event not written", controller=self.controller, reason=entry.reason,
-                         regarding=entry.regarding.get("name"), error=str(exc), error_type=type(exc).__name__)
+            _log.warning(
+                "event not written",
+                controller=self.controller,
+                reason=entry.reason,
+                regarding=entry.regarding.get("name"),
+                error=str(exc),
+                error_type=type(exc).__name__,
+            )
 
     def _body(self, entry: EventRecord, c: Correlation, name: str | None = None) -> dict[str, Any]:
         metadata = {"name": name or c.name, "namespace": c.namespace}
         if self.options.api == CORE_EVENTS:
             body: dict[str, Any] = {
-                "apiVersion": "v1", "kind": "Event", "metadata": metadata,
-                "involvedObject": dict(entry.regarding), "type": entry.type, "reason": entry.reason,
-                "action": entry.action, "message": c.note, "source": {"component": self.controller},
-                "reportingComponent": self.controller, "reportingInstance": self.instance,
-                "firstTimestamp": _time(c.first_wall), "lastTimestamp": _time(c.last_wall), "count": c.count,
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": metadata,
+                "involvedObject": dict(entry.regarding),
+                "type": entry.type,
+                "reason": entry.reason,
+                "action": entry.action,
+                "message": c.note,
+                "source": {"component": self.controller},
+                "reportingComponent": self.controller,
+                "reportingInstance": self.instance,
+                "firstTimestamp": _time(c.first_wall),
+                "lastTimestamp": _time(c.last_wall),
+                "count": c.count,
             }
             if entry.related is not None:
                 body["related"] = dict(entry.related)
             return body
         body = {
-            "apiVersion": EVENTS_V1.api_version, "kind": "Event", "metadata": metadata,
-            "eventTime": _micro_time(c.first_wall), "regarding": dict(entry.regarding), "type": entry.type,
-            "reason": entry.reason, "action": entry.action, "note": c.note,
-            "reportingController": self.controller, "reportingInstance": self.instance,
+            "apiVersion": EVENTS_V1.api_version,
+            "kind": "Event",
+            "metadata": metadata,
+            "eventTime": _micro_time(c.first_wall),
+            "regarding": dict(entry.regarding),
+            "type": entry.type,
+            "reason": entry.reason,
+            "action": entry.action,
+            "note": c.note,
+            "reportingController": self.controller,
+            "reportingInstance": self.instance,
         }
         if entry.related is not None:
             body["related"] = dict(entry.related)

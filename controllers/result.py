@@ -82,6 +82,4 @@ def as_result(value: object) -> Result:
             "the reconciler returned an awaitable from a plain call: declare it with 'async def' "
             "so the controller awaits it"
         )
-    raise InvalidResultError(
-        f"a reconciler must return a Result or None, got {type(value).__name__}: {value!r}"
-    )
+    raise InvalidResultError(f"a reconciler must return a Result or None, got {type(value).__name__}: {value!r}")

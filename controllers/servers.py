@@ -247,8 +247,7 @@ class HttpServer:
             try:
                 response = await self._handler(request)
             except Exception as exc:  # noqa: BLE001 - answer 500, keep serving
-                _log.error("request handler failed", server=self.name, path=request.path, error=repr(exc),
-                           exc_info=exc)
+                _log.error("request handler failed", server=self.name, path=request.path, error=repr(exc), exc_info=exc)
                 response = HttpResponse.text(500, "500 internal server error\n")
         await self._reply(stream, response, request.method == "HEAD")
 
@@ -284,7 +283,7 @@ def _split(path: str, prefix: str) -> str | None:
     if path == prefix:
         return ""
     if path.startswith(prefix + "/"):
-        return path[len(prefix):]
+        return path[len(prefix) :]
     return None
 
 

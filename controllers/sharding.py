@@ -135,8 +135,10 @@ def resolve_shard(
     try:
         ordinal = ordinal_from_pod_name(source)
     except ValueError as exc:
-        raise ValueError(f"cannot tell this replica's shard: pass --shard, or run it as a StatefulSet "
-                         f"pod (POD_NAME or hostname <statefulset>-<ordinal>); {exc}") from exc
+        raise ValueError(
+            f"cannot tell this replica's shard: pass --shard, or run it as a StatefulSet "
+            f"pod (POD_NAME or hostname <statefulset>-<ordinal>); {exc}"
+        ) from exc
     return Shard(ordinal, total)
 
 
@@ -154,7 +156,7 @@ class ShardFilter:
     """``filter(request) -> bool``: keep the keys whose UID belongs to ``shard``; pass it as
     ``Controller(key_filter=ShardFilter(shard))``. Called on informer threads (thread-safe)."""
 
-    __slots__ = ("shard", "_lock", "_kept", "_dropped")
+    __slots__ = ("_dropped", "_kept", "_lock", "shard")
 
     def __init__(self, shard: Shard) -> None:
         self.shard = shard

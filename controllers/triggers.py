@@ -170,7 +170,7 @@ def _states(note: Notification) -> tuple[RawObject, ...]:
 class BoundTrigger:
     """A ``Trigger`` resolved against its controller's primary resource: maps notifications."""
 
-    __slots__ = ("trigger", "kind", "_primary", "_predicate", "_map_state")
+    __slots__ = ("_map_state", "_predicate", "_primary", "kind", "trigger")
 
     def __init__(self, trigger: Trigger, primary: Resource) -> None:
         self.trigger = trigger
@@ -206,8 +206,9 @@ class BoundTrigger:
 
     def _map_owner(self, obj: RawObject) -> Iterable[Request]:
         primary = self._primary
-        request = owner_request(obj, kind=self.kind, owner_group=primary.group, owner_kind=primary.kind,
-                                owner_namespaced=primary.namespaced)
+        request = owner_request(
+            obj, kind=self.kind, owner_group=primary.group, owner_kind=primary.kind, owner_namespaced=primary.namespaced
+        )
         return () if request is None else (request,)
 
     def _map_custom(self, obj: RawObject) -> Iterable[Request]:
@@ -219,8 +220,10 @@ class BoundTrigger:
         for item in produced:
             if isinstance(item, Request):
                 if item.kind != self.kind:
-                    raise ValueError(f"{self.trigger} mapper returned a {item.kind!r} request; "
-                                     f"this controller's keys are {self.kind!r} (return UIDs to avoid this)")
+                    raise ValueError(
+                        f"{self.trigger} mapper returned a {item.kind!r} request; "
+                        f"this controller's keys are {self.kind!r} (return UIDs to avoid this)"
+                    )
                 out.append(item)
             elif isinstance(item, str):
                 out.append(Request(self.kind, item))
@@ -230,8 +233,10 @@ class BoundTrigger:
                     raise ValueError(f"{self.trigger} mapper returned an object without metadata.uid")
                 out.append(request)
             else:
-                raise TypeError(f"{self.trigger} mapper returned a {type(item).__name__}; "
-                                "want a UID str, a primary object or a Request")
+                raise TypeError(
+                    f"{self.trigger} mapper returned a {type(item).__name__}; "
+                    "want a UID str, a primary object or a Request"
+                )
         return out
 
     def __repr__(self) -> str:

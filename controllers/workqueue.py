@@ -431,9 +431,7 @@ class WorkQueue(Generic[_T]):
         if moved:
             self._report_adds(moved)
         if started is None:
-            raise ItemNotProcessingError(
-                f"done({item!r}) on work queue {self.name!r}, which no worker holds"
-            )
+            raise ItemNotProcessingError(f"done({item!r}) on work queue {self.name!r}, which no worker holds")
         if self._metrics is not None:
             self._metrics.on_done(now - started)
 

@@ -22,21 +22,17 @@ from the call's budget, and a slot is never held while sleeping between retries.
 from __future__ import annotations
 
 import enum
-import functools
 import random
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-import anyio.to_thread
-
-from informers._log import get_logger
 from informers import objects
-from informers.objects import RawObject
-from informers._retry import RetryBudget
 from informers._backoff import Backoff
+from informers._log import get_logger
+from informers._retry import RetryBudget
 from informers.client import ApiClient
 from informers.clock import SYSTEM_CLOCK, Clock
 from informers.config import ClientConfig
@@ -50,6 +46,7 @@ from informers.errors import (
     NotFoundError,
     TooManyRequestsError,
 )
+from informers.objects import RawObject
 from informers.resources import Resource
 
 from .circuit import CircuitBreaker, CircuitOptions, CircuitShedError, CircuitState, CircuitStatistics
@@ -114,7 +111,7 @@ class WriterOptions:
     timeout: float | None = None
     """Read timeout of each request in seconds. Default None: the client's ``read_timeout``."""
 
-    circuit: CircuitOptions = CircuitOptions()
+    circuit: CircuitOptions = field(default_factory=CircuitOptions)
     """Thresholds of the per-API-group circuit breaker (ignored when a breaker is passed in)."""
 
     def __post_init__(self) -> None:
@@ -153,9 +150,7 @@ class WriterStatistics:
     circuit: CircuitStatistics
 
 
-def client_config_for_workers(
-    config: ClientConfig, workers: int, *, watches: int = 0, spare: int = 2
-) -> ClientConfig:
+def client_config_for_workers(config: ClientConfig, workers: int, *, watches: int = 0, spare: int = 2) -> ClientConfig:
     """``config`` with a connection pool big enough for ``workers`` reconcile threads.
 
     Each worker sends at most one request at a time, each open watch holds one connection, and
@@ -223,8 +218,13 @@ class ApiWriter:
     # -- writes ---------------------------------------------------------------------------------
 
     def create(
-        self, resource: Resource, obj: Mapping[str, Any], *, namespace: str | None = None,
-        field_manager: str | None = None, dry_run: bool = False,
+        self,
+        resource: Resource,
+        obj: Mapping[str, Any],
+        *,
+        namespace: str | None = None,
+        field_manager: str | None = None,
+        dry_run: bool = False,
     ) -> RawObject:
         """POST ``obj``; raises ``AlreadyExistsError`` (a ``ConflictError``) if the name is taken.
 
@@ -235,12 +235,26 @@ class ApiWriter:
         ns = _namespace_for(resource, obj, namespace)
         # A generateName create repeated after an unknown outcome could create a second object.
         repeatable = objects.name(obj) is not None
-        return self._object(_Op("create", resource, "POST", resource.path(ns), self._query(field_manager, dry_run),
-                             obj, repeatable=repeatable))
+        return self._object(
+            _Op(
+                "create",
+                resource,
+                "POST",
+                resource.path(ns),
+                self._query(field_manager, dry_run),
+                obj,
+                repeatable=repeatable,
+            )
+        )
 
     def update(
-        self, resource: Resource, obj: Mapping[str, Any], *, namespace: str | None = None,
-        field_manager: str | None = None, dry_run: bool = False,
+        self,
+        resource: Resource,
+        obj: Mapping[str, Any],
+        *,
+        namespace: str | None = None,
+        field_manager: str | None = None,
+        dry_run: bool = False,
     ) -> RawObject:
         """PUT ``obj`` whole; its ``metadata.resourceVersion`` makes it conditional (409 if stale).
 
@@ -250,35 +264,70 @@ class ApiWriter:
         return self._put("update", resource, obj, namespace, None, field_manager, dry_run)
 
     def update_status(
-        self, resource: Resource, obj: Mapping[str, Any], *, namespace: str | None = None,
-        field_manager: str | None = None, dry_run: bool = False,
+        self,
+        resource: Resource,
+        obj: Mapping[str, Any],
+        *,
+        namespace: str | None = None,
+        field_manager: str | None = None,
+        dry_run: bool = False,
     ) -> RawObject:
         """PUT to the status subresource: the server keeps everything but ``status`` (and metadata)."""
         return self._put("update_status", resource, obj, namespace, "status", field_manager, dry_run)
 
     def patch(
-        self, resource: Resource, name: str, patch: Mapping[str, Any] | Sequence[Mapping[str, Any]], *,
-        namespace: str | None = None, patch_type: PatchType = PatchType.MERGE, subresource: str | None = None,
-        field_manager: str | None = None, dry_run: bool = False,
+        self,
+        resource: Resource,
+        name: str,
+        patch: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+        *,
+        namespace: str | None = None,
+        patch_type: PatchType = PatchType.MERGE,
+        subresource: str | None = None,
+        field_manager: str | None = None,
+        dry_run: bool = False,
     ) -> RawObject:
         """PATCH one object. A ``metadata.resourceVersion`` in a merge patch, or a JSON patch
         ``test`` op, makes it conditional."""
         verb = "patch_status" if subresource == "status" else "patch"
-        return self._object(_patch_op(verb, resource, name, patch, namespace, patch_type, subresource,
-                                   self._query(field_manager, dry_run)))
+        return self._object(
+            _patch_op(
+                verb, resource, name, patch, namespace, patch_type, subresource, self._query(field_manager, dry_run)
+            )
+        )
 
     def patch_status(
-        self, resource: Resource, name: str, patch: Mapping[str, Any] | Sequence[Mapping[str, Any]], *,
-        namespace: str | None = None, patch_type: PatchType = PatchType.MERGE,
-        field_manager: str | None = None, dry_run: bool = False,
+        self,
+        resource: Resource,
+        name: str,
+        patch: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+        *,
+        namespace: str | None = None,
+        patch_type: PatchType = PatchType.MERGE,
+        field_manager: str | None = None,
+        dry_run: bool = False,
     ) -> RawObject:
         """PATCH the status subresource (changes to anything but ``status`` are ignored there)."""
-        return self.patch(resource, name, patch, namespace=namespace, patch_type=patch_type,
-                          subresource="status", field_manager=field_manager, dry_run=dry_run)
+        return self.patch(
+            resource,
+            name,
+            patch,
+            namespace=namespace,
+            patch_type=patch_type,
+            subresource="status",
+            field_manager=field_manager,
+            dry_run=dry_run,
+        )
 
     def apply(
-        self, resource: Resource, obj: Mapping[str, Any], *, namespace: str | None = None,
-        field_manager: str | None = None, force: bool = False, subresource: str | None = None,
+        self,
+        resource: Resource,
+        obj: Mapping[str, Any],
+        *,
+        namespace: str | None = None,
+        field_manager: str | None = None,
+        force: bool = False,
+        subresource: str | None = None,
         dry_run: bool = False,
     ) -> RawObject:
         """Server-side apply: ``obj`` states the fields this manager owns; creates if missing.
@@ -300,16 +349,27 @@ class ApiWriter:
         if "kind" not in body:
             raise ValueError(f"server-side apply needs a kind; {resource} was built without one")
         ns = _namespace_for(resource, obj, namespace)
-        query: dict[str, Any] = {"fieldManager": manager, "force": True if force else None,
-                                 "dryRun": "All" if dry_run else None}
+        query: dict[str, Any] = {
+            "fieldManager": manager,
+            "force": True if force else None,
+            "dryRun": "All" if dry_run else None,
+        }
         verb = "apply_status" if subresource == "status" else "apply"
-        return self._object(_Op(verb, resource, "PATCH", resource.path(ns, name, subresource), query, body,
-                             APPLY_PATCH_CONTENT_TYPE))
+        return self._object(
+            _Op(verb, resource, "PATCH", resource.path(ns, name, subresource), query, body, APPLY_PATCH_CONTENT_TYPE)
+        )
 
     def delete(
-        self, resource: Resource, name: str, *, namespace: str | None = None, uid: str | None = None,
-        resource_version: str | None = None, propagation_policy: str | None = None,
-        grace_period_seconds: int | None = None, dry_run: bool = False,
+        self,
+        resource: Resource,
+        name: str,
+        *,
+        namespace: str | None = None,
+        uid: str | None = None,
+        resource_version: str | None = None,
+        propagation_policy: str | None = None,
+        grace_period_seconds: int | None = None,
+        dry_run: bool = False,
     ) -> RawObject | None:
         """DELETE one object; returns the server's answer, or None if it was already gone.
 
@@ -329,8 +389,9 @@ class ApiWriter:
             options["gracePeriodSeconds"] = grace_period_seconds
         if dry_run:
             options["dryRun"] = ["All"]
-        result = self._run(_Op("delete", resource, "DELETE", resource.path(namespace, name), None, options,
-                               missing_ok=True))
+        result = self._run(
+            _Op("delete", resource, "DELETE", resource.path(namespace, name), None, options, missing_ok=True)
+        )
         return result
 
     # -- lifecycle and statistics ---------------------------------------------------------------
@@ -349,11 +410,19 @@ class ApiWriter:
         circuit = self.breaker.statistics()
         with self._cond:
             return WriterStatistics(
-                calls=dict(self._calls), errors=dict(self._errors), attempts=self._attempts,
-                retries=self._retries, conflicts=self._conflicts, already_exists=self._already_exists,
+                calls=dict(self._calls),
+                errors=dict(self._errors),
+                attempts=self._attempts,
+                retries=self._retries,
+                conflicts=self._conflicts,
+                already_exists=self._already_exists,
                 deletes_already_gone=self._gone,
-                shed=self._shed, in_flight=self._in_flight, waiting=self._waiting,
-                peak_in_flight=self._peak, max_in_flight=self.max_in_flight, circuit=circuit,
+                shed=self._shed,
+                in_flight=self._in_flight,
+                waiting=self._waiting,
+                peak_in_flight=self._peak,
+                max_in_flight=self.max_in_flight,
+                circuit=circuit,
             )
 
     # -- internals ------------------------------------------------------------------------------
@@ -362,18 +431,27 @@ class ApiWriter:
         return {"fieldManager": field_manager or self.options.field_manager, "dryRun": "All" if dry_run else None}
 
     def _put(
-        self, verb: str, resource: Resource, obj: Mapping[str, Any], namespace: str | None,
-        subresource: str | None, field_manager: str | None, dry_run: bool,
+        self,
+        verb: str,
+        resource: Resource,
+        obj: Mapping[str, Any],
+        namespace: str | None,
+        subresource: str | None,
+        field_manager: str | None,
+        dry_run: bool,
     ) -> RawObject:
         name = objects.name(obj)
         if name is None:
             raise ValueError(f"{verb} needs metadata.name")
         if objects.resource_version(obj) is None:
-            raise ValueError(f"{verb} needs metadata.resourceVersion (optimistic concurrency); "
-                             "read the object first, or use patch/apply for a blind write")
+            raise ValueError(
+                f"{verb} needs metadata.resourceVersion (optimistic concurrency); "
+                "read the object first, or use patch/apply for a blind write"
+            )
         ns = _namespace_for(resource, obj, namespace)
-        return self._object(_Op(verb, resource, "PUT", resource.path(ns, name, subresource),
-                             self._query(field_manager, dry_run), obj))
+        return self._object(
+            _Op(verb, resource, "PUT", resource.path(ns, name, subresource), self._query(field_manager, dry_run), obj)
+        )
 
     def _object(self, op: _Op) -> RawObject:
         result = self._run(op)
@@ -411,9 +489,15 @@ class ApiWriter:
                     with self._cond:
                         self._attempts += 1
                     try:
-                        response = self.client.request(op.method, op.path, query=op.query, body=op.body,
-                                                       content_type=op.content_type, timeout=self.options.timeout,
-                                                       budget=budget)
+                        response = self.client.request(
+                            op.method,
+                            op.path,
+                            query=op.query,
+                            body=op.body,
+                            content_type=op.content_type,
+                            timeout=self.options.timeout,
+                            budget=budget,
+                        )
                     except ClientClosedError:
                         permit.release()  # nothing was sent: no verdict on the server's health
                         raise
@@ -438,13 +522,24 @@ class ApiWriter:
             delay = error.retry_after if isinstance(error, ApiError) else None
             if delay is None:
                 if backoff is None:
-                    backoff = Backoff(self.options.backoff_initial, self.options.backoff_cap,
-                                      jitter=self.options.backoff_jitter, clock=self._clock, rng=self._rng)
+                    backoff = Backoff(
+                        self.options.backoff_initial,
+                        self.options.backoff_cap,
+                        jitter=self.options.backoff_jitter,
+                        clock=self._clock,
+                        rng=self._rng,
+                    )
                 delay = backoff.next_delay()
             with self._cond:
                 self._retries += 1
-            _log.info("retrying an API call", verb=op.verb, path=op.path, attempt=budget.spent,
-                      delay_seconds=round(delay, 3), error=str(error))
+            _log.info(
+                "retrying an API call",
+                verb=op.verb,
+                path=op.path,
+                attempt=budget.spent,
+                delay_seconds=round(delay, 3),
+                error=str(error),
+            )
             self._sleep(delay, op, error)
 
     def _should_retry(self, op: _Op, exc: InformerdError, budget: RetryBudget) -> bool:
@@ -500,8 +595,14 @@ def _namespace_for(resource: Resource, obj: Mapping[str, Any], namespace: str | 
 
 
 def _patch_op(
-    verb: str, resource: Resource, name: str, patch: Mapping[str, Any] | Sequence[Mapping[str, Any]],
-    namespace: str | None, patch_type: PatchType, subresource: str | None, query: Mapping[str, Any],
+    verb: str,
+    resource: Resource,
+    name: str,
+    patch: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+    namespace: str | None,
+    patch_type: PatchType,
+    subresource: str | None,
+    query: Mapping[str, Any],
 ) -> _Op:
     if not isinstance(patch_type, PatchType):
         raise ValueError(f"patch_type must be a PatchType (use apply() for server-side apply), got {patch_type!r}")
@@ -515,5 +616,13 @@ def _patch_op(
         if not isinstance(patch, Mapping):
             raise ValueError(f"a {patch_type.name.lower()} patch is a JSON object (a mapping)")
         repeatable, body = True, dict(patch)
-    return _Op(verb, resource, "PATCH", resource.path(namespace, name, subresource), query, body,
-               patch_type.value, repeatable=repeatable)
+    return _Op(
+        verb,
+        resource,
+        "PATCH",
+        resource.path(namespace, name, subresource),
+        query,
+        body,
+        patch_type.value,
+        repeatable=repeatable,
+    )

@@ -36,7 +36,7 @@ import anyio.from_thread
 import anyio.lowlevel
 import anyio.to_thread
 
-__all__ = ["BackgroundLoop", "Flag", "Loop", "SUPPORTED_BACKENDS", "Waiter", "to_thread"]
+__all__ = ["SUPPORTED_BACKENDS", "BackgroundLoop", "Flag", "Loop", "Waiter", "to_thread"]
 
 _R = TypeVar("_R")
 
@@ -91,7 +91,6 @@ class Loop:
             return False
         return True
 
-
     def run_sync(self, fn: Callable[..., _R], *args: Any) -> _R:
         """Run ``fn(*args)`` on the loop inside anyio's context (so it may start tasks) and return
         its result; blocks the calling thread until then. Runs at once on the loop's own thread.
@@ -125,7 +124,7 @@ class Waiter:
     (the wake-up could not be delivered and the caller may pick another waiter).
     """
 
-    __slots__ = ("_loop", "_event", "woken")
+    __slots__ = ("_event", "_loop", "woken")
 
     def __init__(self) -> None:
         self._loop = Loop.current()

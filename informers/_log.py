@@ -26,14 +26,19 @@ __all__ = ["Logger", "get_logger"]
 for _package in ("informers", "controllers"):
     logging.getLogger(_package).addHandler(logging.NullHandler())
 
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR,
-           "exception": logging.ERROR}
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "exception": logging.ERROR,
+}
 
 
 class Logger:
     """A structured logger routed as the module docstring says; cheap to create and to bind."""
 
-    __slots__ = ("_name", "_context")
+    __slots__ = ("_context", "_name")
 
     def __init__(self, name: str, context: dict[str, Any] | None = None) -> None:
         self._name = name

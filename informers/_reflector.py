@@ -15,22 +15,28 @@ timeout).
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from ._log import get_logger
 from ._backoff import Backoff
-from .client import ApiClient
-from .clock import SYSTEM_CLOCK, Clock
-from .errors import ApiError, ClientClosedError, ForbiddenError, InformerdError, MalformedResponseError, NotFoundError, UnauthorizedError
-from .events import WatchEvent
-from .resources import Resource
+from ._log import get_logger
 from ._watcher import ListRequest, Watcher, WatchRequest
 from ._watchstream import WatchStream
+from .client import ApiClient
+from .clock import SYSTEM_CLOCK, Clock
+from .errors import (
+    ClientClosedError,
+    ForbiddenError,
+    InformerdError,
+    MalformedResponseError,
+    NotFoundError,
+    UnauthorizedError,
+)
+from .events import WatchEvent
+from .resources import Resource
 
 __all__ = ["Reflector", "ReflectorStatistics"]
 
@@ -142,8 +148,12 @@ class Reflector:
                     cause = failed.__cause__ or failed
                     self.last_error = cause if isinstance(cause, Exception) else failed
                     self._last_error_time = self._clock.time()
-                    _log.error("informer could not apply events; relisting", informer=self.name,
-                              error=f"{type(cause).__name__}: {cause}", exc_info=cause)
+                    _log.error(
+                        "informer could not apply events; relisting",
+                        informer=self.name,
+                        error=f"{type(cause).__name__}: {cause}",
+                        exc_info=cause,
+                    )
                     self._wait_backoff("apply failed")
                 except Exception as exc:  # noqa: BLE001 - every failure is recovered from here
                     if self._stopping.is_set():
@@ -157,8 +167,12 @@ class Reflector:
         self.last_error = exc
         self._last_error_time = self._clock.time()
         level = "error" if isinstance(exc, ForbiddenError | UnauthorizedError | NotFoundError) else "warning"
-        getattr(_log, level)("informer request failed", informer=self.name, error=f"{type(exc).__name__}: {exc}",
-                            state=self.watcher.state)
+        getattr(_log, level)(
+            "informer request failed",
+            informer=self.name,
+            error=f"{type(exc).__name__}: {exc}",
+            state=self.watcher.state,
+        )
         self._wait_backoff(type(exc).__name__)
 
     def _wait_backoff(self, why: str) -> None:

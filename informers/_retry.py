@@ -58,7 +58,7 @@ class RetryBudget:
     ``ApiClient`` may wait and resend by itself; False when an outer layer owns the loop.
     """
 
-    __slots__ = ("retries", "connection_retries", "retry_in_client", "attempts", "spent", "connection_spent")
+    __slots__ = ("attempts", "connection_retries", "connection_spent", "retries", "retry_in_client", "spent")
 
     def __init__(self, retries: int, *, connection_retries: int | None = None, retry_in_client: bool = True) -> None:
         if retries < 0 or (connection_retries is not None and connection_retries < 0):
@@ -92,6 +92,8 @@ class RetryBudget:
         self.attempts += 1
 
     def __repr__(self) -> str:
-        return (f"RetryBudget(attempts={self.attempts}, spent={self.spent}/{self.retries}, "
-                f"connection={self.connection_spent}/{self.connection_retries}, "
-                f"retry_in_client={self.retry_in_client})")
+        return (
+            f"RetryBudget(attempts={self.attempts}, spent={self.spent}/{self.retries}, "
+            f"connection={self.connection_spent}/{self.connection_retries}, "
+            f"retry_in_client={self.retry_in_client})"
+        )

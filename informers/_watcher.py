@@ -195,9 +195,7 @@ class Watcher:
         """
         low, high = watch_timeout_range
         if not 1 <= low < high:
-            raise ValueError(
-                f"watch_timeout_range must satisfy 1 <= low < high, got {watch_timeout_range!r}"
-            )
+            raise ValueError(f"watch_timeout_range must satisfy 1 <= low < high, got {watch_timeout_range!r}")
         self._page_size = page_size or None
         self._timeout_range = (int(low), int(high))
         self._rng = rng if rng is not None else random.Random()

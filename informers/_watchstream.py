@@ -10,6 +10,7 @@ connection goes back to the pool only after a clean end of the answer.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -98,18 +99,20 @@ class WatchStream:
             if self._reading:
                 # The reader owns the response; waking it is enough, it releases on its way out.
                 # Under the lock, so the socket cannot have been handed back to the pool meanwhile.
-                try:
+                with contextlib.suppress(ValueError, RuntimeError, OSError):  # released, or no socket: nothing to wake
                     self._response.shutdown()
-                except (ValueError, RuntimeError, OSError):
-                    pass  # already released or the socket is gone: nothing left to wake
                 return
         self._release(reuse=False)
 
     def statistics(self) -> WatchStreamStatistics:
         with self._lock:
             return WatchStreamStatistics(
-                path=self.path, lines=self._lines, bytes=self._bytes, reads=self._reads,
-                closed=self._closed, stalled=self._stalled,
+                path=self.path,
+                lines=self._lines,
+                bytes=self._bytes,
+                reads=self._reads,
+                closed=self._closed,
+                stalled=self._stalled,
             )
 
     def _release(self, *, reuse: bool) -> None:

@@ -39,6 +39,8 @@ from urllib3.exceptions import (
 
 from ._log import get_logger
 from ._retry import RetryBudget, parse_retry_after
+from ._tokenbucket import TokenBucket, TokenBucketStatistics
+from ._watchstream import WatchStream
 from .clock import SYSTEM_CLOCK, Clock
 from .config import ClientConfig
 from .errors import (
@@ -49,8 +51,6 @@ from .errors import (
     TransportError,
     api_error_from_response,
 )
-from ._tokenbucket import TokenBucket, TokenBucketStatistics
-from ._watchstream import WatchStream
 
 __all__ = ["ApiClient", "ClientStatistics", "RequestObserver", "Response"]
 
@@ -173,9 +173,7 @@ def _build_pool(config: ClientConfig) -> urllib3.PoolManager:
         except ImportError as exc:  # PySocks missing
             raise ConnectError(f"SOCKS proxy {config.proxy} needs the PySocks package") from exc
         return SOCKSProxyManager(config.proxy, headers=dict(config.proxy_headers or {}), **kwargs)
-    return urllib3.ProxyManager(
-        config.proxy, proxy_headers=dict(config.proxy_headers or {}), **kwargs
-    )
+    return urllib3.ProxyManager(config.proxy, proxy_headers=dict(config.proxy_headers or {}), **kwargs)
 
 
 def _transport_error(
@@ -184,8 +182,9 @@ def _transport_error(
     where = f"{method} {path}"
     if isinstance(exc, ReadTimeoutError):
         if stream:  # a watch whose headers never come is as stalled as one whose events stop
-            return StreamStalledError(f"{where}: no answer within the idle deadline of {read_timeout:g} s "
-                                      "(stalled or half-open connection)")
+            return StreamStalledError(
+                f"{where}: no answer within the idle deadline of {read_timeout:g} s (stalled or half-open connection)"
+            )
         return TransportError(f"{where}: no answer within the read timeout of {read_timeout:g} s")
     if isinstance(exc, (ConnectTimeoutError, SSLError, ProxyError)):
         return ConnectError(f"{where}: cannot connect: {exc}")
@@ -196,9 +195,7 @@ def _transport_error(
 
 def _connection_failed(exc: BaseException) -> bool:
     """Failures where the server cannot have answered: connect errors and dropped connections."""
-    return isinstance(exc, ProtocolError) or (
-        isinstance(exc, ConnectTimeoutError) and not isinstance(exc, SSLError)
-    )
+    return isinstance(exc, ProtocolError) or (isinstance(exc, ConnectTimeoutError) and not isinstance(exc, SSLError))
 
 
 class ApiClient:
@@ -259,8 +256,17 @@ class ApiClient:
         failures (GETs only).
         """
         read_timeout = self.config.read_timeout if timeout is None else timeout
-        resp = self._send(method.upper(), path, query, body, content_type, read_timeout, stream=False,
-                          extra_headers=headers, budget=budget)
+        resp = self._send(
+            method.upper(),
+            path,
+            query,
+            body,
+            content_type,
+            read_timeout,
+            stream=False,
+            extra_headers=headers,
+            budget=budget,
+        )
         return Response(status=resp.status, headers=resp.headers, body=resp.data)
 
     def get_json(self, path: str, query: Mapping[str, Any] | None = None) -> Any:
@@ -358,8 +364,14 @@ class ApiClient:
         if long_wait:
             # As client-go: detail above 50 ms, a visible line only when a wait passes 1 s.
             log = _log.info if delay > _EXTRA_LONG_THROTTLE else _log.debug
-            log("client-side throttling", method=method, path=path, wait_seconds=round(delay, 3),
-                qps=self.config.qps, burst=self.config.burst)
+            log(
+                "client-side throttling",
+                method=method,
+                path=path,
+                wait_seconds=round(delay, 3),
+                qps=self.config.qps,
+                burst=self.config.burst,
+            )
         self._notify("request_throttled", method=method, host=self._host_label, seconds=delay)
         self._sleep(delay)
 
@@ -368,7 +380,7 @@ class ApiClient:
             return
         try:
             getattr(self._observer, event)(**fields)
-        except Exception:  # a metrics bug must not fail requests
+        except Exception:  # noqa: BLE001 - a metrics bug must not fail requests
             _log.exception("request observer failed", observer_event=event)
 
     def _record(self, method: str, code: str, started: float) -> None:
@@ -415,18 +427,33 @@ class ApiClient:
                 self._in_flight += 1
             try:
                 resp = self._pool.request(
-                    method, url, body=payload, headers=headers, timeout=timeout,
-                    retries=False, redirect=False, preload_content=not stream,
+                    method,
+                    url,
+                    body=payload,
+                    headers=headers,
+                    timeout=timeout,
+                    retries=False,
+                    redirect=False,
+                    preload_content=not stream,
                 )
             except (HTTPError, OSError) as exc:
                 self._record(method, _ERROR_CODE, started)
                 error = _transport_error(exc, method, path, read_timeout, stream=stream)
-                if (method in _IDEMPOTENT and _connection_failed(exc) and budget.retry_in_client
-                        and budget.spend(connection=True)):
+                if (
+                    method in _IDEMPOTENT
+                    and _connection_failed(exc)
+                    and budget.retry_in_client
+                    and budget.spend(connection=True)
+                ):
                     with self._lock:
                         self._connection_retries += 1
-                    _log.info("retrying after a connection failure", method=method, path=path,
-                              attempt=budget.spent, error=str(error))
+                    _log.info(
+                        "retrying after a connection failure",
+                        method=method,
+                        path=path,
+                        attempt=budget.spent,
+                        error=str(error),
+                    )
                     self._notify("request_retried", method=method, host=self._host_label, code=_ERROR_CODE)
                     self._sleep(self.config.connection_retry_delay)
                     continue
@@ -439,12 +466,22 @@ class ApiClient:
                 return resp
             error_body = resp.data if not stream else self._drain(resp, method, path, read_timeout)
             wait = parse_retry_after(resp.headers.get("Retry-After"))
-            if ((resp.status == 429 or resp.status >= 500) and wait is not None and budget.retry_in_client
-                    and budget.spend()):
+            if (
+                (resp.status == 429 or resp.status >= 500)
+                and wait is not None
+                and budget.retry_in_client
+                and budget.spend()
+            ):
                 with self._lock:
                     self._retries += 1
-                _log.info("retrying as the server asked", method=method, path=path, status=resp.status,
-                          retry_after=wait, attempt=budget.spent)
+                _log.info(
+                    "retrying as the server asked",
+                    method=method,
+                    path=path,
+                    status=resp.status,
+                    retry_after=wait,
+                    attempt=budget.spent,
+                )
                 self._notify("request_retried", method=method, host=self._host_label, code=str(resp.status))
                 self._sleep(wait)
                 continue

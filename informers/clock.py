@@ -9,7 +9,7 @@ import threading
 import time
 from typing import Protocol
 
-__all__ = ["Clock", "FakeClock", "SYSTEM_CLOCK", "SystemClock"]
+__all__ = ["SYSTEM_CLOCK", "Clock", "FakeClock", "SystemClock"]
 
 
 class Clock(Protocol):

@@ -229,7 +229,7 @@ def load_config(
                 return from_kube_configuration(_load_incluster(), **options)
             except ConfigError:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - reported below, with the kubeconfig's error
                 incluster_error = exc
         default_path = os.path.expanduser(_DEFAULT_KUBECONFIG)
         if incluster_error is not None and not os.path.exists(default_path):

@@ -142,4 +142,3 @@ class ObjectDeleted:
 
 
 Notification: TypeAlias = ObjectAdded | ObjectUpdated | ObjectDeleted
-

@@ -92,8 +92,9 @@ class InformerFactory:
         function). If the factory is running, a new informer starts at once.
         """
         res = await self.resolve(resource)
-        return self.informer_for(res, namespace=namespace, label_selector=label_selector,
-                                 field_selector=field_selector, indexers=indexers)
+        return self.informer_for(
+            res, namespace=namespace, label_selector=label_selector, field_selector=field_selector, indexers=indexers
+        )
 
     def informer_for(
         self,
@@ -106,15 +107,26 @@ class InformerFactory:
     ) -> SharedInformer:
         """``informer`` for an already resolved ``Resource``: no I/O, safe from any thread."""
         ns = (namespace or self.namespace) if resource.namespaced else None
-        key: _Key = (resource.group, resource.version, resource.plural, ns, label_selector or None,
-                     field_selector or None)
+        key: _Key = (
+            resource.group,
+            resource.version,
+            resource.plural,
+            ns,
+            label_selector or None,
+            field_selector or None,
+        )
         with self._lock:
             informer = self._informers.get(key)
             created = informer is None
             if informer is None:
                 informer = SharedInformer(
-                    self.client, resource, namespace=ns, label_selector=label_selector,
-                    field_selector=field_selector, indexers=indexers, transform=self.transform,
+                    self.client,
+                    resource,
+                    namespace=ns,
+                    label_selector=label_selector,
+                    field_selector=field_selector,
+                    indexers=indexers,
+                    transform=self.transform,
                     options=self.options,
                 )
                 self._informers[key] = informer

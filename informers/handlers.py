@@ -27,8 +27,8 @@ from typing import Any
 
 import anyio
 
-from ._log import get_logger
 from . import _bridge
+from ._log import get_logger
 from .events import Notification, ObjectAdded, ObjectDeleted, ObjectUpdated
 from .objects import RawObject, object_key
 from .store import StoredObject
@@ -235,8 +235,14 @@ class HandlerRegistration:
         self._errors += 1
         self._last_error = f"{type(exc).__name__}: {exc}"
         key = note.key if isinstance(note, ObjectDeleted) else object_key(_object_of(note))
-        _log.error("notification handler raised", handler=self.name, notification=type(note).__name__,
-                  key=key, error=self._last_error, exc_info=exc)
+        _log.error(
+            "notification handler raised",
+            handler=self.name,
+            notification=type(note).__name__,
+            key=key,
+            error=self._last_error,
+            exc_info=exc,
+        )
 
     def _deliver_one(self, note: Notification) -> None:
         """Call a plain handler for one notification, isolating its failure."""

@@ -18,11 +18,11 @@ from .errors import InformerdError
 from .objects import controller_owner, labels, namespace, uid
 
 __all__ = [
-    "IndexFunc",
-    "IndexerError",
     "NAMESPACE_INDEX",
     "OWNER_UID_INDEX",
     "UID_INDEX",
+    "IndexFunc",
+    "IndexerError",
     "index_by_label",
     "index_by_namespace",
     "index_by_owner_uid",
@@ -89,8 +89,7 @@ def index_values(index_name: str, fn: IndexFunc, obj: dict[str, Any]) -> tuple[s
             values = tuple(dict.fromkeys(result))  # de-duplicate, keep order
         except TypeError as exc:
             raise IndexerError(
-                f"index function for {index_name!r} returned {type(result).__name__}, "
-                "want an iterable of str"
+                f"index function for {index_name!r} returned {type(result).__name__}, want an iterable of str"
             ) from exc
     for value in values:
         if not isinstance(value, str):

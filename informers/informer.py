@@ -33,9 +33,11 @@ import anyio
 import anyio.abc
 import orjson
 
-from ._log import get_logger
 from . import _bridge
 from ._backoff import Backoff, BackoffStatistics
+from ._log import get_logger
+from ._reflector import Reflector, ReflectorStatistics
+from ._watcher import Watcher, WatcherStatistics
 from .client import ApiClient
 from .clock import SYSTEM_CLOCK, Clock
 from .events import (
@@ -59,10 +61,8 @@ from .handlers import (
 )
 from .indexers import IndexFunc
 from .objects import RawObject, object_key, resource_version, strip_managed_fields
-from ._reflector import Reflector, ReflectorStatistics
 from .resources import Resource
 from .store import ReplaceBuffer, ReplaceResult, Store, StoreStatistics
-from ._watcher import Watcher, WatcherStatistics
 
 __all__ = ["InformerOptions", "InformerStatistics", "SharedInformer", "Transform"]
 
@@ -146,15 +146,32 @@ class SharedInformer:
         self._transform = transform
         self._transform_errors = 0
         self.store = Store(indexers)
-        self.backoff = Backoff(self.options.backoff_initial, self.options.backoff_cap,
-                               reset_after=self.options.backoff_reset_after, clock=clock, rng=rng)
-        self.watcher = Watcher(page_size=self.options.page_size,
-                               watch_timeout_range=self.options.watch_timeout_range,
-                               streaming_list=self.options.streaming_list, rng=rng, clock=clock)
+        self.backoff = Backoff(
+            self.options.backoff_initial,
+            self.options.backoff_cap,
+            reset_after=self.options.backoff_reset_after,
+            clock=clock,
+            rng=rng,
+        )
+        self.watcher = Watcher(
+            page_size=self.options.page_size,
+            watch_timeout_range=self.options.watch_timeout_range,
+            streaming_list=self.options.streaming_list,
+            rng=rng,
+            clock=clock,
+        )
         self.reflector = Reflector(
-            client, resource, self._apply, watcher=self.watcher, backoff=self.backoff,
-            namespace=self.namespace, label_selector=label_selector, field_selector=field_selector,
-            idle_timeout=self.options.idle_timeout, clock=clock, name=self.name,
+            client,
+            resource,
+            self._apply,
+            watcher=self.watcher,
+            backoff=self.backoff,
+            namespace=self.namespace,
+            label_selector=label_selector,
+            field_selector=field_selector,
+            idle_timeout=self.options.idle_timeout,
+            clock=clock,
+            name=self.name,
         )
         self._lock = threading.RLock()  # store writes + notification fan-out + handler registration
         self._handlers: list[HandlerRegistration] = []
@@ -188,9 +205,13 @@ class SharedInformer:
         enqueue). Its replay runs on the calling thread, so add it off the event loop.
         """
         handler = HandlerRegistration(
-            on_add=on_add, on_update=on_update, on_delete=on_delete, on_notification=on_notification,
+            on_add=on_add,
+            on_update=on_update,
+            on_delete=on_delete,
+            on_notification=on_notification,
             resync_period=resync_period if resync_period is not None else self.options.resync_period,
-            name=name, inline=inline,
+            name=name,
+            inline=inline,
         )
         with self._lock:
             if self._synced.is_set():
@@ -235,8 +256,12 @@ class SharedInformer:
         except Exception as exc:  # noqa: BLE001 - a user's transform must not lose the object
             self._transform_errors += 1
             restored: RawObject = orjson.loads(pristine)
-            _log.error("transform failed; object cached untransformed", informer=self.name,
-                      key=_key_or_none(restored), error=f"{type(exc).__name__}: {exc}")
+            _log.error(
+                "transform failed; object cached untransformed",
+                informer=self.name,
+                key=_key_or_none(restored),
+                error=f"{type(exc).__name__}: {exc}",
+            )
             return restored
 
     def _apply(self, events: list[WatchEvent]) -> None:
@@ -312,8 +337,11 @@ class SharedInformer:
                         self.reflector.stop()
                         await _bridge.to_thread(thread.join, _JOIN_SECONDS)
                         if thread.is_alive():
-                            _log.warning("reflector thread still running after stop", informer=self.name,
-                                        waited_seconds=_JOIN_SECONDS)
+                            _log.warning(
+                                "reflector thread still running after stop",
+                                informer=self.name,
+                                waited_seconds=_JOIN_SECONDS,
+                            )
         finally:
             with self._lock:
                 self._loop = self._group = None

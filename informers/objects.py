@@ -154,4 +154,3 @@ def _describe(obj: Any) -> str:
     if not isinstance(obj, Mapping):
         return f"<{type(obj).__name__}>"
     return f"kind={obj.get('kind')!r} metadata keys={sorted(_metadata(obj))!r}"
-

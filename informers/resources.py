@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import quote
 
-
 from ._log import get_logger
 from .errors import NotFoundError, ResourceNotFoundError
 
@@ -305,9 +304,7 @@ class Discovery:
         _log.debug("discovered API groups", aggregated=self._aggregated, group_versions=len(order))
         return order
 
-    def _resources(
-        self, group: str, version: str, fresh: set[object], *, refresh: bool
-    ) -> dict[str, Resource]:
+    def _resources(self, group: str, version: str, fresh: set[object], *, refresh: bool) -> dict[str, Resource]:
         """The group-version's resources by plural; empty if the server does not serve it."""
         key = (group, version)
         if self._aggregated is not False:  # unknown yet, or the index holds everything

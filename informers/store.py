@@ -37,8 +37,8 @@ from .errors import InformerdError
 from .events import DeletedFinalStateUnknown
 from .indexers import (
     NAMESPACE_INDEX,
-    IndexerError,
     UID_INDEX,
+    IndexerError,
     IndexFunc,
     index_by_namespace,
     index_by_uid,
@@ -210,15 +210,19 @@ class Store:
     ) -> tuple[tuple[str, ...], ...]:
         intern = sys.intern  # index values repeat a lot (namespaces, labels): share the strings
         out: list[tuple[str, ...]] = []
-        for name, fn in zip(names, fns):
+        for name, fn in zip(names, fns, strict=True):
             try:
                 out.append(tuple(intern(v) for v in index_values(name, fn, obj)))
             except IndexerError as exc:
                 # One bad index function must not keep the object out of the cache.
                 self._index_errors += 1
                 out.append(())
-                _log.error("index function failed; object stored without this index", index=name,
-                           key=_key_or_none(obj), error=str(exc))
+                _log.error(
+                    "index function failed; object stored without this index",
+                    index=name,
+                    key=_key_or_none(obj),
+                    error=str(exc),
+                )
         return tuple(out)
 
     def _entry(self, obj: RawObject, key: str, prev: _Entry | None) -> _Entry:
@@ -333,7 +337,7 @@ class Store:
             total = 0
             for key, e in entries.items():
                 total += len(e[_DATA])
-                for index, values in zip(index_list, e[_IDX]):
+                for index, values in zip(index_list, e[_IDX], strict=True):
                     for v in values:
                         _bucket_add(index, v, key)
             old_items = self._items
@@ -373,7 +377,7 @@ class Store:
         informer may each ask for it); the same name with another function raises.
         """
         with self._write_lock:
-            existing = dict(zip(self._names, self._fns))
+            existing = dict(zip(self._names, self._fns, strict=True))
             clash = sorted(n for n in indexers if n in existing and existing[n] is not indexers[n])
             if clash:
                 raise IndexConflictError(f"indexes already exist with other functions: {', '.join(clash)}")
@@ -387,7 +391,7 @@ class Store:
             for key, e in self._items.items():
                 extra = self._index_values(_decode(e), new_names, new_fns)
                 items[key] = (e[_DATA], e[_KEY], e[_UID], e[_RV], e[_IDX] + extra)
-                for name, values in zip(new_names, extra):
+                for name, values in zip(new_names, extra, strict=True):
                     for v in values:
                         _bucket_add(new_indices[name], v, key)
             with self._lock:
@@ -434,9 +438,7 @@ class Store:
         try:
             return self._indices[name]
         except KeyError:
-            raise IndexNotFoundError(
-                f"no index named {name!r}; have {', '.join(sorted(self._indices))}"
-            ) from None
+            raise IndexNotFoundError(f"no index named {name!r}; have {', '.join(sorted(self._indices))}") from None
 
     def index_keys(self, name: str, value: str) -> builtins.list[str]:
         """Keys of the objects filed under ``value`` in index ``name``, in no particular order."""

@@ -27,16 +27,16 @@ if TYPE_CHECKING:
     from .controlplane import ControlPlane, ControlPlaneError, free_port
 
 __all__ = [
+    "ETCD_VERSION",
+    "INSTALL_COMMAND",
+    "KUBERNETES_VERSION",
+    "PROMETHEUS_VERSION",
     "AssetBuildError",
     "Assets",
     "ControlPlane",
     "ControlPlaneError",
-    "ETCD_VERSION",
     "FaultProxy",
-    "INSTALL_COMMAND",
-    "KUBERNETES_VERSION",
     "MissingBinaryError",
-    "PROMETHEUS_VERSION",
     "ProxyMode",
     "ProxyStatistics",
     "cache_dir",

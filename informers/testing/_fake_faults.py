@@ -21,7 +21,7 @@ __all__ = ["Faults", "RequestHold"]
 
 
 def _matches(want: str, verb: str, method: str) -> bool:
-    return want == "*" or want == verb or want == method
+    return want in ("*", verb, method)
 
 
 @dataclass
@@ -119,8 +119,9 @@ class Faults:
     def before(self, verb: str, method: str, path: str) -> None:
         """Raise the injected answer for this request, or block it on a hold, or do nothing."""
         with self._lock:
-            fault = next((f for f in self._faults if _matches(f.method, verb, method) and path.startswith(f.prefix)),
-                         None)
+            fault = next(
+                (f for f in self._faults if _matches(f.method, verb, method) and path.startswith(f.prefix)), None
+            )
             if fault is not None:
                 fault.remaining -= 1
                 if fault.remaining <= 0:
@@ -128,8 +129,9 @@ class Faults:
             hold = next((h for h in self._holds if h.matches(verb, method, path)), None)
         if fault is not None:
             headers = {} if fault.retry_after is None else {"Retry-After": f"{fault.retry_after:g}"}
-            raise FakeStatus(fault.status, f"injected by FakeCluster.fail_next({fault.method} {fault.prefix!r})",
-                             headers=headers)
+            raise FakeStatus(
+                fault.status, f"injected by FakeCluster.fail_next({fault.method} {fault.prefix!r})", headers=headers
+            )
         if hold is not None:
             hold.block(method, path)
 

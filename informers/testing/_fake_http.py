@@ -35,8 +35,10 @@ __all__ = ["FakeServer", "Route"]
 _JSON = {"Content-Type": "application/json"}
 _AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 _NO_RESOURCE = "the server could not find the requested resource"
-_CONTINUE_EXPIRED = ("The provided continue parameter is too old to display a consistent list result. "
-                     "You can start a new list without the continue parameter.")
+_CONTINUE_EXPIRED = (
+    "The provided continue parameter is too old to display a consistent list result. "
+    "You can start a new list without the continue parameter."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +103,8 @@ class FakeServer:
         name = rest[1] if len(rest) > 1 else None
         subresource = rest[2] if len(rest) > 2 else None
         if (subresource is not None and (subresource != "status" or not kind.status_subresource)) or (
-                kind.resource.namespaced and name is not None and namespace is None):
+            kind.resource.namespaced and name is not None and namespace is None
+        ):
             raise FakeStatus(404, _NO_RESOURCE)
         return Route(kind=kind, namespace=namespace, name=name, subresource=subresource)
 
@@ -119,8 +122,9 @@ class FakeServer:
 
     # -- requests --------------------------------------------------------------------------------
 
-    def handle(self, method: str, path: str, query: Mapping[str, str], body: Any, content_type: str,
-               accept: str) -> tuple[int, dict[str, str], bytes]:
+    def handle(
+        self, method: str, path: str, query: Mapping[str, str], body: Any, content_type: str, accept: str
+    ) -> tuple[int, dict[str, str], bytes]:
         route = self.route(path)
         if route.discovery is not None:
             if method != "GET":
@@ -145,12 +149,21 @@ class FakeServer:
                     raise not_found(kind.resource.plural, kind.resource.group, route.name)
                 return 200, dict(_JSON), orjson.dumps(self._present(kind, obj))
         elif method == "PUT":
-            obj = writes.update(self.store, kind, route.namespace, route.name, body,
-                                subresource=route.subresource, dry_run=dry_run)
+            obj = writes.update(
+                self.store, kind, route.namespace, route.name, body, subresource=route.subresource, dry_run=dry_run
+            )
         elif method == "PATCH":
-            status, obj = writes.patch(self.store, kind, route.namespace, route.name, body, content_type,
-                                       subresource=route.subresource, field_manager=query.get("fieldManager"),
-                                       dry_run=dry_run)
+            status, obj = writes.patch(
+                self.store,
+                kind,
+                route.namespace,
+                route.name,
+                body,
+                content_type,
+                subresource=route.subresource,
+                field_manager=query.get("fieldManager"),
+                dry_run=dry_run,
+            )
         elif method == "DELETE" and route.subresource is None:
             obj = writes.delete(self.store, kind, route.namespace, route.name, body, dry_run=dry_run)
         else:
@@ -165,10 +178,14 @@ class FakeServer:
             return {**obj, "apiVersion": kind.resource.api_version}
         return obj
 
-    def _selected(self, kind: Kind, namespace: str | None, selector: Selector,
-                  objects: Mapping[Key, Mapping[str, Any]]) -> list[tuple[Key, Mapping[str, Any]]]:
-        return [(key, obj) for key, obj in sorted(objects.items())
-                if (not namespace or key[0] == namespace) and selector.matches(obj)]
+    def _selected(
+        self, kind: Kind, namespace: str | None, selector: Selector, objects: Mapping[Key, Mapping[str, Any]]
+    ) -> list[tuple[Key, Mapping[str, Any]]]:
+        return [
+            (key, obj)
+            for key, obj in sorted(objects.items())
+            if (not namespace or key[0] == namespace) and selector.matches(obj)
+        ]
 
     def _list(self, kind: Kind, namespace: str | None, query: Mapping[str, str]) -> dict[str, Any]:
         selector = parse_selectors(query.get("labelSelector"), query.get("fieldSelector"))
@@ -206,13 +223,18 @@ class FakeServer:
                 meta.update({"continue": _token(snapshot, items[-1][0]), "remainingItemCount": rest})
             # As the apiserver does for built-in types, items carry no kind/apiVersion (the list does).
             listed = [{k: v for k, v in obj.items() if k not in ("kind", "apiVersion")} for _, obj in items]
-        return {"kind": f"{kind.resource.kind}List", "apiVersion": kind.resource.api_version,
-                "metadata": meta, "items": listed}
+        return {
+            "kind": f"{kind.resource.kind}List",
+            "apiVersion": kind.resource.api_version,
+            "metadata": meta,
+            "items": listed,
+        }
 
     # -- watches ---------------------------------------------------------------------------------
 
-    def open_watch(self, path: str, query: Mapping[str, str], *, idle_timeout: float,
-                   on_release: Callable[[FakeWatchStream], None]) -> FakeWatchStream:
+    def open_watch(
+        self, path: str, query: Mapping[str, str], *, idle_timeout: float, on_release: Callable[[FakeWatchStream], None]
+    ) -> FakeWatchStream:
         route = self.route(path)
         kind = route.kind
         if kind is None or route.name is not None:
@@ -223,16 +245,28 @@ class FakeServer:
         match, rv = query.get("resourceVersionMatch"), query.get("resourceVersion") or ""
         what = kind.resource.kind
         if initial and not self.streaming_lists:
-            raise invalid(what, kind.resource.group, "",
-                          "sendInitialEvents: Forbidden: sendInitialEvents is forbidden for watch unless the "
-                          "WatchList feature gate is enabled")
+            raise invalid(
+                what,
+                kind.resource.group,
+                "",
+                "sendInitialEvents: Forbidden: sendInitialEvents is forbidden for watch unless the "
+                "WatchList feature gate is enabled",
+            )
         if initial and (match != "NotOlderThan" or not bookmarks):
-            raise invalid(what, kind.resource.group, "", "sendInitialEvents requires allowWatchBookmarks=true "
-                          "and resourceVersionMatch=NotOlderThan")
+            raise invalid(
+                what,
+                kind.resource.group,
+                "",
+                "sendInitialEvents requires allowWatchBookmarks=true and resourceVersionMatch=NotOlderThan",
+            )
         if match and not initial:
-            raise invalid(what, kind.resource.group, "",
-                          "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden for watch "
-                          "unless sendInitialEvents is provided")
+            raise invalid(
+                what,
+                kind.resource.group,
+                "",
+                "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden for watch "
+                "unless sendInitialEvents is provided",
+            )
         timeout = float(_int(query["timeoutSeconds"], "timeoutSeconds")) if query.get("timeoutSeconds") else None
         store = self.store
         with store.lock:
@@ -240,9 +274,18 @@ class FakeServer:
             since = _int(rv, "resourceVersion") if rv not in ("", "0") else None
             if since is not None and since > current:
                 raise too_large(since, current)
-            stream = FakeWatchStream(store, kind, path=path, idle_timeout=idle_timeout, timeout_seconds=timeout,
-                                     namespace=route.namespace, selector=selector, bookmarks=bookmarks,
-                                     stalled=self._stalled, on_release=on_release)
+            stream = FakeWatchStream(
+                store,
+                kind,
+                path=path,
+                idle_timeout=idle_timeout,
+                timeout_seconds=timeout,
+                namespace=route.namespace,
+                selector=selector,
+                bookmarks=bookmarks,
+                stalled=self._stalled,
+                on_release=on_release,
+            )
             if initial or since is None:
                 for _, obj in self._selected(kind, route.namespace, selector, store.snapshot(kind)):
                     stream.push("ADDED", obj)
@@ -274,8 +317,12 @@ class FakeServer:
             served = [k for k in kinds if k.resource.api_version == which]
             if not served:
                 raise FakeStatus(404, _NO_RESOURCE)
-            document = {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": which,
-                        "resources": [entry for k in served for entry in _legacy_entries(k)]}
+            document = {
+                "kind": "APIResourceList",
+                "apiVersion": "v1",
+                "groupVersion": which,
+                "resources": [entry for k in served for entry in _legacy_entries(k)],
+            }
         return 200, dict(_JSON), orjson.dumps(document)
 
 
@@ -297,11 +344,16 @@ def _aggregated(kinds: list[Kind]) -> dict[str, Any]:
                 r = kind.resource
                 response_kind = {"group": group, "version": version, "kind": r.kind}
                 entry: dict[str, Any] = {
-                    "resource": r.plural, "responseKind": response_kind, "singularResource": r.kind.lower(),
-                    "scope": "Namespaced" if r.namespaced else "Cluster", "verbs": list(r.verbs)}
+                    "resource": r.plural,
+                    "responseKind": response_kind,
+                    "singularResource": r.kind.lower(),
+                    "scope": "Namespaced" if r.namespaced else "Cluster",
+                    "verbs": list(r.verbs),
+                }
                 if kind.status_subresource:
-                    entry["subresources"] = [{"subresource": "status", "responseKind": response_kind,
-                                              "verbs": ["get", "patch", "update"]}]
+                    entry["subresources"] = [
+                        {"subresource": "status", "responseKind": response_kind, "verbs": ["get", "patch", "update"]}
+                    ]
                 resources.append(entry)
             entries.append({"version": version, "resources": resources, "freshness": "Current"})
         items.append({"metadata": {"name": group}, "versions": entries})
@@ -320,9 +372,23 @@ def _legacy_groups(kinds: list[Kind]) -> list[dict[str, Any]]:
 
 def _legacy_entries(kind: Kind) -> list[dict[str, Any]]:
     r = kind.resource
-    entries = [{"name": r.plural, "singularName": r.kind.lower(), "namespaced": r.namespaced, "kind": r.kind,
-                "verbs": list(r.verbs)}]
+    entries = [
+        {
+            "name": r.plural,
+            "singularName": r.kind.lower(),
+            "namespaced": r.namespaced,
+            "kind": r.kind,
+            "verbs": list(r.verbs),
+        }
+    ]
     if kind.status_subresource:
-        entries.append({"name": f"{r.plural}/status", "singularName": "", "namespaced": r.namespaced,
-                        "kind": r.kind, "verbs": ["get", "patch", "update"]})
+        entries.append(
+            {
+                "name": f"{r.plural}/status",
+                "singularName": "",
+                "namespaced": r.namespaced,
+                "kind": r.kind,
+                "verbs": ["get", "patch", "update"],
+            }
+        )
     return entries

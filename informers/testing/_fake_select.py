@@ -74,7 +74,7 @@ def _field_term(term: str, selector: str) -> tuple[str, bool, str]:
         if op in term:
             field, value = (s.strip() for s in term.split(op, 1))
             if field not in _FIELDS:
-                raise bad_request(f'field label not supported: {field}')
+                raise bad_request(f"field label not supported: {field}")
             return field, op != "!=", value
     raise bad_request(f"invalid field selector {selector!r}: {term!r} is not field=value")
 

@@ -73,8 +73,14 @@ class FakeStatus(InformerdError):
 
     def status(self) -> dict[str, Any]:
         """The ``Status`` object (for a body or a watch ERROR event)."""
-        status: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                                  "message": self.message, "code": self.code}
+        status: dict[str, Any] = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "code": self.code,
+        }
         if self.reason:
             status["reason"] = self.reason
         if self.details:
@@ -94,23 +100,34 @@ def _qualified(plural: str, group: str) -> str:
 
 
 def not_found(plural: str, group: str, name: str) -> FakeStatus:
-    return FakeStatus(404, f'{_qualified(plural, group)} "{name}" not found',
-                      details={"name": name, "group": group, "kind": plural})
+    return FakeStatus(
+        404, f'{_qualified(plural, group)} "{name}" not found', details={"name": name, "group": group, "kind": plural}
+    )
 
 
 def already_exists(plural: str, group: str, name: str) -> FakeStatus:
-    return FakeStatus(409, f'{_qualified(plural, group)} "{name}" already exists', reason="AlreadyExists",
-                      details={"name": name, "group": group, "kind": plural})
+    return FakeStatus(
+        409,
+        f'{_qualified(plural, group)} "{name}" already exists',
+        reason="AlreadyExists",
+        details={"name": name, "group": group, "kind": plural},
+    )
 
 
 def conflict(plural: str, group: str, name: str, why: str) -> FakeStatus:
-    return FakeStatus(409, f'Operation cannot be fulfilled on {_qualified(plural, group)} "{name}": {why}',
-                      details={"name": name, "group": group, "kind": plural})
+    return FakeStatus(
+        409,
+        f'Operation cannot be fulfilled on {_qualified(plural, group)} "{name}": {why}',
+        details={"name": name, "group": group, "kind": plural},
+    )
 
 
 def invalid(kind: str, group: str, name: str, why: str) -> FakeStatus:
-    return FakeStatus(422, f'{kind} "{name}" is invalid: {why}',
-                      details={"name": name, "group": group, "kind": kind, "causes": [{"message": why}]})
+    return FakeStatus(
+        422,
+        f'{kind} "{name}" is invalid: {why}',
+        details={"name": name, "group": group, "kind": kind, "causes": [{"message": why}]},
+    )
 
 
 def bad_request(message: str) -> FakeStatus:
@@ -124,7 +141,12 @@ def expired(message: str) -> FakeStatus:
 
 def too_large(requested: int, current: int) -> FakeStatus:
     """The apiserver's answer to a resourceVersion newer than anything it has seen."""
-    return FakeStatus(504, f"Too large resource version: {requested}, current: {current}", reason="Timeout",
-                      details={"causes": [{"reason": "ResourceVersionTooLarge",
-                                           "message": "Too large resource version"}],
-                               "retryAfterSeconds": 1})
+    return FakeStatus(
+        504,
+        f"Too large resource version: {requested}, current: {current}",
+        reason="Timeout",
+        details={
+            "causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+            "retryAfterSeconds": 1,
+        },
+    )

@@ -84,8 +84,9 @@ class FakeStore:
     def register(self, resource: Resource, *, status_subresource: bool = False) -> Kind:
         """Serve ``resource`` (again: replaces its settings); verbs default to all of them."""
         if not resource.verbs:
-            resource = Resource(resource.group, resource.version, resource.plural, resource.kind,
-                                resource.namespaced, _VERBS)
+            resource = Resource(
+                resource.group, resource.version, resource.plural, resource.kind, resource.namespaced, _VERBS
+            )
         kind = Kind(resource, status_subresource)
         with self.lock:
             self._kinds[(resource.group, resource.version, resource.plural)] = kind
@@ -164,7 +165,9 @@ class FakeStore:
 
     # -- the one writer --------------------------------------------------------------------------
 
-    def commit(self, kind: Kind, type_: str, key: Key, obj: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
+    def commit(
+        self, kind: Kind, type_: str, key: Key, obj: dict[str, Any], old: dict[str, Any] | None
+    ) -> dict[str, Any]:
         """Record a change: assigns the next resourceVersion to ``obj`` (which the store keeps),
         stores or removes it, logs it and offers it to the resource's watches."""
         with self.lock:

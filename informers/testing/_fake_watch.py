@@ -23,9 +23,9 @@ from typing import Any
 
 import orjson
 
-from ..errors import StreamStalledError, TransportError
 from .._watcher import INITIAL_EVENTS_END_ANNOTATION
 from .._watchstream import WatchStreamStatistics
+from ..errors import StreamStalledError, TransportError
 from ._fake_select import Selector
 from ._fake_store import Change, FakeStore, Kind
 
@@ -103,8 +103,10 @@ class FakeWatchStream:
         meta: dict[str, Any] = {"resourceVersion": resource_version}
         if initial_events_end:
             meta["annotations"] = {INITIAL_EVENTS_END_ANNOTATION: "true"}
-        self.push("BOOKMARK", {"kind": self.kind.resource.kind, "apiVersion": self.kind.resource.api_version,
-                               "metadata": meta})
+        self.push(
+            "BOOKMARK",
+            {"kind": self.kind.resource.kind, "apiVersion": self.kind.resource.api_version, "metadata": meta},
+        )
 
     # -- faults ----------------------------------------------------------------------------------
 
@@ -144,8 +146,9 @@ class FakeWatchStream:
                 idle_deadline = self._last + self.idle_timeout
                 if now >= idle_deadline:
                     self._stalled = True
-                    failure = StreamStalledError(f"watch {self.path}: no data for {self.idle_timeout:g} s "
-                                                 "(stalled or half-open connection)")
+                    failure = StreamStalledError(
+                        f"watch {self.path}: no data for {self.idle_timeout:g} s (stalled or half-open connection)"
+                    )
                     break
                 wait = idle_deadline - now
                 if self._deadline is not None:
@@ -175,8 +178,14 @@ class FakeWatchStream:
 
     def statistics(self) -> WatchStreamStatistics:
         with self._store.lock:
-            return WatchStreamStatistics(path=self.path, lines=self._count, bytes=self._bytes, reads=self._count,
-                                         closed=self.closed, stalled=self._stalled)
+            return WatchStreamStatistics(
+                path=self.path,
+                lines=self._count,
+                bytes=self._bytes,
+                reads=self._count,
+                closed=self.closed,
+                stalled=self._stalled,
+            )
 
     def _release(self) -> None:
         with self._store.lock:

@@ -19,7 +19,7 @@ import random
 import string
 import uuid
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from ._fake_patch import PatchError, json_patch, merge_patch
@@ -39,7 +39,7 @@ _RANDOM = random.Random()
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _object(body: Any, what: str) -> dict[str, Any]:
@@ -69,8 +69,10 @@ def _finalizers(obj: Mapping[str, Any]) -> list[Any]:
 def _check_identity(kind: Kind, obj: dict[str, Any], namespace: str | None, name: str | None) -> None:
     res = kind.resource
     if obj.get("kind") not in (None, res.kind) or obj.get("apiVersion") not in (None, res.api_version):
-        raise bad_request(f"the object is {obj.get('apiVersion')}/{obj.get('kind')}; "
-                          f"this endpoint serves {res.api_version}/{res.kind}")
+        raise bad_request(
+            f"the object is {obj.get('apiVersion')}/{obj.get('kind')}; "
+            f"this endpoint serves {res.api_version}/{res.kind}"
+        )
     obj["apiVersion"], obj["kind"] = res.api_version, res.kind
     meta = obj["metadata"]
     if res.namespaced:
@@ -95,8 +97,12 @@ def create(store: FakeStore, kind: Kind, namespace: str | None, body: Any, *, dr
         if not name:
             prefix = meta.get("generateName")
             if not prefix:
-                raise invalid(kind.resource.kind, kind.resource.group, "",
-                              "metadata.name: Required value: name or generateName is required")
+                raise invalid(
+                    kind.resource.kind,
+                    kind.resource.group,
+                    "",
+                    "metadata.name: Required value: name or generateName is required",
+                )
             name = prefix + "".join(_RANDOM.choices(string.ascii_lowercase + string.digits, k=5))
         key = _key(kind, namespace, name)
         if store.get(kind, key) is not None:
@@ -137,13 +143,18 @@ def _next_state(kind: Kind, old: dict[str, Any], proposed: dict[str, Any], subre
     if _spec(new) != _spec(old):
         meta["generation"] = int(old_meta.get("generation") or 0) + 1
     if old_meta.get("deletionTimestamp") and set(map(str, _finalizers(new))) - set(map(str, _finalizers(old))):
-        raise invalid(kind.resource.kind, kind.resource.group, str(meta.get("name")),
-                      "metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted")
+        raise invalid(
+            kind.resource.kind,
+            kind.resource.group,
+            str(meta.get("name")),
+            "metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted",
+        )
     return new
 
 
-def _write(store: FakeStore, kind: Kind, key: Key, old: dict[str, Any], new: dict[str, Any],
-           dry_run: bool) -> dict[str, Any]:
+def _write(
+    store: FakeStore, kind: Kind, key: Key, old: dict[str, Any], new: dict[str, Any], dry_run: bool
+) -> dict[str, Any]:
     if new == old:
         return old  # nothing changed: no new version, no event
     if dry_run:
@@ -161,8 +172,16 @@ def _live(store: FakeStore, kind: Kind, namespace: str | None, name: str) -> tup
     return key, old
 
 
-def update(store: FakeStore, kind: Kind, namespace: str | None, name: str, body: Any, *,
-           subresource: str | None = None, dry_run: bool = False) -> dict[str, Any]:
+def update(
+    store: FakeStore,
+    kind: Kind,
+    namespace: str | None,
+    name: str,
+    body: Any,
+    *,
+    subresource: str | None = None,
+    dry_run: bool = False,
+) -> dict[str, Any]:
     """PUT: replace the object (or its status); 409 Conflict on a stale resourceVersion or uid."""
     proposed = _object(body, "an update")
     _check_identity(kind, proposed, namespace, name)
@@ -173,14 +192,27 @@ def update(store: FakeStore, kind: Kind, namespace: str | None, name: str, body:
         if meta.get("resourceVersion") and meta["resourceVersion"] != old_meta["resourceVersion"]:
             raise conflict(kind.resource.plural, kind.resource.group, name, _STALE)
         if meta.get("uid") and meta["uid"] != old_meta["uid"]:
-            raise conflict(kind.resource.plural, kind.resource.group, name,
-                           f"Precondition failed: UID in precondition: {meta['uid']}, UID in object meta: {old_meta['uid']}")
+            raise conflict(
+                kind.resource.plural,
+                kind.resource.group,
+                name,
+                f"Precondition failed: UID in precondition: {meta['uid']}, UID in object meta: {old_meta['uid']}",
+            )
         return _write(store, kind, key, old, _next_state(kind, old, proposed, subresource), dry_run)
 
 
-def patch(store: FakeStore, kind: Kind, namespace: str | None, name: str, body: Any, content_type: str, *,
-          subresource: str | None = None, field_manager: str | None = None,
-          dry_run: bool = False) -> tuple[int, dict[str, Any]]:
+def patch(
+    store: FakeStore,
+    kind: Kind,
+    namespace: str | None,
+    name: str,
+    body: Any,
+    content_type: str,
+    *,
+    subresource: str | None = None,
+    field_manager: str | None = None,
+    dry_run: bool = False,
+) -> tuple[int, dict[str, Any]]:
     """PATCH in any of the four formats; returns (HTTP status, object): 201 when an apply created it."""
     ctype = content_type.split(";")[0].strip().lower()
     with store.lock:
@@ -212,16 +244,20 @@ def patch(store: FakeStore, kind: Kind, namespace: str | None, name: str, body: 
             except PatchError as exc:
                 raise FakeStatus(422, f"the server rejected our request due to an error in our request: {exc}") from exc
         else:
-            raise FakeStatus(415, f"the body of the request was in an unknown format ({ctype}) - accepted media "
-                                  f"types include: {JSON_PATCH}, {MERGE_PATCH}, {APPLY}, {STRATEGIC_PATCH}")
+            raise FakeStatus(
+                415,
+                f"the body of the request was in an unknown format ({ctype}) - accepted media "
+                f"types include: {JSON_PATCH}, {MERGE_PATCH}, {APPLY}, {STRATEGIC_PATCH}",
+            )
         proposed = _object(patched, "a patched object")
         if proposed["metadata"].get("resourceVersion") != old["metadata"]["resourceVersion"]:
             raise conflict(kind.resource.plural, kind.resource.group, name, _STALE)
         return 200, _write(store, kind, key, old, _next_state(kind, old, proposed, subresource), dry_run)
 
 
-def delete(store: FakeStore, kind: Kind, namespace: str | None, name: str, options: Any, *,
-           dry_run: bool = False) -> dict[str, Any]:
+def delete(
+    store: FakeStore, kind: Kind, namespace: str | None, name: str, options: Any, *, dry_run: bool = False
+) -> dict[str, Any]:
     """DELETE: preconditions first; finalizers turn it into setting ``deletionTimestamp``."""
     options = options if isinstance(options, Mapping) else {}
     preconditions = options.get("preconditions") or {}
@@ -232,9 +268,13 @@ def delete(store: FakeStore, kind: Kind, namespace: str | None, name: str, optio
         for field, label in (("uid", "UID"), ("resourceVersion", "ResourceVersion")):
             wanted = preconditions.get(field) if isinstance(preconditions, Mapping) else None
             if wanted and wanted != old_meta.get(field):
-                raise conflict(kind.resource.plural, kind.resource.group, name,
-                               f"Precondition failed: {label} in precondition: {wanted}, "
-                               f"{label} in object meta: {old_meta.get(field)}")
+                raise conflict(
+                    kind.resource.plural,
+                    kind.resource.group,
+                    name,
+                    f"Precondition failed: {label} in precondition: {wanted}, "
+                    f"{label} in object meta: {old_meta.get(field)}",
+                )
         if _finalizers(old):
             if old_meta.get("deletionTimestamp"):
                 return old

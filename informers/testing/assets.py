@@ -29,9 +29,9 @@ from ..errors import InformerdError
 from .versions import ETCD_VERSION, KUBERNETES_VERSION, PROMETHEUS_VERSION, asset_set_name, prometheus_module_version
 
 __all__ = [
+    "INSTALL_COMMAND",
     "AssetBuildError",
     "Assets",
-    "INSTALL_COMMAND",
     "MissingBinaryError",
     "cache_dir",
     "find_assets",
@@ -120,8 +120,13 @@ def _run(cmd: list[str], cwd: Path, log: Path, env: dict[str, str] | None = None
     with log.open("ab") as out:
         out.write(f"\n$ {' '.join(cmd)}\n".encode())
         out.flush()
-        proc = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              env=None if env is None else {**os.environ, **env})
+        proc = subprocess.run(
+            cmd,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=None if env is None else {**os.environ, **env},
+        )
         out.write(proc.stdout)
     if proc.returncode != 0:
         tail = proc.stdout.decode(errors="replace")[-3000:]
@@ -184,13 +189,17 @@ def _build_promtool(go: str, target: Path, log: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="promtool-src-", dir=work) as tmp:
         src = Path(tmp) / "prometheus"
         shutil.copytree(info["Dir"], src)  # the module cache is read-only
-        for root, dirs, files in os.walk(src):
+        for root, _dirs, files in os.walk(src):
             for entry in (root, *(os.path.join(root, f) for f in files)):
                 os.chmod(entry, os.stat(entry).st_mode | 0o200)
         ldflags = f"-s -w -X github.com/prometheus/common/version.Version={PROMETHEUS_VERSION}"
         # GOWORK=off: the module ships a go.work naming directories its zip does not contain.
-        _run([go, "build", "-trimpath", "-ldflags", ldflags, "-o", str(target), "./cmd/promtool"], src, log,
-             env={"GOWORK": "off"})
+        _run(
+            [go, "build", "-trimpath", "-ldflags", ldflags, "-o", str(target), "./cmd/promtool"],
+            src,
+            log,
+            env={"GOWORK": "off"},
+        )
 
 
 _Builder = Callable[[str, Path, Path], None]

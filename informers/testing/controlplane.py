@@ -146,18 +146,29 @@ class ControlPlane:
         self._client_ca = CertificateAuthority("informerd-client-ca")
         (certs / "serving-ca.crt").write_bytes(serving_ca.cert_pem)
         (certs / "client-ca.crt").write_bytes(self._client_ca.cert_pem)
-        hosts = ["127.0.0.1", "localhost", "kubernetes", "kubernetes.default",
-                 "kubernetes.default.svc", "kubernetes.default.svc.cluster.local", "10.0.0.1"]
+        hosts = [
+            "127.0.0.1",
+            "localhost",
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+            "10.0.0.1",
+        ]
         serving_ca.issue_serving("kube-apiserver", hosts).write(certs, "apiserver")
         sa_key = new_private_key()
         (certs / "sa.key").write_bytes(private_key_pem(sa_key))
         (certs / "sa.pub").write_bytes(public_key_pem(sa_key))
         self._admin = self._client_ca.issue_client("admin", ["system:masters"])
         self._admin.write(certs, "admin")
-        self._write_kubeconfig(self.admin_kubeconfig, "admin", {
-            "client-certificate": str(certs / "admin.crt"),
-            "client-key": str(certs / "admin.key"),
-        })
+        self._write_kubeconfig(
+            self.admin_kubeconfig,
+            "admin",
+            {
+                "client-certificate": str(certs / "admin.crt"),
+                "client-key": str(certs / "admin.key"),
+            },
+        )
         self._http = urllib3.PoolManager(
             cert_reqs=ssl.CERT_REQUIRED,
             ca_certs=str(certs / "serving-ca.crt"),
@@ -259,7 +270,12 @@ class ControlPlane:
 
     # -- admin access ---------------------------------------------------------------------------
     def request(
-        self, method: str, path: str, body: Any = None, *, timeout: float = 30.0,
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        timeout: float = 30.0,
         content_type: str = "application/json",
     ) -> tuple[int, bytes]:
         """One admin request (client certificate in system:masters); returns (status, body)."""
@@ -268,8 +284,12 @@ class ControlPlane:
         data = body if body is None or isinstance(body, bytes) else orjson.dumps(body)
         headers = {"Content-Type": content_type} if data is not None else {}
         resp = self._http.request(
-            method, self.server + path, body=data, headers=headers,
-            timeout=urllib3.Timeout(connect=5.0, read=timeout), retries=False,
+            method,
+            self.server + path,
+            body=data,
+            headers=headers,
+            timeout=urllib3.Timeout(connect=5.0, read=timeout),
+            retries=False,
         )
         return resp.status, resp.data
 
@@ -281,15 +301,22 @@ class ControlPlane:
         return orjson.loads(data) if data else None
 
     # -- identities -----------------------------------------------------------------------------
-    def _write_kubeconfig(self, path: Path, user: str, credentials: Mapping[str, str], server: str | None = None) -> Path:
+    def _write_kubeconfig(
+        self, path: Path, user: str, credentials: Mapping[str, str], server: str | None = None
+    ) -> Path:
         # JSON is valid YAML, so every kubeconfig reader accepts it.
         config = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "informerd-test", "cluster": {
-                "server": server or self.server,
-                "certificate-authority": str(self._dir / "certs" / "serving-ca.crt"),
-            }}],
+            "clusters": [
+                {
+                    "name": "informerd-test",
+                    "cluster": {
+                        "server": server or self.server,
+                        "certificate-authority": str(self._dir / "certs" / "serving-ca.crt"),
+                    },
+                }
+            ],
             "users": [{"name": user, "user": dict(credentials)}],
             "contexts": [{"name": user, "context": {"cluster": "informerd-test", "user": user}}],
             "current-context": user,
@@ -304,9 +331,15 @@ class ControlPlane:
             return self.admin_kubeconfig
         name = f"admin-{abs(hash(server)) % 10**8}.kubeconfig"
         certs = self._dir / "certs"
-        return self._write_kubeconfig(self._dir / "kubeconfigs" / name, "admin", {
-            "client-certificate": str(certs / "admin.crt"), "client-key": str(certs / "admin.key"),
-        }, server)
+        return self._write_kubeconfig(
+            self._dir / "kubeconfigs" / name,
+            "admin",
+            {
+                "client-certificate": str(certs / "admin.crt"),
+                "client-key": str(certs / "admin.key"),
+            },
+            server,
+        )
 
     def user_kubeconfig(self, user: str, groups: Sequence[str] = (), *, server: str | None = None) -> Path:
         """A kubeconfig for a non-admin user (client certificate with CN=user, O=groups)."""
@@ -314,20 +347,29 @@ class ControlPlane:
         stem = f"user-{user}".replace(":", "_").replace("/", "_")
         cert, key = self._client_ca.issue_client(user, groups).write(self._dir / "certs", stem)
         return self._write_kubeconfig(
-            self._dir / "kubeconfigs" / f"{stem}-{abs(hash(server)) % 10**8}.kubeconfig", user,
-            {"client-certificate": str(cert), "client-key": str(key)}, server,
+            self._dir / "kubeconfigs" / f"{stem}-{abs(hash(server)) % 10**8}.kubeconfig",
+            user,
+            {"client-certificate": str(cert), "client-key": str(key)},
+            server,
         )
 
     def service_account_token(self, namespace: str, name: str, *, expiration_seconds: int = 3600) -> str:
         """A token for a ServiceAccount (created if missing) from the TokenRequest API."""
-        status, _ = self.request("POST", f"/api/v1/namespaces/{namespace}/serviceaccounts",
-                                 {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}})
+        status, _ = self.request(
+            "POST",
+            f"/api/v1/namespaces/{namespace}/serviceaccounts",
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}},
+        )
         if status not in (201, 409):
             raise ControlPlaneError(f"creating ServiceAccount {namespace}/{name}: HTTP {status}")
         token = self.request_json(
-            "POST", f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token",
-            {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-             "spec": {"expirationSeconds": expiration_seconds}},
+            "POST",
+            f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token",
+            {
+                "apiVersion": "authentication.k8s.io/v1",
+                "kind": "TokenRequest",
+                "spec": {"expirationSeconds": expiration_seconds},
+            },
         )
         return str(token["status"]["token"])
 
@@ -335,7 +377,9 @@ class ControlPlane:
         token = self.service_account_token(namespace, name)
         return self._write_kubeconfig(
             self._dir / "kubeconfigs" / f"sa-{namespace}-{name}.kubeconfig",
-            f"system:serviceaccount:{namespace}:{name}", {"token": token}, server,
+            f"system:serviceaccount:{namespace}:{name}",
+            {"token": token},
+            server,
         )
 
     # -- etcd -----------------------------------------------------------------------------------

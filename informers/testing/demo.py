@@ -33,8 +33,10 @@ def _print(note: Notification) -> None:
     elif isinstance(note, ObjectDeleted):
         what, obj = ("deleted?" if note.final_state_unknown else "deleted"), note.last_state
     meta = obj["metadata"]
-    print(f"event {what:<8} {meta['namespace']}/{meta['name']} rv={meta['resourceVersion']} data={obj.get('data')}",
-          flush=True)
+    print(
+        f"event {what:<8} {meta['namespace']}/{meta['name']} rv={meta['resourceVersion']} data={obj.get('data')}",
+        flush=True,
+    )
 
 
 def run_demo(rounds: int = 0) -> int:
@@ -46,8 +48,9 @@ def run_demo(rounds: int = 0) -> int:
     with ControlPlane() as plane:
         print(f"control plane up: {plane.server}  KUBECONFIG={plane.admin_kubeconfig}", flush=True)
         namespace = "demo"
-        plane.request_json("POST", "/api/v1/namespaces",
-                           {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+        plane.request_json(
+            "POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+        )
         with ApiClient(load_config(plane.admin_kubeconfig)) as client:
             informer = SharedInformer(client, _CONFIGMAPS, namespace=namespace)
             informer.add_handler(on_notification=_print, name="printer")
@@ -58,8 +61,11 @@ def run_demo(rounds: int = 0) -> int:
             n = 0
             while not stop.is_set() and (rounds == 0 or n < rounds):
                 name = f"cm-{n}"
-                plane.request_json("POST", base, {"apiVersion": "v1", "kind": "ConfigMap",
-                                                  "metadata": {"name": name}, "data": {"round": str(n)}})
+                plane.request_json(
+                    "POST",
+                    base,
+                    {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"round": str(n)}},
+                )
                 obj = plane.request_json("GET", f"{base}/{name}")
                 obj["data"]["touched"] = "yes"
                 plane.request_json("PUT", f"{base}/{name}", obj)
@@ -69,8 +75,11 @@ def run_demo(rounds: int = 0) -> int:
                 stop.wait(1.0)
             stop.wait(0.5)  # let the last events print
             stats = informer.statistics()
-            print(f"cache holds {stats.objects} objects; watch events {dict(stats.watcher.events)}; "
-                  f"lists {stats.watcher.lists}, relists {stats.watcher.relists}", flush=True)
+            print(
+                f"cache holds {stats.objects} objects; watch events {dict(stats.watcher.events)}; "
+                f"lists {stats.watcher.lists}, relists {stats.watcher.relists}",
+                flush=True,
+            )
             informer.stop()
     print("demo stopped", flush=True)
     return 0

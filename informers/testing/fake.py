@@ -35,11 +35,11 @@ from urllib.parse import parse_qsl
 import orjson
 
 from .._retry import RetryBudget, parse_retry_after
+from .._tokenbucket import TokenBucketStatistics
 from ..client import ClientStatistics, Response
 from ..config import ClientConfig
 from ..errors import ClientClosedError, ResourceNotFoundError
 from ..resources import Resource
-from .._tokenbucket import TokenBucketStatistics
 from . import _fake_writes as writes
 from ._fake_faults import Faults, RequestHold
 from ._fake_http import FakeServer
@@ -52,8 +52,12 @@ __all__ = ["FakeCluster", "FakeWatchStream", "RequestHold", "RequestRecord", "Wr
 _T = TypeVar("_T")
 _HOST = "https://fake-cluster.invalid"
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_PATCH_TYPES = {"merge": writes.MERGE_PATCH, "json": writes.JSON_PATCH, "strategic": writes.STRATEGIC_PATCH,
-                "apply": writes.APPLY}
+_PATCH_TYPES = {
+    "merge": writes.MERGE_PATCH,
+    "json": writes.JSON_PATCH,
+    "strategic": writes.STRATEGIC_PATCH,
+    "apply": writes.APPLY,
+}
 
 _DEFAULT_RESOURCES: tuple[tuple[Resource, bool], ...] = (
     (Resource("", "v1", "namespaces", "Namespace", namespaced=False), True),
@@ -132,8 +136,9 @@ class FakeCluster:
     its own ``metadata.namespace``, else ``default`` (as kubectl). They raise the typed errors too.
     """
 
-    def __init__(self, *, default_resources: bool = True, streaming_lists: bool = True,
-                 config: ClientConfig | None = None) -> None:
+    def __init__(
+        self, *, default_resources: bool = True, streaming_lists: bool = True, config: ClientConfig | None = None
+    ) -> None:
         self.config = config or ClientConfig(host=_HOST, qps=-1.0)
         self._store = FakeStore()
         self._stalled = False  # guarded by the store's lock
@@ -193,8 +198,9 @@ class FakeCluster:
 
         def attempt() -> Response:
             decoded = _decode(body)
-            status, answer_headers, payload = self._exchange(method, path, params, decoded, content_type, accept,
-                                                             source="client")
+            status, answer_headers, payload = self._exchange(
+                method, path, params, decoded, content_type, accept, source="client"
+            )
             return Response(status=status, headers=answer_headers, body=payload)
 
         return self._with_retries(method, path, budget, attempt)
@@ -244,8 +250,9 @@ class FakeCluster:
     def __enter__(self) -> FakeCluster:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def statistics(self) -> ClientStatistics:
@@ -253,17 +260,30 @@ class FakeCluster:
         with self._lock:
             burst = self.config.burst
             return ClientStatistics(
-                host=_HOST.split("//", 1)[1], requests=dict(self._counts), retries=self._retries,
-                connection_retries=0, throttle_waits=0, long_throttle_waits=0, throttle_seconds=0.0,
-                in_flight=self._in_flight, open_watches=len(self._watches),
-                token_bucket=TokenBucketStatistics(rate=self.config.qps, burst=burst, tokens=float(burst),
-                                                   reservations=0, delayed_reservations=0, total_delay_seconds=0.0),
+                host=_HOST.split("//", 1)[1],
+                requests=dict(self._counts),
+                retries=self._retries,
+                connection_retries=0,
+                throttle_waits=0,
+                long_throttle_waits=0,
+                throttle_seconds=0.0,
+                in_flight=self._in_flight,
+                open_watches=len(self._watches),
+                token_bucket=TokenBucketStatistics(
+                    rate=self.config.qps,
+                    burst=burst,
+                    tokens=float(burst),
+                    reservations=0,
+                    delayed_reservations=0,
+                    total_delay_seconds=0.0,
+                ),
             )
 
     # -- faults ----------------------------------------------------------------------------------
 
-    def fail_next(self, method: str, path_prefix: str, status: int, times: int = 1,
-                  retry_after: float | None = None) -> None:
+    def fail_next(
+        self, method: str, path_prefix: str, status: int, times: int = 1, retry_after: float | None = None
+    ) -> None:
         """Answer the next ``times`` client requests matching ``method`` and ``path_prefix`` with
         ``status`` (a Status body; ``Retry-After: retry_after`` when given). ``method``: an HTTP
         method (``GET`` covers lists and watches), ``LIST``, ``WATCH``, or ``*``."""
@@ -328,7 +348,9 @@ class FakeCluster:
 
     # -- test helpers: the same code path as requests, without the faults -------------------------
 
-    def create(self, resource: Resource | str, obj: Mapping[str, Any], *, namespace: str | None = None) -> dict[str, Any]:
+    def create(
+        self, resource: Resource | str, obj: Mapping[str, Any], *, namespace: str | None = None
+    ) -> dict[str, Any]:
         kind = self._kind(resource)
         return self._call("POST", kind.resource.path(self._namespace(kind, obj, namespace)), body=obj)
 
@@ -336,36 +358,68 @@ class FakeCluster:
         kind = self._kind(resource)
         return self._call("GET", kind.resource.path(self._namespace(kind, None, namespace), name))
 
-    def list(self, resource: Resource | str, *, namespace: str | None = None, label_selector: str | None = None,
-             field_selector: str | None = None) -> list[dict[str, Any]]:
+    def list(
+        self,
+        resource: Resource | str,
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> list[dict[str, Any]]:
         """The objects (all namespaces unless ``namespace``), sorted by namespace and name, each with
         its ``kind`` and ``apiVersion`` (as an informer caches them)."""
         kind = self._kind(resource)
         ns = namespace if kind.resource.namespaced else None
-        body = self._call("GET", kind.resource.path(ns or None),
-                          query={"labelSelector": label_selector, "fieldSelector": field_selector})
+        body = self._call(
+            "GET",
+            kind.resource.path(ns or None),
+            query={"labelSelector": label_selector, "fieldSelector": field_selector},
+        )
         res = kind.resource
         return [{"apiVersion": res.api_version, "kind": res.kind, **item} for item in body["items"]]
 
-    def update(self, resource: Resource | str, obj: Mapping[str, Any], *, namespace: str | None = None) -> dict[str, Any]:
+    def update(
+        self, resource: Resource | str, obj: Mapping[str, Any], *, namespace: str | None = None
+    ) -> dict[str, Any]:
         """PUT ``obj`` (conditional on its resourceVersion when it has one)."""
         return self._put(resource, obj, namespace, None)
 
-    def update_status(self, resource: Resource | str, obj: Mapping[str, Any], *,
-                      namespace: str | None = None) -> dict[str, Any]:
+    def update_status(
+        self, resource: Resource | str, obj: Mapping[str, Any], *, namespace: str | None = None
+    ) -> dict[str, Any]:
         return self._put(resource, obj, namespace, "status")
 
-    def patch(self, resource: Resource | str, name: str, patch: Mapping[str, Any] | Sequence[Any], *,
-              namespace: str | None = None, patch_type: str = "merge", subresource: str | None = None,
-              field_manager: str | None = None) -> dict[str, Any]:
+    def patch(
+        self,
+        resource: Resource | str,
+        name: str,
+        patch: Mapping[str, Any] | Sequence[Any],
+        *,
+        namespace: str | None = None,
+        patch_type: str = "merge",
+        subresource: str | None = None,
+        field_manager: str | None = None,
+    ) -> dict[str, Any]:
         """``patch_type``: ``merge``, ``json``, ``strategic``, ``apply`` or a content type."""
         kind = self._kind(resource)
         path = kind.resource.path(self._namespace(kind, None, namespace), name, subresource)
-        return self._call("PATCH", path, body=patch, content_type=_PATCH_TYPES.get(patch_type, patch_type),
-                          query={"fieldManager": field_manager})
+        return self._call(
+            "PATCH",
+            path,
+            body=patch,
+            content_type=_PATCH_TYPES.get(patch_type, patch_type),
+            query={"fieldManager": field_manager},
+        )
 
-    def apply(self, resource: Resource | str, obj: Mapping[str, Any], *, namespace: str | None = None,
-              field_manager: str = "fake-cluster", subresource: str | None = None) -> dict[str, Any]:
+    def apply(
+        self,
+        resource: Resource | str,
+        obj: Mapping[str, Any],
+        *,
+        namespace: str | None = None,
+        field_manager: str = "fake-cluster",
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
         """Server-side apply (create, or merge over the live object)."""
         kind = self._kind(resource)
         name = (obj.get("metadata") or {}).get("name")
@@ -375,8 +429,15 @@ class FakeCluster:
         path = kind.resource.path(self._namespace(kind, obj, namespace), name, subresource)
         return self._call("PATCH", path, body=body, content_type=writes.APPLY, query={"fieldManager": field_manager})
 
-    def delete(self, resource: Resource | str, name: str, *, namespace: str | None = None, uid: str | None = None,
-               resource_version: str | None = None) -> dict[str, Any]:
+    def delete(
+        self,
+        resource: Resource | str,
+        name: str,
+        *,
+        namespace: str | None = None,
+        uid: str | None = None,
+        resource_version: str | None = None,
+    ) -> dict[str, Any]:
         """DELETE; returns the final state (or, with finalizers, the object now being deleted)."""
         kind = self._kind(resource)
         preconditions = {k: v for k, v in (("uid", uid), ("resourceVersion", resource_version)) if v}
@@ -391,8 +452,9 @@ class FakeCluster:
         else:
             kind = self._store.find_any(resource)
         if kind is None:
-            raise ResourceNotFoundError(f"the FakeCluster does not serve {resource}; register it first",
-                                        reason="NotFound")
+            raise ResourceNotFoundError(
+                f"the FakeCluster does not serve {resource}; register it first", reason="NotFound"
+            )
         return kind
 
     @staticmethod
@@ -402,20 +464,29 @@ class FakeCluster:
         own = ((obj or {}).get("metadata") or {}).get("namespace")
         return namespace or own or "default"
 
-    def _put(self, resource: Resource | str, obj: Mapping[str, Any], namespace: str | None,
-             subresource: str | None) -> dict[str, Any]:
+    def _put(
+        self, resource: Resource | str, obj: Mapping[str, Any], namespace: str | None, subresource: str | None
+    ) -> dict[str, Any]:
         kind = self._kind(resource)
         name = (obj.get("metadata") or {}).get("name")
         if not name:
             raise ValueError("an update needs metadata.name")
         return self._call("PUT", kind.resource.path(self._namespace(kind, obj, namespace), name, subresource), body=obj)
 
-    def _call(self, method: str, path: str, *, query: Mapping[str, Any] | None = None, body: Any = None,
-              content_type: str = "application/json") -> dict[str, Any]:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, Any] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
         params = _query(query)
         try:
-            _, _, payload = self._exchange(method, path, params, _decode(body), content_type,
-                                           "application/json", source="test")
+            _, _, payload = self._exchange(
+                method, path, params, _decode(body), content_type, "application/json", source="test"
+            )
         except FakeStatus as refusal:
             raise refusal.error(method, path) from None
         decoded: dict[str, Any] = orjson.loads(payload)
@@ -429,8 +500,17 @@ class FakeCluster:
             params = {**dict(parse_qsl(encoded, keep_blank_values=True)), **params}
         return path, params
 
-    def _exchange(self, method: str, path: str, params: Mapping[str, str], body: Any, content_type: str,
-                  accept: str, *, source: str) -> tuple[int, dict[str, str], bytes]:
+    def _exchange(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str],
+        body: Any,
+        content_type: str,
+        accept: str,
+        *,
+        source: str,
+    ) -> tuple[int, dict[str, str], bytes]:
         verb = self._server.verb(method, path, params)
         with self._lock:
             self._in_flight += 1
@@ -460,16 +540,29 @@ class FakeCluster:
                 return attempt()
             except FakeStatus as refusal:
                 wait = parse_retry_after(refusal.headers.get("Retry-After"))
-                if ((refusal.code == 429 or refusal.code >= 500) and wait is not None and budget.retry_in_client
-                        and budget.spend()):
+                if (
+                    (refusal.code == 429 or refusal.code >= 500)
+                    and wait is not None
+                    and budget.retry_in_client
+                    and budget.spend()
+                ):
                     with self._lock:
                         self._retries += 1
                     self._closed.wait(wait)
                     continue
                 raise refusal.error(method, path) from None
 
-    def _record(self, method: str, verb: str, path: str, query: Mapping[str, str], body: Any, content_type: str,
-                status: int, source: str) -> None:
+    def _record(
+        self,
+        method: str,
+        verb: str,
+        path: str,
+        query: Mapping[str, str],
+        body: Any,
+        content_type: str,
+        status: int,
+        source: str,
+    ) -> None:
         frozen = dict(query)
         snapshot = clone(body) if method in _WRITES and body is not None else None
         with self._lock:

@@ -17,12 +17,18 @@ from .support import configmap
 def create_configmaps(plane: ControlPlane, namespace: str, count: int, prefix: str = "cm", workers: int = 4) -> None:
     path = f"/api/v1/namespaces/{namespace}/configmaps"
     with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(lambda i: plane.request_json("POST", path, configmap(f"{prefix}-{i:05d}", i=str(i))), range(count)))
+        list(
+            pool.map(lambda i: plane.request_json("POST", path, configmap(f"{prefix}-{i:05d}", i=str(i))), range(count))
+        )
 
 
 def podtemplate(name: str, **labels: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": name, "labels": labels},
-            "template": {"spec": {"containers": [{"name": "c", "image": "busybox"}]}}}
+    return {
+        "apiVersion": "v1",
+        "kind": "PodTemplate",
+        "metadata": {"name": name, "labels": labels},
+        "template": {"spec": {"containers": [{"name": "c", "image": "busybox"}]}},
+    }
 
 
 def create_podtemplates(plane: ControlPlane, namespace: str, count: int, prefix: str = "pt", workers: int = 4) -> None:

@@ -20,8 +20,12 @@ class InjectingProxy:
         assert plane.workdir is not None
         certs = plane.workdir / "certs"
         self.upstream = plane.server
-        self.pool = urllib3.PoolManager(ca_certs=str(plane.ca_file), cert_file=str(certs / "admin.crt"),
-                                        key_file=str(certs / "admin.key"), maxsize=8)
+        self.pool = urllib3.PoolManager(
+            ca_certs=str(plane.ca_file),
+            cert_file=str(certs / "admin.crt"),
+            key_file=str(certs / "admin.key"),
+            maxsize=8,
+        )
         self.pending: deque[bytes] = deque()
         self.injected = 0
         self._lock = threading.Lock()
@@ -57,19 +61,29 @@ class InjectingProxy:
 
     def kubeconfig(self, directory: Path) -> Path:
         path = directory / "injecting-proxy.kubeconfig"
-        path.write_bytes(orjson.dumps({
-            "apiVersion": "v1", "kind": "Config",
-            "clusters": [{"name": "p", "cluster": {"server": self.url}}],
-            "users": [{"name": "p", "user": {}}],
-            "contexts": [{"name": "p", "context": {"cluster": "p", "user": "p"}}],
-            "current-context": "p",
-        }))
+        path.write_bytes(
+            orjson.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "clusters": [{"name": "p", "cluster": {"server": self.url}}],
+                    "users": [{"name": "p", "user": {}}],
+                    "contexts": [{"name": "p", "context": {"cluster": "p", "user": "p"}}],
+                    "current-context": "p",
+                }
+            )
+        )
         return path
 
     def _forward(self, handler: BaseHTTPRequestHandler) -> None:
         watching = "watch=" in handler.path
-        upstream = self.pool.request("GET", self.upstream + handler.path, preload_content=False, retries=False,
-                                     timeout=urllib3.Timeout(connect=5, read=None if watching else 60))
+        upstream = self.pool.request(
+            "GET",
+            self.upstream + handler.path,
+            preload_content=False,
+            retries=False,
+            timeout=urllib3.Timeout(connect=5, read=None if watching else 60),
+        )
         try:
             handler.send_response(upstream.status)
             handler.send_header("Content-Type", upstream.headers.get("Content-Type", "application/json"))

@@ -21,9 +21,20 @@ def test_informerd_watch_prints_events_and_stops_on_sigterm(control_plane: Contr
     path = f"/api/v1/namespaces/{namespace}/configmaps"
     control_plane.request_json("POST", path, {"metadata": {"name": "before"}})
     proc = subprocess.Popen(
-        [sys.executable, "-m", "controllers.cli", "watch", "v1/configmaps", "-n", namespace,
-         "--kubeconfig", str(control_plane.admin_kubeconfig)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ},
+        [
+            sys.executable,
+            "-m",
+            "controllers.cli",
+            "watch",
+            "v1/configmaps",
+            "-n",
+            namespace,
+            "--kubeconfig",
+            str(control_plane.admin_kubeconfig),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ},
     )
     try:
         first = orjson.loads(proc.stdout.readline())
@@ -43,5 +54,7 @@ def test_informerd_watch_prints_events_and_stops_on_sigterm(control_plane: Contr
 
 
 def test_informerd_version():
-    out = subprocess.run([sys.executable, "-m", "controllers.cli", "version"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "controllers.cli", "version"], capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == "0.1.0"

@@ -27,31 +27,74 @@ def throttled_plane() -> Iterator[ControlPlane]:
     # Two seats in all; the storm user's priority level gets one and rejects (429) instead of queueing.
     with ControlPlane(apiserver_args=["--max-requests-inflight=1", "--max-mutating-requests-inflight=1"]) as plane:
         flowcontrol = "/apis/flowcontrol.apiserver.k8s.io/v1"
-        plane.request_json("POST", f"{flowcontrol}/prioritylevelconfigurations", {
-            "apiVersion": "flowcontrol.apiserver.k8s.io/v1", "kind": "PriorityLevelConfiguration",
-            "metadata": {"name": "storm"},
-            "spec": {"type": "Limited", "limited": {"nominalConcurrencyShares": 1, "lendablePercent": 0,
-                                                     "borrowingLimitPercent": 0,
-                                                     "limitResponse": {"type": "Reject"}}},
-        })
-        plane.request_json("POST", f"{flowcontrol}/flowschemas", {
-            "apiVersion": "flowcontrol.apiserver.k8s.io/v1", "kind": "FlowSchema", "metadata": {"name": "storm"},
-            "spec": {"priorityLevelConfiguration": {"name": "storm"}, "matchingPrecedence": 100,
-                     "rules": [{"subjects": [{"kind": "User", "user": {"name": USER}}],
-                                "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"],
-                                                   "namespaces": ["*"], "clusterScope": True}],
-                                "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}]}]},
-        })
+        plane.request_json(
+            "POST",
+            f"{flowcontrol}/prioritylevelconfigurations",
+            {
+                "apiVersion": "flowcontrol.apiserver.k8s.io/v1",
+                "kind": "PriorityLevelConfiguration",
+                "metadata": {"name": "storm"},
+                "spec": {
+                    "type": "Limited",
+                    "limited": {
+                        "nominalConcurrencyShares": 1,
+                        "lendablePercent": 0,
+                        "borrowingLimitPercent": 0,
+                        "limitResponse": {"type": "Reject"},
+                    },
+                },
+            },
+        )
+        plane.request_json(
+            "POST",
+            f"{flowcontrol}/flowschemas",
+            {
+                "apiVersion": "flowcontrol.apiserver.k8s.io/v1",
+                "kind": "FlowSchema",
+                "metadata": {"name": "storm"},
+                "spec": {
+                    "priorityLevelConfiguration": {"name": "storm"},
+                    "matchingPrecedence": 100,
+                    "rules": [
+                        {
+                            "subjects": [{"kind": "User", "user": {"name": USER}}],
+                            "resourceRules": [
+                                {
+                                    "verbs": ["*"],
+                                    "apiGroups": ["*"],
+                                    "resources": ["*"],
+                                    "namespaces": ["*"],
+                                    "clusterScope": True,
+                                }
+                            ],
+                            "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+                        }
+                    ],
+                },
+            },
+        )
         # (aggregated roles such as "view" stay empty: no controller-manager runs in the kit)
-        plane.request_json("POST", "/apis/rbac.authorization.k8s.io/v1/clusterroles", {
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "storm"},
-            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]}],
-        })
-        plane.request_json("POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "storm"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "storm"},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": USER}],
-        })
+        plane.request_json(
+            "POST",
+            "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRole",
+                "metadata": {"name": "storm"},
+                "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]}],
+            },
+        )
+        plane.request_json(
+            "POST",
+            "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": "storm"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "storm"},
+                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": USER}],
+            },
+        )
         plane.request_json("POST", "/api/v1/namespaces", {"metadata": {"name": "storm"}})
         yield plane
 
@@ -59,6 +102,7 @@ def throttled_plane() -> Iterator[ControlPlane]:
 def test_a_429_storm_is_ridden_out_with_retry_after(throttled_plane: ControlPlane):
     create_configmaps(throttled_plane, "storm", 200, prefix="s")
     with api_client(throttled_plane.user_kubeconfig(USER), qps=-1) as client:
+
         def list_configmaps(_: int) -> int:
             return len(client.get_json("/api/v1/namespaces/storm/configmaps")["items"])
 
@@ -73,10 +117,13 @@ def test_a_429_storm_is_ridden_out_with_retry_after(throttled_plane: ControlPlan
 
 
 def test_an_informer_syncs_through_a_429_storm(throttled_plane: ControlPlane):
-    with api_client(throttled_plane.user_kubeconfig(USER), qps=-1) as client, \
-            api_client(throttled_plane.user_kubeconfig(USER), qps=-1) as noisy:
-        informer = SharedInformer(client, CONFIGMAPS, namespace="storm",
-                                  options=InformerOptions(page_size=50, backoff_initial=0.1))
+    with (
+        api_client(throttled_plane.user_kubeconfig(USER), qps=-1) as client,
+        api_client(throttled_plane.user_kubeconfig(USER), qps=-1) as noisy,
+    ):
+        informer = SharedInformer(
+            client, CONFIGMAPS, namespace="storm", options=InformerOptions(page_size=50, backoff_initial=0.1)
+        )
         stop = False
 
         def storm() -> None:

@@ -85,8 +85,14 @@ class WidgetReconciler:
         meta = obj["metadata"]
         self._ensure_child(obj)
         status = copy.deepcopy(obj.get("status") or {})
-        changed = set_condition(status, "Ready", True, "ChildReady", f"ConfigMap {meta['name']}-config is up to date",
-                                observed_generation=meta["generation"])
+        changed = set_condition(
+            status,
+            "Ready",
+            True,
+            "ChildReady",
+            f"ConfigMap {meta['name']}-config is up to date",
+            observed_generation=meta["generation"],
+        )
         if status.get("observedGeneration") != meta["generation"]:
             status["observedGeneration"] = meta["generation"]
             changed = True
@@ -101,10 +107,20 @@ class WidgetReconciler:
         try:
             child = self.writer.get(CONFIGMAPS, name, namespace=ns)
         except NotFoundError:
-            owner = {"apiVersion": widget["apiVersion"], "kind": "Widget", "name": meta["name"], "uid": meta["uid"],
-                     "controller": True, "blockOwnerDeletion": True}
-            body = {"apiVersion": "v1", "kind": "ConfigMap", "data": data,
-                    "metadata": {"name": name, "namespace": ns, "ownerReferences": [owner]}}
+            owner = {
+                "apiVersion": widget["apiVersion"],
+                "kind": "Widget",
+                "name": meta["name"],
+                "uid": meta["uid"],
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+            body = {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "data": data,
+                "metadata": {"name": name, "namespace": ns, "ownerReferences": [owner]},
+            }
             try:
                 self.writer.create(CONFIGMAPS, body)
             except AlreadyExistsError:
@@ -124,9 +140,14 @@ def converged(plane: ControlPlane, widgets: Resource, namespace: str, name: str)
         gen = widget["metadata"]["generation"]
         ready = get_condition(widget, "Ready")
         children = children_of(plane, namespace, widget["metadata"]["uid"])
-        return (widget.get("status", {}).get("observedGeneration") == gen and ready is not None
-                and ready["status"] == "True" and ready.get("observedGeneration") == gen
-                and len(children) == 1 and children[0]["data"] == {"size": str(widget["spec"]["size"])})
+        return (
+            widget.get("status", {}).get("observedGeneration") == gen
+            and ready is not None
+            and ready["status"] == "True"
+            and ready.get("observedGeneration") == gen
+            and len(children) == 1
+            and children[0]["data"] == {"size": str(widget["spec"]["size"])}
+        )
 
     return check
 
@@ -135,8 +156,9 @@ def _writes(writer: ApiWriter) -> dict[str, int]:
     return {verb: n for verb, n in writer.statistics().calls.items() if verb != "get"}
 
 
-def sample_controller(factory: InformerFactory, writer: ApiWriter, widgets: Resource,
-                      **options: Any) -> tuple[Controller, WidgetReconciler]:
+def sample_controller(
+    factory: InformerFactory, writer: ApiWriter, widgets: Resource, **options: Any
+) -> tuple[Controller, WidgetReconciler]:
     reconciler = WidgetReconciler(writer, widgets, factory.informer_for(CONFIGMAPS))
     controller = Controller(factory, widgets, reconciler, triggers=[owns(CONFIGMAPS)], **options)
     return controller, reconciler
@@ -162,22 +184,33 @@ def test_sample_reconciler_converges_to_one_owned_child_and_ready_status(
                     await wait_until(converged(control_plane, widgets, namespace, "w1"), 30, "w1 converged again")
                     # Idempotency: two more passes over the same state change nothing.
                     widget = get(control_plane, widgets.path(namespace, "w1"))
-                    before = (widget["metadata"]["resourceVersion"],
-                              [c["metadata"]["resourceVersion"] for c in children_of(control_plane, namespace, uid)])
+                    before = (
+                        widget["metadata"]["resourceVersion"],
+                        [c["metadata"]["resourceVersion"] for c in children_of(control_plane, namespace, uid)],
+                    )
                     request = Request(request_kind(widgets), uid, namespace, "w1")
                     writes_before = _writes(writer)
                     for _ in range(2):
-                        await anyio.to_thread.run_sync(reconciler.reconcile, request, copy.deepcopy(widget),
-                                                       ReconcileContext(request))
-                    after = (get(control_plane, widgets.path(namespace, "w1"))["metadata"]["resourceVersion"],
-                             [c["metadata"]["resourceVersion"] for c in children_of(control_plane, namespace, uid)])
+                        await anyio.to_thread.run_sync(
+                            reconciler.reconcile, request, copy.deepcopy(widget), ReconcileContext(request)
+                        )
+                    after = (
+                        get(control_plane, widgets.path(namespace, "w1"))["metadata"]["resourceVersion"],
+                        [c["metadata"]["resourceVersion"] for c in children_of(control_plane, namespace, uid)],
+                    )
                     assert after == before and len(after[1]) == 1
                     assert _writes(writer) == writes_before  # not even a no-op write was sent
                     # owns(): deleting the child wakes its owner, which re-creates it.
                     [child] = children_of(control_plane, namespace, uid)
                     control_plane.request_json("DELETE", CONFIGMAPS.path(namespace, "w1-config"))
-                    await wait_until(lambda: [c["metadata"]["uid"] for c in children_of(control_plane, namespace, uid)]
-                                     not in ([], [child["metadata"]["uid"]]), 30, "child re-created")
+                    await wait_until(
+                        lambda: (
+                            [c["metadata"]["uid"] for c in children_of(control_plane, namespace, uid)]
+                            not in ([], [child["metadata"]["uid"]])
+                        ),
+                        30,
+                        "child re-created",
+                    )
                     await wait_until(converged(control_plane, widgets, namespace, "w1"), 30, "w1 converged (child)")
 
                 await run_until(controller, body)
@@ -220,13 +253,21 @@ def test_a_burst_of_100_updates_yields_far_fewer_reconciles_and_the_last_sees_th
                         return last
 
                     last = await anyio.to_thread.run_sync(burst)
-                    await wait_until(lambda: controller.statistics().notifications_total >= before + 100, 30,
-                                     "100 update notifications handled")
+                    await wait_until(
+                        lambda: controller.statistics().notifications_total >= before + 100,
+                        30,
+                        "100 update notifications handled",
+                    )
                     gate.set()
-                    await wait_until(lambda: log.calls[-1][2] is not None
-                                     and log.calls[-1][2]["metadata"]["resourceVersion"]
-                                     == last["metadata"]["resourceVersion"]
-                                     and controller.queue.statistics().processing == 0, 30, "latest state reconciled")
+                    await wait_until(
+                        lambda: (
+                            log.calls[-1][2] is not None
+                            and log.calls[-1][2]["metadata"]["resourceVersion"] == last["metadata"]["resourceVersion"]
+                            and controller.queue.statistics().processing == 0
+                        ),
+                        30,
+                        "latest state reconciled",
+                    )
                     await anyio.sleep(0.3)  # nothing else is pending: no further call may come
 
                 await run_until(controller, body)
@@ -290,8 +331,11 @@ def test_delete_and_recreate_under_one_name_reconciles_both_uids_separately(
                 async def body() -> None:
                     await wait_until(converged(control_plane, widgets, namespace, "phoenix"), 30, "first converged")
                     control_plane.request_json("DELETE", widgets.path(namespace, "phoenix"))
-                    await wait_until(lambda: any(c[0] == first and c[2] is None for c in reconciler.log.calls), 30,
-                                     "the old UID reconciled as gone")
+                    await wait_until(
+                        lambda: any(c[0] == first and c[2] is None for c in reconciler.log.calls),
+                        30,
+                        "the old UID reconciled as gone",
+                    )
                     second = create_widget(control_plane, widgets, namespace, "phoenix")["metadata"]["uid"]
                     assert second != first
                     await wait_until(converged(control_plane, widgets, namespace, "phoenix"), 30, "second converged")
@@ -322,8 +366,7 @@ def test_a_hung_reconcile_times_out_and_frees_the_worker_for_other_keys(
     async def main() -> None:
         with client_for(control_plane) as client:
             async with InformerFactory(client, namespace=namespace) as factory:
-                controller = Controller(factory, widgets, reconcile, max_concurrent_reconciles=1,
-                                        reconcile_timeout=0.5)
+                controller = Controller(factory, widgets, reconcile, max_concurrent_reconciles=1, reconcile_timeout=0.5)
 
                 async def body() -> None:
                     await anyio.to_thread.run_sync(hung.wait, 30)

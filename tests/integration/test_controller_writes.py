@@ -18,6 +18,7 @@ from typing import Any
 import anyio
 import pytest
 
+from controllers.api import Api
 from controllers.controller import Controller
 from controllers.finalizers import has_finalizer, reconcile_finalizer
 from controllers.ratelimit import default_controller_rate_limiter
@@ -25,7 +26,6 @@ from controllers.reconciler import ReconcileContext
 from controllers.request import Request
 from controllers.result import Result
 from controllers.triggers import owns, request_kind
-from controllers.api import Api
 from controllers.writer import ApiWriter
 from informers import objects
 from informers.errors import AlreadyExistsError, ConflictError
@@ -121,8 +121,7 @@ def test_a_conflicting_read_modify_write_is_retried_with_backoff_and_converges(
         with client_for(control_plane) as client, writer_for(client) as writer:
             async with InformerFactory(client, namespace=namespace) as factory:
                 reconciler = AnnotatingReconciler(writer, widgets, gated="c0")
-                controller = Controller(factory, widgets, reconciler, max_concurrent_reconciles=3,
-                                        rate_limiter=limiter)
+                controller = Controller(factory, widgets, reconciler, max_concurrent_reconciles=3, rate_limiter=limiter)
 
                 async def body() -> None:
                     # c0's first call holds its cached object; the test writes c0 meanwhile, so the
@@ -133,8 +132,9 @@ def test_a_conflicting_read_modify_write_is_retried_with_backoff_and_converges(
                     stale_rv = held[2]["metadata"]["resourceVersion"]
                     patch_spec(control_plane, widgets, namespace, "c0", 1)
                     reconciler.release.set()
-                    await wait_until(lambda: (uids["c0"], stale_rv) in reconciler.conflicts, 30,
-                                     "the stale update refused")
+                    await wait_until(
+                        lambda: (uids["c0"], stale_rv) in reconciler.conflicts, 30, "the stale update refused"
+                    )
 
                     def churn() -> None:  # more concurrent writes to every widget while it reconciles
                         for size in range(2, final_size + 1):
@@ -144,7 +144,9 @@ def test_a_conflicting_read_modify_write_is_retried_with_backoff_and_converges(
                     await anyio.to_thread.run_sync(churn)
                     await wait_until(observed_everywhere, 60, f"annotation {OBSERVED}={final_size} on every widget")
                     queue = controller.queue
-                    await wait_until(lambda: len(queue) == 0 and queue.statistics().processing == 0, 30, "an idle queue")
+                    await wait_until(
+                        lambda: len(queue) == 0 and queue.statistics().processing == 0, 30, "an idle queue"
+                    )
                     # A retry of c0 (attempt >= 1: the failure was not forgotten) re-read a newer version.
                     retries = [c for c in reconciler.log.of_uid(uids["c0"]) if c[3] >= 1]
                     assert any(c[2] is not None and c[2]["metadata"]["resourceVersion"] != stale_rv for c in retries)
@@ -218,9 +220,12 @@ class FinalizingReconciler:
         # Instrumentation only: what the server holds right before the side effect.
         live = self.writer.get(self.widgets, meta["name"], namespace=meta["namespace"])
         self._note("effect", meta["uid"], live["metadata"]["uid"] == meta["uid"] and has_finalizer(live, FINALIZER))
-        marker = {"apiVersion": "v1", "kind": "ConfigMap",
-                  "metadata": {"name": external_name(meta["uid"]), "namespace": meta["namespace"]},
-                  "data": {"widget": meta["name"], "uid": meta["uid"]}}
+        marker = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": external_name(meta["uid"]), "namespace": meta["namespace"]},
+            "data": {"widget": meta["name"], "uid": meta["uid"]},
+        }
         try:
             self.writer.create(CONFIGMAPS, marker)
         except AlreadyExistsError:
@@ -325,8 +330,11 @@ def test_deletion_runs_the_finalizer_cleanup_once_per_uid_then_lets_the_object_g
 
     anyio.run(main)
     assert get(control_plane, path) is None
-    assert [cm for cm in control_plane.request_json("GET", CONFIGMAPS.path(namespace))["items"]
-            if cm["metadata"]["name"].startswith("external-")] == []
+    assert [
+        cm
+        for cm in control_plane.request_json("GET", CONFIGMAPS.path(namespace))["items"]
+        if cm["metadata"]["name"].startswith("external-")
+    ] == []
 
 
 # -- server-side apply ---------------------------------------------------------------------------
@@ -347,11 +355,18 @@ class ApplyingReconciler:
         if obj is None:
             return None
         meta = obj["metadata"]
-        owner = {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": meta["name"], "uid": meta["uid"],
-                 "controller": True, "blockOwnerDeletion": True}
-        intent = {"metadata": {"name": f"{meta['name']}-child", "namespace": meta["namespace"],
-                               "ownerReferences": [owner]},
-                  "data": {"size": str(obj["spec"]["size"])}}
+        owner = {
+            "apiVersion": obj["apiVersion"],
+            "kind": obj["kind"],
+            "name": meta["name"],
+            "uid": meta["uid"],
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+        intent = {
+            "metadata": {"name": f"{meta['name']}-child", "namespace": meta["namespace"], "ownerReferences": [owner]},
+            "data": {"size": str(obj["spec"]["size"])},
+        }
         child = await self.api.apply(intent)
         first_apply = not any(uid == meta["uid"] for uid, _ in self.applied)
         self.applied.append((meta["uid"], child))
@@ -373,8 +388,11 @@ def test_applying_the_owned_child_on_every_pass_keeps_exactly_one_child(
                 controller = Controller(factory, widgets, reconciler, triggers=[owns(CONFIGMAPS)])
 
                 async def body() -> None:
-                    await wait_until(lambda: len(reconciler.applied) >= 2
-                                     and controller.statistics().workers.success_total >= 1, 30, "two applies")
+                    await wait_until(
+                        lambda: len(reconciler.applied) >= 2 and controller.statistics().workers.success_total >= 1,
+                        30,
+                        "two applies",
+                    )
                     # The requeued pass had the same spec: same child, and nothing changed (no-op apply).
                     [(_, first), (_, second)] = reconciler.applied[:2]
                     assert second["metadata"]["uid"] == first["metadata"]["uid"]
@@ -390,7 +408,8 @@ def test_applying_the_owned_child_on_every_pass_keeps_exactly_one_child(
                 assert stats.requeue_total >= 1 and stats.error_total == 0 and stats.panics_total == 0
                 assert writer.statistics().calls["apply"] >= 3 and writer.statistics().calls.get("create", 0) == 0
                 assert {child["metadata"]["uid"] for _, child in reconciler.applied} == {
-                    reconciler.applied[0][1]["metadata"]["uid"]}
+                    reconciler.applied[0][1]["metadata"]["uid"]
+                }
 
     anyio.run(main)
     names = [cm["metadata"]["name"] for cm in control_plane.request_json("GET", CONFIGMAPS.path(namespace))["items"]]
@@ -398,5 +417,6 @@ def test_applying_the_owned_child_on_every_pass_keeps_exactly_one_child(
     [child] = children_of(control_plane, namespace, uid)
     owner = objects.controller_owner(child)
     assert owner is not None and owner["kind"] == "Widget" and owner["apiVersion"] == widgets.api_version
-    assert any(m.get("manager") == FIELD_MANAGER and m.get("operation") == "Apply"
-               for m in child["metadata"]["managedFields"])
+    assert any(
+        m.get("manager") == FIELD_MANAGER and m.get("operation") == "Apply" for m in child["metadata"]["managedFields"]
+    )

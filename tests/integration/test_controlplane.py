@@ -46,8 +46,12 @@ def test_create_list_and_watch_a_configmap_through_the_admin_kubeconfig(control_
 
     thread = threading.Thread(target=writer)
     thread.start()
-    for event in watcher.stream(core.list_namespaced_config_map, namespace,
-                                resource_version=created.metadata.resource_version, timeout_seconds=20):
+    for event in watcher.stream(
+        core.list_namespaced_config_map,
+        namespace,
+        resource_version=created.metadata.resource_version,
+        timeout_seconds=20,
+    ):
         seen.append((event["type"], event["object"].metadata.name))
         if ("DELETED", "first") in seen:
             watcher.stop()
@@ -63,15 +67,27 @@ def test_non_admin_user_is_forbidden_secrets_but_allowed_what_rbac_grants(contro
     assert denied.value.status == 403
     assert user in orjson.loads(denied.value.body)["message"]  # authenticated as that user, then denied
 
-    control_plane.request_json("POST", f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/roles", {
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "cm-reader"},
-        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]}],
-    })
-    control_plane.request_json("POST", f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/rolebindings", {
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "cm-reader"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "cm-reader"},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "developers"}],
-    })
+    control_plane.request_json(
+        "POST",
+        f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/roles",
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "cm-reader"},
+            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]}],
+        },
+    )
+    control_plane.request_json(
+        "POST",
+        f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/rolebindings",
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "cm-reader"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "cm-reader"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "developers"}],
+        },
+    )
     assert core.list_namespaced_config_map(namespace).items == []
     with pytest.raises(ApiException) as still_denied:
         core.list_namespaced_secret(namespace)
@@ -108,8 +124,12 @@ def _watch_events(control_plane: ControlPlane, path: str, resource_version: str)
 def test_watch_from_before_an_etcd_compaction_ends_in_410_gone(control_plane: ControlPlane, namespace: str):
     # podtemplates are served without a watch cache in the kit (--watch-cache-sizes), so watches reach etcd.
     path = f"/api/v1/namespaces/{namespace}/podtemplates"
-    template = {"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "tpl", "labels": {"v": "0"}},
-                "template": {"spec": {"containers": [{"name": "c", "image": "busybox"}]}}}
+    template = {
+        "apiVersion": "v1",
+        "kind": "PodTemplate",
+        "metadata": {"name": "tpl", "labels": {"v": "0"}},
+        "template": {"spec": {"containers": [{"name": "c", "image": "busybox"}]}},
+    }
     old_rv = control_plane.request_json("POST", path, template)["metadata"]["resourceVersion"]
     for i in range(1, 4):
         obj = control_plane.request_json("GET", f"{path}/tpl")
@@ -125,16 +145,25 @@ def test_watch_from_before_an_etcd_compaction_ends_in_410_gone(control_plane: Co
     assert after[-1]["object"]["code"] == 410, after[-1]
 
 
-def test_fault_proxy_cut_and_stall_act_on_real_apiserver_connections(control_plane: ControlPlane, fault_proxy: FaultProxy):
-    pool = urllib3.PoolManager(ca_certs=str(control_plane.ca_file),
-                               cert_file=str(control_plane.workdir / "certs" / "admin.crt"),
-                               key_file=str(control_plane.workdir / "certs" / "admin.key"))
+def test_fault_proxy_cut_and_stall_act_on_real_apiserver_connections(
+    control_plane: ControlPlane, fault_proxy: FaultProxy
+):
+    pool = urllib3.PoolManager(
+        ca_certs=str(control_plane.ca_file),
+        cert_file=str(control_plane.workdir / "certs" / "admin.crt"),
+        key_file=str(control_plane.workdir / "certs" / "admin.key"),
+    )
     url = f"{fault_proxy.url}/api/v1/namespaces/default"
     assert pool.request("GET", url, timeout=5, retries=False).status == 200
 
     # A watch stream through the proxy ends at once when the proxy cuts it.
-    stream = pool.request("GET", f"{fault_proxy.url}/api/v1/configmaps?watch=1&timeoutSeconds=60",
-                          preload_content=False, timeout=urllib3.Timeout(connect=5, read=30), retries=False)
+    stream = pool.request(
+        "GET",
+        f"{fault_proxy.url}/api/v1/configmaps?watch=1&timeoutSeconds=60",
+        preload_content=False,
+        timeout=urllib3.Timeout(connect=5, read=30),
+        retries=False,
+    )
     assert stream.status == 200
     assert fault_proxy.cut() >= 1
     with pytest.raises((urllib3.exceptions.ProtocolError, urllib3.exceptions.SSLError, OSError)):

@@ -11,8 +11,12 @@ pytestmark = pytest.mark.integration
 
 
 def test_demo_prints_events_for_the_objects_it_creates():
-    proc = subprocess.run([sys.executable, "-m", "informers.testing", "demo", "--rounds", "3"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "informers.testing", "demo", "--rounds", "3"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.splitlines()
     assert any(line.startswith("informer synced") for line in lines)

@@ -12,7 +12,7 @@ import pytest
 from informers.errors import ForbiddenError, NotFoundError, ResourceNotFoundError, StreamStalledError, SyncTimeoutError
 from informers.factory import InformerFactory
 from informers.informer import InformerOptions, SharedInformer
-from informers.resources import Discovery, Resource
+from informers.resources import Resource
 from informers.testing import ControlPlane, FaultProxy
 
 from .churn import Churn, create_configmaps, create_podtemplates
@@ -30,8 +30,9 @@ def test_connection_cut_mid_stream_resumes_from_last_resource_version_without_re
     create_configmaps(control_plane, namespace, 20)
     path = f"/api/v1/namespaces/{namespace}/configmaps"
     with api_client(control_plane.kubeconfig(server=fault_proxy.url)) as client:
-        informer = SharedInformer(client, CONFIGMAPS, namespace=namespace,
-                                  options=InformerOptions(backoff_initial=0.1, backoff_cap=0.5))
+        informer = SharedInformer(
+            client, CONFIGMAPS, namespace=namespace, options=InformerOptions(backoff_initial=0.1, backoff_cap=0.5)
+        )
         log = EventLog()
         informer.add_handler(on_notification=log)
         informer.start()
@@ -60,21 +61,31 @@ def test_stalled_connection_is_detected_within_the_idle_deadline_and_recovered(
     path = f"/api/v1/namespaces/{namespace}/configmaps"
     idle = 2.0
     with api_client(control_plane.kubeconfig(server=fault_proxy.url)) as client:
-        informer = SharedInformer(client, CONFIGMAPS, namespace=namespace,
-                                  options=InformerOptions(idle_timeout=idle, backoff_initial=0.1, backoff_cap=0.5))
+        informer = SharedInformer(
+            client,
+            CONFIGMAPS,
+            namespace=namespace,
+            options=InformerOptions(idle_timeout=idle, backoff_initial=0.1, backoff_cap=0.5),
+        )
         log = EventLog()
         informer.add_handler(on_notification=log)
         informer.start()
         try:
             assert informer.wait_synced_blocking(30)
-            wait_for(lambda: informer.statistics().watcher.state == "watching" and fault_proxy.statistics().active >= 1,
-                     10, "the watch to be open")
+            wait_for(
+                lambda: informer.statistics().watcher.state == "watching" and fault_proxy.statistics().active >= 1,
+                10,
+                "the watch to be open",
+            )
             fault_proxy.stall()  # half-open: the connection stays up, nothing flows
             stalled_at = time.monotonic()
             churn = Churn(control_plane, namespace)
             churn.run(10)
-            wait_for(lambda: informer.statistics().watcher.watch_restarts["stalled"] >= 1, idle + 10,
-                     "the stall to be detected")
+            wait_for(
+                lambda: informer.statistics().watcher.watch_restarts["stalled"] >= 1,
+                idle + 10,
+                "the stall to be detected",
+            )
             detected_after = time.monotonic() - stalled_at
             assert isinstance(informer.last_error, StreamStalledError)
             assert detected_after < idle * 4, detected_after  # bounded by the deadline, not by the server timeout
@@ -91,8 +102,9 @@ def test_apiserver_restart_during_churn_is_survived(control_plane: ControlPlane,
     path = f"/api/v1/namespaces/{namespace}/configmaps"
     create_configmaps(control_plane, namespace, 30)
     with api_client(control_plane.admin_kubeconfig) as client:
-        informer = SharedInformer(client, CONFIGMAPS, namespace=namespace,
-                                  options=InformerOptions(backoff_initial=0.2, backoff_cap=1.0))
+        informer = SharedInformer(
+            client, CONFIGMAPS, namespace=namespace, options=InformerOptions(backoff_initial=0.2, backoff_cap=1.0)
+        )
         informer.start()
         try:
             assert informer.wait_synced_blocking(30)
@@ -117,8 +129,9 @@ def test_compaction_while_cut_off_forces_relist_and_gap_deletes_arrive_as_final_
     path = f"/api/v1/namespaces/{namespace}/podtemplates"
     create_podtemplates(control_plane, namespace, 10)
     with api_client(control_plane.kubeconfig(server=fault_proxy.url)) as client:
-        informer = SharedInformer(client, PODTEMPLATES, namespace=namespace,
-                                  options=InformerOptions(backoff_initial=0.1, backoff_cap=0.5))
+        informer = SharedInformer(
+            client, PODTEMPLATES, namespace=namespace, options=InformerOptions(backoff_initial=0.1, backoff_cap=0.5)
+        )
         log = EventLog()
         informer.add_handler(on_notification=log)
         informer.start()
@@ -129,9 +142,16 @@ def test_compaction_while_cut_off_forces_relist_and_gap_deletes_arrive_as_final_
             gone = ["pt-00001", "pt-00004", "pt-00007"]
             for name in gone:
                 control_plane.request_json("DELETE", f"{path}/{name}")
-            control_plane.request_json("POST", path, {"apiVersion": "v1", "kind": "PodTemplate",
-                                                      "metadata": {"name": "born-in-gap"},
-                                                      "template": {"spec": {"containers": [{"name": "c", "image": "x"}]}}})
+            control_plane.request_json(
+                "POST",
+                path,
+                {
+                    "apiVersion": "v1",
+                    "kind": "PodTemplate",
+                    "metadata": {"name": "born-in-gap"},
+                    "template": {"spec": {"containers": [{"name": "c", "image": "x"}]}},
+                },
+            )
             control_plane.compact_etcd()
             fault_proxy.pass_through()
             wait_for(lambda: informer.statistics().watcher.relists >= 1, 30, "a relist after 410")
@@ -145,8 +165,9 @@ def test_compaction_while_cut_off_forces_relist_and_gap_deletes_arrive_as_final_
 
 def test_bookmarks_advance_the_resource_version(control_plane: ControlPlane, namespace: str):
     with api_client(control_plane.admin_kubeconfig) as client:
-        informer = SharedInformer(client, CONFIGMAPS, namespace=namespace,
-                                  options=InformerOptions(watch_timeout_range=(6, 7)))
+        informer = SharedInformer(
+            client, CONFIGMAPS, namespace=namespace, options=InformerOptions(watch_timeout_range=(6, 7))
+        )
         informer.start()
         try:
             assert informer.wait_synced_blocking(30)
@@ -155,7 +176,7 @@ def test_bookmarks_advance_the_resource_version(control_plane: ControlPlane, nam
             start_bookmarks = start.events["BOOKMARK"]  # a streaming list ends with one already
             # Bookmarks come only once the type's resourceVersion moved past the watch's: write
             # ConfigMaps elsewhere (this informer sees none of them), then wait out the short watch.
-            other = f"/api/v1/namespaces/default/configmaps"
+            other = "/api/v1/namespaces/default/configmaps"
             name = f"bookmark-bump-{namespace}"[:60]
             created = control_plane.request_json("POST", other, {"metadata": {"name": name}})
             wait_for(lambda: informer.statistics().watcher.events["BOOKMARK"] > start_bookmarks, 30, "a bookmark")
@@ -172,8 +193,9 @@ def test_forbidden_and_unknown_resources_give_clear_errors_and_back_off(control_
     async def main() -> None:
         kubeconfig = control_plane.user_kubeconfig("nobody", ["no-rights"])
         with api_client(kubeconfig) as client:
-            factory = InformerFactory(client, namespace=namespace,
-                                      options=InformerOptions(backoff_initial=0.5, backoff_cap=30))
+            factory = InformerFactory(
+                client, namespace=namespace, options=InformerOptions(backoff_initial=0.5, backoff_cap=30)
+            )
             secrets = factory.informer_for(Resource("", "v1", "secrets", "Secret", namespaced=True))
             async with factory:
                 started = time.monotonic()
@@ -197,8 +219,11 @@ def test_forbidden_and_unknown_resources_give_clear_errors_and_back_off(control_
             factory.resolve_blocking("nothing.example.com/v1/widgets")
         assert "widgets" in str(unknown.value)
         # A hand-built Resource that the server does not serve: 404 on LIST, backed off, no crash.
-        ghost = SharedInformer(client, Resource("nothing.example.com", "v1", "ghosts", "Ghost", True),
-                               options=InformerOptions(backoff_initial=0.5))
+        ghost = SharedInformer(
+            client,
+            Resource("nothing.example.com", "v1", "ghosts", "Ghost", True),
+            options=InformerOptions(backoff_initial=0.5),
+        )
         ghost.start()
         try:
             wait_for(lambda: ghost.last_error is not None, 10, "the 404")

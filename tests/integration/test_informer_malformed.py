@@ -26,12 +26,14 @@ GARBAGE = [
 ]
 
 
-def test_malformed_events_restart_the_watch_from_the_last_good_version(control_plane: ControlPlane, namespace: str,
-                                                                        tmp_path):
+def test_malformed_events_restart_the_watch_from_the_last_good_version(
+    control_plane: ControlPlane, namespace: str, tmp_path
+):
     path = f"/api/v1/namespaces/{namespace}/configmaps"
     with InjectingProxy(control_plane) as proxy, api_client(proxy.kubeconfig(tmp_path)) as client:
-        informer = SharedInformer(client, CONFIGMAPS, namespace=namespace,
-                                  options=InformerOptions(backoff_initial=0.05, backoff_cap=0.2))
+        informer = SharedInformer(
+            client, CONFIGMAPS, namespace=namespace, options=InformerOptions(backoff_initial=0.05, backoff_cap=0.2)
+        )
         log = EventLog()
         informer.add_handler(on_notification=log)
         informer.start()
@@ -48,8 +50,9 @@ def test_malformed_events_restart_the_watch_from_the_last_good_version(control_p
             assert proxy.injected == len(GARBAGE)
             assert stats.watch_restarts["malformed"] == len(GARBAGE), stats
             assert stats.relists == 0
-            assert {n.obj["metadata"].get("name") for n in log.snapshot() if hasattr(n, "obj")
-                    and isinstance(n.obj, dict)}.isdisjoint({"x"})
+            assert {
+                n.obj["metadata"].get("name") for n in log.snapshot() if hasattr(n, "obj") and isinstance(n.obj, dict)
+            }.isdisjoint({"x"})
             wait_cache_equals_server(informer, control_plane, path)
         finally:
             informer.stop()

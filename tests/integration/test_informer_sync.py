@@ -16,12 +16,14 @@ from informers.informer import InformerOptions, SharedInformer
 from informers.testing import ControlPlane
 
 from .churn import Churn, create_configmaps, create_podtemplates
-from .support import EventLog, api_client, cache_state, server_state, wait_cache_equals_server, wait_for
+from .support import EventLog, api_client, cache_state, wait_cache_equals_server, wait_for
 
 pytestmark = pytest.mark.integration
 
 
-def test_1200_objects_sync_through_pagination_and_consumers_share_one_watch(control_plane: ControlPlane, namespace: str):
+def test_1200_objects_sync_through_pagination_and_consumers_share_one_watch(
+    control_plane: ControlPlane, namespace: str
+):
     # PodTemplates are served from etcd in the kit (no watch cache), so the LIST is really paginated;
     # a cached type answers resourceVersion=0 lists from memory in one piece, as for client-go.
     create_podtemplates(control_plane, namespace, 1200)
@@ -42,7 +44,8 @@ def test_1200_objects_sync_through_pagination_and_consumers_share_one_watch(cont
                 assert stats.watcher.list_pages == 3  # 500 + 500 + 200
                 assert stats.objects == 1200
                 await anyio.to_thread.run_sync(
-                    wait_for, lambda: len(log_a.snapshot()) == 1200 and len(log_b.snapshot()) == 1200, 30, "handlers")
+                    wait_for, lambda: len(log_a.snapshot()) == 1200 and len(log_b.snapshot()) == 1200, 30, "handlers"
+                )
                 assert all(isinstance(n, ObjectAdded) and n.in_initial_list for n in log_a.snapshot())
                 control_plane.request_json("DELETE", f"{path}/pt-00007")
                 await anyio.to_thread.run_sync(wait_cache_equals_server, first, control_plane, path)
@@ -86,11 +89,17 @@ def test_handler_added_after_sync_gets_every_cached_object_and_a_raising_handler
                 # blocking work goes to a thread: the event loop must stay free for the async handler
                 await anyio.to_thread.run_sync(churn.run, 40)
                 await anyio.to_thread.run_sync(
-                    wait_for, lambda: late_sync.writes() == churn.written, 20, "late handler sees every write")
+                    wait_for, lambda: late_sync.writes() == churn.written, 20, "late handler sees every write"
+                )
                 await anyio.to_thread.run_sync(
-                    wait_for, lambda: late_async.writes() == churn.written, 20, "async handler sees every write")
+                    wait_for, lambda: late_async.writes() == churn.written, 20, "async handler sees every write"
+                )
                 await anyio.to_thread.run_sync(
-                    wait_for, lambda: bad.statistics().delivered == 50 + len(churn.written), 60, "raising handler drained")
+                    wait_for,
+                    lambda: bad.statistics().delivered == 50 + len(churn.written),
+                    60,
+                    "raising handler drained",
+                )
                 stats = bad.statistics()
                 assert stats.errors == calls["n"] == 50 + len(churn.written)  # every call raised, none was lost
                 assert stats.last_error and "plugin bug" in stats.last_error
@@ -133,8 +142,9 @@ def test_indexes_stay_correct_under_concurrent_readers_and_a_writer(control_plan
     for i in range(60):
         control_plane.request_json("POST", base, {"metadata": {"name": f"ix-{i}", "labels": {"app": f"a{i % 3}"}}})
     with api_client(control_plane.admin_kubeconfig) as client:
-        informer = SharedInformer(client, _configmaps(client), namespace=namespace,
-                                  indexers={"app": index_by_label("app")})
+        informer = SharedInformer(
+            client, _configmaps(client), namespace=namespace, indexers={"app": index_by_label("app")}
+        )
         informer.start()
         assert informer.wait_synced_blocking(30)
         problems: list[str] = []
@@ -168,21 +178,31 @@ def test_indexes_stay_correct_under_concurrent_readers_and_a_writer(control_plan
         assert problems == []
         server = control_plane.request_json("GET", path)["items"]
         for app in ("a0", "a1", "a2", "a3"):
-            expected = sorted(f"{namespace}/{o['metadata']['name']}" for o in server
-                              if o["metadata"]["labels"]["app"] == app)
+            expected = sorted(
+                f"{namespace}/{o['metadata']['name']}" for o in server if o["metadata"]["labels"]["app"] == app
+            )
             assert sorted(informer.store.index_keys("app", app)) == expected
 
 
 def test_a_crd_created_in_the_test_is_watched_like_a_builtin(control_plane: ControlPlane, namespace: str):
     group = f"t{int(time.time() * 1000) % 10**8}.example.com"
     crd = {
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
         "metadata": {"name": f"widgets.{group}"},
-        "spec": {"group": group, "scope": "Namespaced",
-                 "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
-                 "versions": [{"name": "v1", "served": True, "storage": True,
-                               "schema": {"openAPIV3Schema": {"type": "object",
-                                                              "x-kubernetes-preserve-unknown-fields": True}}}]},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+                }
+            ],
+        },
     }
     with api_client(control_plane.admin_kubeconfig) as client:
         factory = InformerFactory(client, namespace=namespace)
@@ -194,16 +214,24 @@ def test_a_crd_created_in_the_test_is_watched_like_a_builtin(control_plane: Cont
             return control_plane.request("GET", path)[0] == 200
 
         wait_for(served, 30, "CRD served")
-        control_plane.request_json("POST", path, {"apiVersion": f"{group}/v1", "kind": "Widget",
-                                                  "metadata": {"name": "w1"}, "spec": {"size": 1}})
-        informer = factory.informer_for(factory.resolve_blocking(f"{group}/v1/Widget"))  # by kind: discovery refreshes on the miss
+        control_plane.request_json(
+            "POST",
+            path,
+            {"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "w1"}, "spec": {"size": 1}},
+        )
+        informer = factory.informer_for(
+            factory.resolve_blocking(f"{group}/v1/Widget")
+        )  # by kind: discovery refreshes on the miss
         log = EventLog()
         informer.add_handler(on_notification=log)
         informer.start()
         try:
             assert informer.wait_synced_blocking(30)
-            created = control_plane.request_json("POST", path, {"apiVersion": f"{group}/v1", "kind": "Widget",
-                                                                "metadata": {"name": "w2"}, "spec": {"size": 2}})
+            created = control_plane.request_json(
+                "POST",
+                path,
+                {"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "w2"}, "spec": {"size": 2}},
+            )
             wait_for(lambda: ("ADDED", "w2", created["metadata"]["resourceVersion"]) in log.writes(), 20, "w2 event")
             wait_cache_equals_server(informer, control_plane, path)
         finally:
@@ -214,8 +242,9 @@ def test_streaming_initial_list_fills_the_cache_without_list_pages(control_plane
     create_configmaps(control_plane, namespace, 30)
     path = f"/api/v1/namespaces/{namespace}/configmaps"
     with api_client(control_plane.admin_kubeconfig) as client:
-        informer = SharedInformer(client, _configmaps(client), namespace=namespace,
-                                  options=InformerOptions(streaming_list=True))
+        informer = SharedInformer(
+            client, _configmaps(client), namespace=namespace, options=InformerOptions(streaming_list=True)
+        )
         informer.start()
         try:
             assert informer.wait_synced_blocking(30)
@@ -246,8 +275,11 @@ def test_resync_reaches_only_the_handlers_that_asked_and_removed_handlers_stop_r
             wait_for(lambda: len(removed.snapshot()) == 5, 10, "initial adds")
             informer.remove_handler(gone)
             wait_for(lambda: gone.stopped, 5, "the removed handler's delivery to end")
-            wait_for(lambda: sum(1 for n in resyncing.snapshot() if getattr(n, "is_resync", False)) >= 10, 10,
-                     "two rounds of resync")
+            wait_for(
+                lambda: sum(1 for n in resyncing.snapshot() if getattr(n, "is_resync", False)) >= 10,
+                10,
+                "two rounds of resync",
+            )
             resyncs = [n for n in resyncing.snapshot() if getattr(n, "is_resync", False)]
             assert all(n.old == n.new for n in resyncs)
             assert not any(getattr(n, "is_resync", False) for n in quiet.snapshot())
@@ -262,8 +294,9 @@ def test_resync_reaches_only_the_handlers_that_asked_and_removed_handlers_stop_r
 def test_label_selector_scoping_and_a_cluster_scoped_resource(control_plane: ControlPlane, namespace: str):
     path = f"/api/v1/namespaces/{namespace}/configmaps"
     for i in range(6):
-        control_plane.request_json("POST", path, {"metadata": {"name": f"sel-{i}",
-                                                               "labels": {"tier": "web" if i % 2 else "db"}}})
+        control_plane.request_json(
+            "POST", path, {"metadata": {"name": f"sel-{i}", "labels": {"tier": "web" if i % 2 else "db"}}}
+        )
     with api_client(control_plane.admin_kubeconfig) as client:
         with InformerFactory(client).blocking() as factory:  # the thread form: no event loop here
             web = factory.informer("v1/configmaps", namespace=namespace, label_selector="tier=web")
@@ -280,4 +313,6 @@ def test_label_selector_scoping_and_a_cluster_scoped_resource(control_plane: Con
             wait_for(lambda: ("DELETED", "sel-1", None) in log.writes(), 20, "sel-1 to leave the selection")
             assert web.store.get(f"{namespace}/sel-1") is None
             server = control_plane.request_json("GET", f"{path}?labelSelector=tier%3Dweb")["items"]
-            assert sorted(o["metadata"]["name"] for o in server) == sorted(o["metadata"]["name"] for o in web.store.list())
+            assert sorted(o["metadata"]["name"] for o in server) == sorted(
+                o["metadata"]["name"] for o in web.store.list()
+            )

@@ -12,6 +12,7 @@ semantics (handover < lease duration, and so on); the figures observed are print
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 import uuid
@@ -76,12 +77,13 @@ class Timeline:
                 if what in ("lead", "end"):
                     intervals.setdefault(who, []).append(t)
         spans = sorted((ts[0], ts[1] if len(ts) > 1 else float("inf"), who) for who, ts in intervals.items())
-        for (_, end, who), (start, _, other) in zip(spans, spans[1:]):
+        for (_, end, who), (start, _, other) in itertools.pairwise(spans):
             assert end <= start, f"{who} and {other} led at the same time"
 
 
-async def campaign(elector: LeaderElector, timeline: Timeline, stop: anyio.Event,
-                   outcome: dict[str, BaseException | None]) -> None:
+async def campaign(
+    elector: LeaderElector, timeline: Timeline, stop: anyio.Event, outcome: dict[str, BaseException | None]
+) -> None:
     try:
         async with elector.leadership():
             timeline.add(elector.identity, "lead")
@@ -119,10 +121,13 @@ def lease_record(plane: ControlPlane, namespace: str) -> LeaseRecord:
 
 
 def test_exactly_one_leads_and_a_clean_exit_hands_over_at_once(
-        control_plane: ControlPlane, namespace: str, writers: list[ApiWriter]) -> None:
+    control_plane: ControlPlane, namespace: str, writers: list[ApiWriter]
+) -> None:
     recorder = EventRecorder(writers[0], "informerd.test/leader-election")
-    electors = [LeaderElector(w, LEASE, namespace, identity=f"replica-{n}_{uuid.uuid4()}", options=OPTIONS,
-                              recorder=recorder) for n, w in enumerate(writers)]
+    electors = [
+        LeaderElector(w, LEASE, namespace, identity=f"replica-{n}_{uuid.uuid4()}", options=OPTIONS, recorder=recorder)
+        for n, w in enumerate(writers)
+    ]
     timeline = Timeline()
     outcome: dict[str, BaseException | None] = {}
     seen: dict[str, Any] = {}
@@ -160,14 +165,20 @@ def test_exactly_one_leads_and_a_clean_exit_hands_over_at_once(
     assert (record.holder_identity, record.leader_transitions) == ("", 1)  # released again at the end
     events = control_plane.request_json("GET", f"/apis/events.k8s.io/v1/namespaces/{namespace}/events")["items"]
     notes = {e["note"] for e in events if e["regarding"]["kind"] == "Lease" and e["reason"] == "LeaderElection"}
-    assert notes == {f"{seen['leader']} became leader", f"{seen['leader']} stopped leading",
-                     f"{seen['standby']} became leader", f"{seen['standby']} stopped leading"}
+    assert notes == {
+        f"{seen['leader']} became leader",
+        f"{seen['leader']} stopped leading",
+        f"{seen['standby']} became leader",
+        f"{seen['standby']} stopped leading",
+    }
 
 
 def test_a_crashed_leader_is_replaced_once_the_lease_expires(
-        control_plane: ControlPlane, namespace: str, writers: list[ApiWriter]) -> None:
-    crashing = LeaderElector(writers[0], LEASE, namespace, identity="crashing",
-                             options=ElectionOptions(3, 2, 0.5, release_on_cancel=False))
+    control_plane: ControlPlane, namespace: str, writers: list[ApiWriter]
+) -> None:
+    crashing = LeaderElector(
+        writers[0], LEASE, namespace, identity="crashing", options=ElectionOptions(3, 2, 0.5, release_on_cancel=False)
+    )
     standby = LeaderElector(writers[1], LEASE, namespace, identity="standby", options=OPTIONS)
     timeline = Timeline()
     outcome: dict[str, BaseException | None] = {}
@@ -203,7 +214,8 @@ def test_a_crashed_leader_is_replaced_once_the_lease_expires(
 
 
 def test_a_leader_cut_off_from_the_apiserver_loses_before_the_standby_takes_over(
-        control_plane: ControlPlane, namespace: str, fault_proxy: FaultProxy, writers: list[ApiWriter]) -> None:
+    control_plane: ControlPlane, namespace: str, fault_proxy: FaultProxy, writers: list[ApiWriter]
+) -> None:
     with api_client(control_plane.kubeconfig(server=fault_proxy.url), qps=-1) as proxied:
         cut_off = LeaderElector(ApiWriter(proxied), LEASE, namespace, identity="cut-off", options=OPTIONS)
         standby = LeaderElector(writers[1], LEASE, namespace, identity="standby", options=OPTIONS)
@@ -235,8 +247,7 @@ def test_a_leader_cut_off_from_the_apiserver_loses_before_the_standby_takes_over
     timeline.assert_no_overlap()  # the cut-off leader stopped before the standby started
 
 
-def test_three_shards_reconcile_300_configmaps_each_exactly_once(
-        control_plane: ControlPlane, namespace: str) -> None:
+def test_three_shards_reconcile_300_configmaps_each_exactly_once(control_plane: ControlPlane, namespace: str) -> None:
     seen: list[set[str]] = [set(), set(), set()]
     lock = threading.Lock()
 
@@ -244,22 +255,33 @@ def test_three_shards_reconcile_300_configmaps_each_exactly_once(
         def reconcile(request: Request, obj: Any, ctx: Any) -> None:
             with lock:
                 seen[shard].add(request.uid)
+
         return reconcile
 
     created: set[str] = set()
     with api_client(control_plane.admin_kubeconfig, qps=-1) as client:
         writer = ApiWriter(client)
         for i in range(300):
-            cm = writer.create(CONFIGMAPS, {"metadata": {"name": f"cm-{i}"}, "data": {"i": str(i)}},
-                               namespace=namespace)
+            cm = writer.create(
+                CONFIGMAPS, {"metadata": {"name": f"cm-{i}"}, "data": {"i": str(i)}}, namespace=namespace
+            )
             created.add(cm["metadata"]["uid"])
         writer.close()
         filters = [ShardFilter(Shard(n, 3)) for n in range(3)]
 
         async def main() -> None:
             async with InformerFactory(client, namespace=namespace) as factory:
-                controllers = [Controller(factory, CONFIGMAPS, reconciler(n), name=f"cm-shard-{n}",
-                                          key_filter=filters[n], max_concurrent_reconciles=4) for n in range(3)]
+                controllers = [
+                    Controller(
+                        factory,
+                        CONFIGMAPS,
+                        reconciler(n),
+                        name=f"cm-shard-{n}",
+                        key_filter=filters[n],
+                        max_concurrent_reconciles=4,
+                    )
+                    for n in range(3)
+                ]
                 async with anyio.create_task_group() as group:
                     for controller in controllers:
                         group.start_soon(controller.run)
@@ -277,7 +299,8 @@ def test_three_shards_reconcile_300_configmaps_each_exactly_once(
 
 
 def test_controllers_reconcile_only_while_leading_with_caches_warmed_before(
-        control_plane: ControlPlane, namespace: str, fault_proxy: FaultProxy) -> None:
+    control_plane: ControlPlane, namespace: str, fault_proxy: FaultProxy
+) -> None:
     """The Manager's wiring: informers synced before the campaign, controllers inside
     ``leadership()``. The leader's elector is cut off from the apiserver (its informers are not):
     its controller stops at the loss, and a ConfigMap created after it is reconciled only by the
@@ -289,6 +312,7 @@ def test_controllers_reconcile_only_while_leading_with_caches_warmed_before(
         def reconcile(request: Request, obj: Any, ctx: Any) -> None:
             with lock:
                 calls.append((replica, request.name, time.monotonic()))
+
         return reconcile
 
     timeline = Timeline()
@@ -298,8 +322,14 @@ def test_controllers_reconcile_only_while_leading_with_caches_warmed_before(
         async with InformerFactory(client, namespace=namespace) as factory:
             await factory.informer(CONFIGMAPS)  # warm the caches before campaigning
             await factory.wait_synced(30)
-            elector = LeaderElector(ApiWriter(election_client), LEASE, namespace, identity=name, options=OPTIONS,
-                                    on_lost=lambda: timeline.add(name, "lost"))
+            elector = LeaderElector(
+                ApiWriter(election_client),
+                LEASE,
+                namespace,
+                identity=name,
+                options=OPTIONS,
+                on_lost=lambda: timeline.add(name, "lost"),
+            )
             controller = Controller(factory, CONFIGMAPS, reconciler(name), name=f"cm-{name}")
             try:
                 async with elector.leadership():
@@ -328,13 +358,15 @@ def test_controllers_reconcile_only_while_leading_with_caches_warmed_before(
                 await wait_for(lambda: timeline.leaders() == {"first"}, 15, "the first leader")
                 group.start_soon(replica, "second", direct[1], direct[1], stop)
                 await anyio.to_thread.run_sync(
-                    lambda: writer.create(CONFIGMAPS, {"metadata": {"name": "before"}}, namespace=namespace))
+                    lambda: writer.create(CONFIGMAPS, {"metadata": {"name": "before"}}, namespace=namespace)
+                )
                 await wait_for(lambda: any(c[1] == "before" for c in calls), 10, "the first reconcile")
                 fault_proxy.stall()
                 fault_proxy.cut()
                 await wait_for(lambda: timeline.first("first", "end"), 10, "the loss")
                 await anyio.to_thread.run_sync(
-                    lambda: writer.create(CONFIGMAPS, {"metadata": {"name": "after"}}, namespace=namespace))
+                    lambda: writer.create(CONFIGMAPS, {"metadata": {"name": "after"}}, namespace=namespace)
+                )
                 await wait_for(lambda: any(c[1] == "after" for c in calls), 15, "the new leader's reconcile")
                 await anyio.sleep(0.5)
                 stop.set()

@@ -62,8 +62,11 @@ def test_promtool_finds_no_problem_in_a_live_scrape(control_plane: ControlPlane,
     except MissingBinaryError as exc:
         pytest.fail(str(exc), pytrace=False)
     for i in range(OBJECTS):
-        control_plane.request_json("POST", CONFIGMAPS.path(namespace), {
-            "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"cm-{i}"}, "data": {"i": str(i)}})
+        control_plane.request_json(
+            "POST",
+            CONFIGMAPS.path(namespace),
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"cm-{i}"}, "data": {"i": str(i)}},
+        )
 
     exporter = MetricsExporter()
     client = ApiClient(load_config(str(control_plane.admin_kubeconfig), qps=-1), observer=exporter.request_observer)
@@ -74,8 +77,9 @@ def test_promtool_finds_no_problem_in_a_live_scrape(control_plane: ControlPlane,
         if obj is None:
             return None
         if obj["metadata"].get("labels", {}).get("observed") != "yes":
-            writer.patch(CONFIGMAPS, obj["metadata"]["name"], {"metadata": {"labels": {"observed": "yes"}}},
-                         namespace=namespace)
+            writer.patch(
+                CONFIGMAPS, obj["metadata"]["name"], {"metadata": {"labels": {"observed": "yes"}}}, namespace=namespace
+            )
             recorder.normal(obj, "Observed", "labelled by the metrics test", resource=CONFIGMAPS)
         return Result.requeue_after(30)
 
@@ -84,9 +88,16 @@ def test_promtool_finds_no_problem_in_a_live_scrape(control_plane: ControlPlane,
 
     async def main() -> None:
         async with InformerFactory(client, namespace=namespace) as factory:
-            controller = Controller(factory, CONFIGMAPS, reconcile, name="configmap", max_concurrent_reconciles=2,
-                                    reconcile_timeout=30, metrics=exporter.reconcile_metrics("configmap"),
-                                    queue_metrics=exporter.workqueue_metrics("configmap"))
+            controller = Controller(
+                factory,
+                CONFIGMAPS,
+                reconcile,
+                name="configmap",
+                max_concurrent_reconciles=2,
+                reconcile_timeout=30,
+                metrics=exporter.reconcile_metrics("configmap"),
+                queue_metrics=exporter.workqueue_metrics("configmap"),
+            )
             exporter.informers = lambda: factory.informers
             exporter.controllers = lambda: [controller]
             exporter.client = lambda: client
@@ -109,9 +120,11 @@ def test_promtool_finds_no_problem_in_a_live_scrape(control_plane: ControlPlane,
                 group.start_soon(controller.run)
                 assert await controller.wait_synced(60), "controller caches did not sync"
                 with anyio.fail_after(60):
-                    while (writer.statistics().calls.get("patch", 0) < OBJECTS
-                           or recorder.statistics().created < 1
-                           or controller.statistics().workers.requeue_after_total < OBJECTS):
+                    while (
+                        writer.statistics().calls.get("patch", 0) < OBJECTS
+                        or recorder.statistics().created < 1
+                        or controller.statistics().workers.requeue_after_total < OBJECTS
+                    ):
                         await anyio.sleep(0.1)
                 scraped["metrics"] = await anyio.to_thread.run_sync(fetch, f"{metrics.url}/metrics")
                 scraped["readyz"] = await anyio.to_thread.run_sync(fetch, f"{probes.url}/readyz?verbose")
@@ -132,8 +145,7 @@ def test_promtool_finds_no_problem_in_a_live_scrape(control_plane: ControlPlane,
 
     status, headers, body = scraped["metrics"]
     assert status == 200 and headers["Content-Type"] == CONTENT_TYPE
-    check = subprocess.run([str(promtool), "check", "metrics"], input=body.encode(), capture_output=True,
-                           timeout=60)
+    check = subprocess.run([str(promtool), "check", "metrics"], input=body.encode(), capture_output=True, timeout=60)
     problems = (check.stdout + check.stderr).decode()
     assert check.returncode == 0, problems
     assert problems.strip() == "", problems

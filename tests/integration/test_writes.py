@@ -63,18 +63,31 @@ def test_configmap_round_trip_create_get_update_patch_apply_delete(writer: ApiWr
 
     merged = writer.patch(CONFIGMAPS, "round-trip", {"data": {"a": None, "c": "3"}}, namespace=namespace)
     assert merged["data"] == {"b": "2", "c": "3"}
-    json_patched = writer.patch(CONFIGMAPS, "round-trip", [{"op": "replace", "path": "/data/b", "value": "20"}],
-                                namespace=namespace, patch_type=PatchType.JSON)
+    json_patched = writer.patch(
+        CONFIGMAPS,
+        "round-trip",
+        [{"op": "replace", "path": "/data/b", "value": "20"}],
+        namespace=namespace,
+        patch_type=PatchType.JSON,
+    )
     assert json_patched["data"]["b"] == "20"
-    strategic = writer.patch(CONFIGMAPS, "round-trip", {"metadata": {"labels": {"tier": "x"}}}, namespace=namespace,
-                             patch_type=PatchType.STRATEGIC)
+    strategic = writer.patch(
+        CONFIGMAPS,
+        "round-trip",
+        {"metadata": {"labels": {"tier": "x"}}},
+        namespace=namespace,
+        patch_type=PatchType.STRATEGIC,
+    )
     assert strategic["metadata"]["labels"] == {"tier": "x"}
 
-    applied = writer.apply(CONFIGMAPS, {"metadata": {"name": "round-trip", "namespace": namespace},
-                                        "data": {"owned": "yes"}}, force=True)
+    applied = writer.apply(
+        CONFIGMAPS, {"metadata": {"name": "round-trip", "namespace": namespace}, "data": {"owned": "yes"}}, force=True
+    )
     assert applied["data"]["owned"] == "yes"
-    assert any(m.get("manager") == "informerd-tests" and m.get("operation") == "Apply"
-               for m in applied["metadata"]["managedFields"])
+    assert any(
+        m.get("manager") == "informerd-tests" and m.get("operation") == "Apply"
+        for m in applied["metadata"]["managedFields"]
+    )
 
     deleted = writer.delete(CONFIGMAPS, "round-trip", namespace=namespace, uid=created["metadata"]["uid"])
     assert deleted is not None
@@ -92,8 +105,12 @@ def test_update_with_a_stale_resource_version_raises_conflict(writer: ApiWriter,
         writer.update(CONFIGMAPS, stale)
     # A merge patch carrying the old resourceVersion is refused the same way (finalizers rely on it).
     with pytest.raises(ConflictError):
-        writer.patch(CONFIGMAPS, "stale", {"metadata": {"resourceVersion": stale["metadata"]["resourceVersion"]},
-                                           "data": {"v": "4"}}, namespace=namespace)
+        writer.patch(
+            CONFIGMAPS,
+            "stale",
+            {"metadata": {"resourceVersion": stale["metadata"]["resourceVersion"]}, "data": {"v": "4"}},
+            namespace=namespace,
+        )
     assert writer.get(CONFIGMAPS, "stale", namespace=namespace)["data"] == {"v": "2"}
     assert writer.statistics().conflicts == 2
 
@@ -110,7 +127,9 @@ def test_a_delete_precondition_that_no_longer_holds_raises_conflict(writer: ApiW
     assert writer.get(CONFIGMAPS, "guarded", namespace=namespace)
 
 
-def test_server_side_apply_twice_creates_one_object_and_the_second_is_a_no_op(writer: ApiWriter, namespace: str) -> None:
+def test_server_side_apply_twice_creates_one_object_and_the_second_is_a_no_op(
+    writer: ApiWriter, namespace: str
+) -> None:
     intent = {"metadata": {"name": "applied", "namespace": namespace, "labels": {"app": "w"}}, "data": {"k": "v"}}
     first = writer.apply(CONFIGMAPS, intent)
     second = writer.apply(CONFIGMAPS, intent)
@@ -125,19 +144,33 @@ def widgets(control_plane: ControlPlane) -> Iterator[Resource]:
     """A namespaced CRD with a status subresource, unique to this test, served before it returns."""
     group = f"w{uuid.uuid4().hex[:8]}.informerd.test"
     crd = {
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
         "metadata": {"name": f"widgets.{group}"},
         "spec": {
-            "group": group, "scope": "Namespaced",
+            "group": group,
+            "scope": "Namespaced",
             "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
-            "versions": [{
-                "name": "v1", "served": True, "storage": True, "subresources": {"status": {}},
-                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
-                    "spec": {"type": "object", "properties": {"size": {"type": "integer"}}},
-                    "status": {"type": "object", "properties": {"ready": {"type": "boolean"},
-                                                                "observedSize": {"type": "integer"}}},
-                }}},
-            }],
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "spec": {"type": "object", "properties": {"size": {"type": "integer"}}},
+                                "status": {
+                                    "type": "object",
+                                    "properties": {"ready": {"type": "boolean"}, "observedSize": {"type": "integer"}},
+                                },
+                            },
+                        }
+                    },
+                }
+            ],
         },
     }
     control_plane.request_json("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
@@ -156,8 +189,11 @@ def widgets(control_plane: ControlPlane) -> Iterator[Resource]:
 
 
 def test_update_status_changes_status_but_not_spec(writer: ApiWriter, namespace: str, widgets: Resource) -> None:
-    created = writer.create(widgets, {"apiVersion": widgets.api_version, "kind": "Widget",
-                                      "metadata": {"name": "w1"}, "spec": {"size": 3}}, namespace=namespace)
+    created = writer.create(
+        widgets,
+        {"apiVersion": widgets.api_version, "kind": "Widget", "metadata": {"name": "w1"}, "spec": {"size": 3}},
+        namespace=namespace,
+    )
     assert "status" not in created
     attempt = dict(created, spec={"size": 99}, status={"ready": True, "observedSize": 3})
     after = writer.update_status(widgets, attempt)
@@ -186,7 +222,9 @@ def test_finalizer_holds_a_deleted_object_until_removed(writer: ApiWriter, names
     assert current["metadata"]["deletionTimestamp"] and has_finalizer(current, FINALIZER)
 
     cleaned: list[str] = []
-    result = reconcile_finalizer(writer, CONFIGMAPS, current, FINALIZER, lambda o: cleaned.append(o["metadata"]["name"]))
+    result = reconcile_finalizer(
+        writer, CONFIGMAPS, current, FINALIZER, lambda o: cleaned.append(o["metadata"]["name"])
+    )
     assert result.step is FinalizerStep.REMOVE and cleaned == ["guarded-by-finalizer"]
     with pytest.raises(NotFoundError):
         writer.get(CONFIGMAPS, "guarded-by-finalizer", namespace=namespace)
@@ -194,13 +232,17 @@ def test_finalizer_holds_a_deleted_object_until_removed(writer: ApiWriter, names
 
 
 def test_finalizer_is_added_before_side_effects_and_others_are_kept(writer: ApiWriter, namespace: str) -> None:
-    obj = writer.create(CONFIGMAPS, dict(configmap("shared"), metadata={"name": "shared",
-                                                                         "finalizers": ["other.io/keep"]}),
-                        namespace=namespace)
+    obj = writer.create(
+        CONFIGMAPS,
+        dict(configmap("shared"), metadata={"name": "shared", "finalizers": ["other.io/keep"]}),
+        namespace=namespace,
+    )
     result = reconcile_finalizer(writer, CONFIGMAPS, obj, FINALIZER, lambda _: None)
     assert result.step is FinalizerStep.ADD and result.proceed
     assert writer.get(CONFIGMAPS, "shared", namespace=namespace)["metadata"]["finalizers"] == [
-        "other.io/keep", FINALIZER]
+        "other.io/keep",
+        FINALIZER,
+    ]
     stored = writer.get(CONFIGMAPS, "shared", namespace=namespace)
     remove_finalizer(writer, CONFIGMAPS, stored, FINALIZER)
     remove_finalizer(writer, CONFIGMAPS, writer.get(CONFIGMAPS, "shared", namespace=namespace), "other.io/keep")
@@ -252,8 +294,12 @@ def test_recorder_combines_similar_events_and_core_v1_counts(writer: ApiWriter, 
 def test_circuit_opens_on_a_refusing_apiserver_sheds_then_half_opens_and_closes(
     control_plane: ControlPlane, fault_proxy: FaultProxy, namespace: str
 ) -> None:
-    config = load_config(str(control_plane.kubeconfig(server=fault_proxy.url)), connection_retries=0,
-                         connect_timeout=2.0, read_timeout=5.0)
+    config = load_config(
+        str(control_plane.kubeconfig(server=fault_proxy.url)),
+        connection_retries=0,
+        connect_timeout=2.0,
+        read_timeout=5.0,
+    )
     client = ApiClient(config)
     writer = ApiWriter(client, WriterOptions(retries=0, circuit=CircuitOptions(min_requests=3, cooldown=1.0)))
     try:

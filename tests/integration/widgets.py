@@ -41,13 +41,23 @@ def widget_crd(plane: ControlPlane) -> Iterator[Resource]:
     group = f"ctl{blake2b(str(time.time_ns()).encode(), digest_size=4).hexdigest()}.example.com"
     schema = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
     crd = {
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
         "metadata": {"name": f"widgets.{group}"},
-        "spec": {"group": group, "scope": "Namespaced",
-                 "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
-                 "versions": [{"name": "v1", "served": True, "storage": True,
-                               "subresources": {"status": {}},
-                               "schema": {"openAPIV3Schema": schema}}]},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "schema": {"openAPIV3Schema": schema},
+                }
+            ],
+        },
     }
     plane.request_json("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
     wait_for(lambda: plane.request("GET", f"/apis/{group}/v1/widgets")[0] == 200, 30, "Widget CRD served")
@@ -66,8 +76,9 @@ def create_widget(plane: ControlPlane, widgets: Resource, namespace: str, name: 
 
 
 def patch_spec(plane: ControlPlane, widgets: Resource, namespace: str, name: str, size: int) -> dict[str, Any]:
-    status, data = plane.request("PATCH", widgets.path(namespace, name), {"spec": {"size": size}},
-                                 content_type="application/merge-patch+json")
+    status, data = plane.request(
+        "PATCH", widgets.path(namespace, name), {"spec": {"size": size}}, content_type="application/merge-patch+json"
+    )
     assert status == 200, data[:300]
     return orjson.loads(data)
 

@@ -47,13 +47,28 @@ class Handler(BaseHTTPRequestHandler):
         if peer is not None and peer():
             subject = ",".join(f"{k}={v}" for rdn in peer()["subject"] for k, v in rdn)
         self.server.owner.record(
-            Recorded(self.command, parts.path, parse_qs(parts.query), dict(self.headers.items()), body,
-                     self.client_address[1], subject)
+            Recorded(
+                self.command,
+                parts.path,
+                parse_qs(parts.query),
+                dict(self.headers.items()),
+                body,
+                self.client_address[1],
+                subject,
+            )
         )
         route = self.server.owner.routes.get(parts.path)
         if route is None:
-            self.send_json(404, {"kind": "Status", "status": "Failure", "reason": "NotFound",
-                                 "message": f"the server could not find {parts.path}", "code": 404})
+            self.send_json(
+                404,
+                {
+                    "kind": "Status",
+                    "status": "Failure",
+                    "reason": "NotFound",
+                    "message": f"the server could not find {parts.path}",
+                    "code": 404,
+                },
+            )
             return
         route(self)
 
@@ -61,8 +76,9 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- answer helpers --------------------------------------------------------------------------
 
-    def send_body(self, status: int, body: bytes, content_type: str = "application/json",
-                  headers: dict[str, str] | None = None) -> None:
+    def send_body(
+        self, status: int, body: bytes, content_type: str = "application/json", headers: dict[str, str] | None = None
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -120,10 +136,10 @@ class LocalServer:
         self._server.owner = self
         self.scheme = "https" if tls else "http"
         if tls is not None:
-            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True,
-                                                  do_handshake_on_connect=False)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="local-http", daemon=True)
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True, do_handshake_on_connect=False)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="local-http", daemon=True
+        )
         self._thread.start()
 
     @property

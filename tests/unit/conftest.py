@@ -80,8 +80,12 @@ def cache_of(informer: SharedInformer) -> dict[str, dict[str, Any]]:
 
 def cluster_view(cluster: FakeCluster, informer: SharedInformer) -> dict[str, dict[str, Any]]:
     """The objects ``informer`` should hold: its resource, namespace and selectors, read from ``cluster``."""
-    objects = cluster.list(informer.resource, namespace=informer.namespace,
-                           label_selector=informer.label_selector, field_selector=informer.field_selector)
+    objects = cluster.list(
+        informer.resource,
+        namespace=informer.namespace,
+        label_selector=informer.label_selector,
+        field_selector=informer.field_selector,
+    )
     return {object_key(obj): obj for obj in objects}
 
 

@@ -6,13 +6,8 @@ import random
 
 import pytest
 
-from informers import _backoff as backoff_module
 from informers._backoff import Backoff
 from informers.clock import FakeClock
-
-
-def test_all_is_sorted() -> None:
-    assert backoff_module.__all__ == sorted(backoff_module.__all__)
 
 
 def test_base_sequence_without_jitter_doubles_up_to_the_cap() -> None:

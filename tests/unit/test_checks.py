@@ -46,8 +46,10 @@ class ScriptedClient:
         self.streams: list[ScriptedStream] = []
 
     def get_json(self, path: str, query: Any = None) -> Any:
-        return {"metadata": {"resourceVersion": "10"}, "items": [
-            {"metadata": {"name": "a", "namespace": "default", "uid": "u-a", "resourceVersion": "5"}}]}
+        return {
+            "metadata": {"resourceVersion": "10"},
+            "items": [{"metadata": {"name": "a", "namespace": "default", "uid": "u-a", "resourceVersion": "5"}}],
+        }
 
     def watch(self, path: str, query: Any = None, *, idle_timeout: float) -> ScriptedStream:
         return self.streams.pop(0)
@@ -55,8 +57,12 @@ class ScriptedClient:
 
 def started_informer(clock: FakeClock, **options: Any) -> tuple[SharedInformer, ScriptedClient]:
     client = ScriptedClient()
-    informer = SharedInformer(client, PODS, options=InformerOptions(streaming_list=False, **options),  # type: ignore[arg-type]
-                              clock=clock)
+    informer = SharedInformer(
+        client,
+        PODS,
+        options=InformerOptions(streaming_list=False, **options),  # type: ignore[arg-type]
+        clock=clock,
+    )
     informer._started = True  # as run() marks it; the tests drive its reflector by hand
     return informer, client
 
@@ -169,9 +175,17 @@ def test_a_pool_whose_workers_all_hang_past_the_timeout_is_wedged() -> None:
         with anyio.CancelScope(shield=True):  # a call the timeout cannot free
             await release.wait()
 
-    controller = Controller(object(), WIDGETS, ignores_cancellation, name="stuck",  # type: ignore[arg-type]
-                            reconcile_timeout=1.0, clock=clock)
-    controller.primary_informer = type("Primary", (), {"store": type("S", (), {"get_by_uid": staticmethod(lambda uid: None)})()})()  # type: ignore[assignment]
+    controller = Controller(
+        object(),
+        WIDGETS,
+        ignores_cancellation,
+        name="stuck",  # type: ignore[arg-type]
+        reconcile_timeout=1.0,
+        clock=clock,
+    )
+    controller.primary_informer = type(
+        "Primary", (), {"store": type("S", (), {"get_by_uid": staticmethod(lambda uid: None)})()}
+    )()  # type: ignore[assignment]
     check = workers_not_wedged(controller)
     verdicts: list[str | None] = []
 
@@ -193,8 +207,9 @@ def test_a_pool_whose_workers_all_hang_past_the_timeout_is_wedged() -> None:
 
     anyio.run(main)
     assert verdicts[0] is None and verdicts[2] is None
-    assert verdicts[1] == ("1 controller(s) wedged: stuck: all 1 worker(s) busy, the oldest call for 32.5 s "
-                           "(limit 32 s)")
+    assert verdicts[1] == (
+        "1 controller(s) wedged: stuck: all 1 worker(s) busy, the oldest call for 32.5 s (limit 32 s)"
+    )
 
 
 def test_without_a_timeout_or_threshold_a_pool_is_never_judged() -> None:

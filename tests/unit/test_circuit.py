@@ -26,8 +26,14 @@ GROUP = "apps/v1"
 
 
 def _breaker(clock: FakeClock, **options: object) -> CircuitBreaker:
-    defaults: dict[str, object] = {"window": 30.0, "min_requests": 4, "failure_ratio": 0.5, "cooldown": 5.0,
-                                   "max_cooldown": 20.0, "half_open_probes": 1}
+    defaults: dict[str, object] = {
+        "window": 30.0,
+        "min_requests": 4,
+        "failure_ratio": 0.5,
+        "cooldown": 5.0,
+        "max_cooldown": 20.0,
+        "half_open_probes": 1,
+    }
     defaults.update(options)
     return CircuitBreaker(CircuitOptions(**defaults), clock=clock)  # type: ignore[arg-type]
 
@@ -92,8 +98,9 @@ def test_caller_errors_count_as_successes_for_health(exc: Exception) -> None:
     assert (stats.successes, stats.failures) == (10, 0)
 
 
-@pytest.mark.parametrize("exc", [TooManyRequestsError("slow down"), TransportError("reset"),
-                                 ServiceUnavailableError("down")])
+@pytest.mark.parametrize(
+    "exc", [TooManyRequestsError("slow down"), TransportError("reset"), ServiceUnavailableError("down")]
+)
 def test_server_and_network_failures_count(exc: Exception) -> None:
     assert is_retryable_failure(exc)
     breaker = _breaker(FakeClock(), min_requests=2)
@@ -121,8 +128,11 @@ def test_old_failures_slide_out_of_the_window() -> None:
 def test_half_open_after_cooldown_admits_one_probe_and_success_closes() -> None:
     clock = FakeClock()
     transitions: list[tuple[str, CircuitState, CircuitState]] = []
-    breaker = CircuitBreaker(CircuitOptions(min_requests=2, cooldown=5.0), clock=clock,
-                             on_transition=lambda g, old, new: transitions.append((g, old, new)))
+    breaker = CircuitBreaker(
+        CircuitOptions(min_requests=2, cooldown=5.0),
+        clock=clock,
+        on_transition=lambda g, old, new: transitions.append((g, old, new)),
+    )
     _fail(breaker)
     _fail(breaker)
     clock.advance(4.9)
@@ -275,8 +285,18 @@ def test_permit_finishes_once() -> None:
     assert breaker.statistics().groups[GROUP].failures == 0
 
 
-@pytest.mark.parametrize("bad", [{"window": 0}, {"min_requests": 0}, {"failure_ratio": 0}, {"failure_ratio": 1.5},
-                                 {"cooldown": 0}, {"cooldown": 10, "max_cooldown": 5}, {"half_open_probes": 0}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"window": 0},
+        {"min_requests": 0},
+        {"failure_ratio": 0},
+        {"failure_ratio": 1.5},
+        {"cooldown": 0},
+        {"cooldown": 10, "max_cooldown": 5},
+        {"half_open_probes": 0},
+    ],
+)
 def test_options_are_validated(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         CircuitOptions(**bad)  # type: ignore[arg-type]

@@ -10,11 +10,11 @@ from dataclasses import replace
 import pytest
 
 from informers.client import ApiClient, Response
-from informers.errors import ClientClosedError
 from informers.clock import FakeClock
 from informers.config import ClientConfig
 from informers.errors import (
     AlreadyExistsError,
+    ClientClosedError,
     ConnectError,
     InformerdError,
     InternalServerError,
@@ -55,16 +55,25 @@ def make_client(server: LocalServer, **options: object) -> tuple[ApiClient, Slee
     return ApiClient(config, clock=clock, sleep=sleeper), sleeper
 
 
-STATUS_404 = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound",
-              "message": 'pods "web-0" not found', "code": 404,
-              "details": {"name": "web-0", "kind": "pods"}}
+STATUS_404 = {
+    "kind": "Status",
+    "apiVersion": "v1",
+    "status": "Failure",
+    "reason": "NotFound",
+    "message": 'pods "web-0" not found',
+    "code": 404,
+    "details": {"name": "web-0", "kind": "pods"},
+}
 
 
 def test_success_returns_status_headers_body_and_decodes_json(server: LocalServer) -> None:
     server.json("/api/v1/namespaces/default/pods", {"kind": "PodList", "items": [{"a": 1}]})
     client, _ = make_client(server, token="s3cret")
-    resp = client.request("GET", "/api/v1/namespaces/default/pods", query={"limit": 500, "watch": False,
-                                                                         "labelSelector": "app=web,tier!=db"})
+    resp = client.request(
+        "GET",
+        "/api/v1/namespaces/default/pods",
+        query={"limit": 500, "watch": False, "labelSelector": "app=web,tier!=db"},
+    )
     assert isinstance(resp, Response)
     assert resp.status == 200
     assert resp.headers["content-type"] == "application/json"
@@ -105,8 +114,11 @@ def test_json_status_body_becomes_typed_error_with_server_message(server: LocalS
 
 
 def test_reason_refines_the_class(server: LocalServer) -> None:
-    server.json("/api/v1/namespaces", {"kind": "Status", "reason": "AlreadyExists", "code": 409,
-                                       "message": 'namespaces "x" already exists'}, status=409)
+    server.json(
+        "/api/v1/namespaces",
+        {"kind": "Status", "reason": "AlreadyExists", "code": 409, "message": 'namespaces "x" already exists'},
+        status=409,
+    )
     client, _ = make_client(server)
     with pytest.raises(AlreadyExistsError, match="already exists"):
         client.request("POST", "/api/v1/namespaces", body={})
@@ -114,8 +126,11 @@ def test_reason_refines_the_class(server: LocalServer) -> None:
 
 
 def test_filter_level_text_429_without_retry_after_is_raised_at_once(server: LocalServer) -> None:
-    server.route("/api/v1/pods")(lambda h: h.send_body(429, b"Too many requests, please try again later.\n",
-                                                       content_type="text/plain; charset=utf-8"))
+    server.route("/api/v1/pods")(
+        lambda h: h.send_body(
+            429, b"Too many requests, please try again later.\n", content_type="text/plain; charset=utf-8"
+        )
+    )
     client, sleeper = make_client(server)
     with pytest.raises(TooManyRequestsError) as caught:
         client.get_json("/api/v1/pods")
@@ -137,10 +152,13 @@ def test_text_500_becomes_internal_server_error(server: LocalServer) -> None:
 
 def test_429_with_retry_after_is_retried_then_succeeds(server: LocalServer) -> None:
     too_many = {"kind": "Status", "reason": "TooManyRequests", "code": 429, "message": "slow down"}
-    server.sequence("/api/v1/pods", [
-        lambda h: h.send_json(429, too_many, headers={"Retry-After": "0.25"}),
-        lambda h: h.send_json(200, {"kind": "PodList", "items": []}),
-    ])
+    server.sequence(
+        "/api/v1/pods",
+        [
+            lambda h: h.send_json(429, too_many, headers={"Retry-After": "0.25"}),
+            lambda h: h.send_json(200, {"kind": "PodList", "items": []}),
+        ],
+    )
     client, sleeper = make_client(server)
     assert client.get_json("/api/v1/pods") == {"kind": "PodList", "items": []}
     assert sleeper.waits == [0.25]
@@ -151,10 +169,13 @@ def test_429_with_retry_after_is_retried_then_succeeds(server: LocalServer) -> N
 
 
 def test_retry_after_on_5xx_is_honoured_for_writes_too(server: LocalServer) -> None:
-    server.sequence("/api/v1/namespaces", [
-        lambda h: h.send_body(503, b"shutting down", content_type="text/plain", headers={"Retry-After": "1"}),
-        lambda h: h.send_json(201, {"kind": "Namespace"}),
-    ])
+    server.sequence(
+        "/api/v1/namespaces",
+        [
+            lambda h: h.send_body(503, b"shutting down", content_type="text/plain", headers={"Retry-After": "1"}),
+            lambda h: h.send_json(201, {"kind": "Namespace"}),
+        ],
+    )
     client, sleeper = make_client(server)
     assert client.request("POST", "/api/v1/namespaces", body={}).status == 201
     assert sleeper.waits == [1.0]
@@ -163,8 +184,9 @@ def test_retry_after_on_5xx_is_honoured_for_writes_too(server: LocalServer) -> N
 
 
 def test_retries_are_bounded_then_the_typed_error_is_raised(server: LocalServer) -> None:
-    server.route("/api/v1/pods")(lambda h: h.send_body(503, b"busy", content_type="text/plain",
-                                                       headers={"Retry-After": "0"}))
+    server.route("/api/v1/pods")(
+        lambda h: h.send_body(503, b"busy", content_type="text/plain", headers={"Retry-After": "0"})
+    )
     client, sleeper = make_client(server, max_retries=3)
     with pytest.raises(ServiceUnavailableError) as caught:
         client.get_json("/api/v1/pods")
@@ -176,8 +198,11 @@ def test_retries_are_bounded_then_the_typed_error_is_raised(server: LocalServer)
 
 
 def test_http_date_retry_after_is_not_retried(server: LocalServer) -> None:
-    server.route("/api/v1/pods")(lambda h: h.send_body(429, b"x", content_type="text/plain",
-                                                       headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}))
+    server.route("/api/v1/pods")(
+        lambda h: h.send_body(
+            429, b"x", content_type="text/plain", headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}
+        )
+    )
     client, _ = make_client(server)
     with pytest.raises(TooManyRequestsError):
         client.get_json("/api/v1/pods")
@@ -254,8 +279,9 @@ def test_refused_connection_raises_connect_error_after_bounded_retries() -> None
         port = probe.getsockname()[1]
     clock = FakeClock()
     sleeper = Sleeper(clock)
-    client = ApiClient(ClientConfig(host=f"http://127.0.0.1:{port}", qps=-1.0, connection_retries=2),
-                       clock=clock, sleep=sleeper)
+    client = ApiClient(
+        ClientConfig(host=f"http://127.0.0.1:{port}", qps=-1.0, connection_retries=2), clock=clock, sleep=sleeper
+    )
     with pytest.raises(ConnectError, match="cannot connect"):
         client.get_json("/api")
     assert sleeper.waits == [1.0, 1.0]
@@ -274,8 +300,9 @@ def test_non_json_success_body_raises_malformed(server: LocalServer) -> None:
 
 
 def test_observer_sees_each_attempt_retry_and_throttle(server: LocalServer) -> None:
-    server.sequence("/api", [lambda h: h.send_body(429, b"", headers={"Retry-After": "0"}),
-                             lambda h: h.send_json(200, {})])
+    server.sequence(
+        "/api", [lambda h: h.send_body(429, b"", headers={"Retry-After": "0"}), lambda h: h.send_json(200, {})]
+    )
     calls: list[tuple[str, dict[str, object]]] = []
 
     class Observer:
@@ -294,7 +321,11 @@ def test_observer_sees_each_attempt_retry_and_throttle(server: LocalServer) -> N
     client.get_json("/api")
     host = server.url.removeprefix("http://")
     assert [(kind, f.get("code")) for kind, f in calls] == [
-        ("done", "429"), ("retried", "429"), ("throttled", None), ("done", "200")]
+        ("done", "429"),
+        ("retried", "429"),
+        ("throttled", None),
+        ("done", "200"),
+    ]
     assert all(f["host"] == host and f["method"] == "GET" for _, f in calls)
     assert calls[2][1]["seconds"] == pytest.approx(1.0)
     client.close()
@@ -322,7 +353,7 @@ def test_close_wakes_a_caller_waiting_for_retry_after(server: LocalServer) -> No
     def call() -> None:
         try:
             client.get_json("/api")
-        except BaseException as exc:  # noqa: BLE001 - the test inspects it
+        except BaseException as exc:
             outcome.append(exc)
 
     worker = threading.Thread(target=call)
@@ -366,7 +397,7 @@ def test_one_client_shared_by_threads(server: LocalServer) -> None:
         try:
             for _ in range(20):
                 assert client.get_json("/api") == {"versions": ["v1"]}
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=work) for _ in range(8)]

@@ -28,25 +28,36 @@ def server() -> Iterator[LocalServer]:
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # No test may see the developer's own cluster settings.
-    for name in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT",
-                 "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
+    for name in (
+        "KUBECONFIG",
+        "KUBERNETES_SERVICE_HOST",
+        "KUBERNETES_SERVICE_PORT",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
 
 
-def write_kubeconfig(path: Path, contexts: dict[str, tuple[str, str]], current: str,
-                     users: dict[str, str], extra_cluster: str = "") -> Path:
+def write_kubeconfig(
+    path: Path, contexts: dict[str, tuple[str, str]], current: str, users: dict[str, str], extra_cluster: str = ""
+) -> Path:
     """contexts: name -> (server URL, user name); users: name -> YAML body of the user."""
     clusters = "".join(
         f"- name: {name}\n  cluster:\n    server: {url}\n{extra_cluster}" for name, (url, _) in contexts.items()
     )
     ctxs = "".join(
-        f"- name: {name}\n  context:\n    cluster: {name}\n    user: {user}\n"
-        for name, (_, user) in contexts.items()
+        f"- name: {name}\n  context:\n    cluster: {name}\n    user: {user}\n" for name, (_, user) in contexts.items()
     )
     usrs = "".join(f"- name: {name}\n  user:\n{textwrap.indent(body, '    ')}" for name, body in users.items())
-    path.write_text(f"apiVersion: v1\nkind: Config\nclusters:\n{clusters}contexts:\n{ctxs}"
-                    f"current-context: {current}\nusers:\n{usrs}")
+    path.write_text(
+        f"apiVersion: v1\nkind: Config\nclusters:\n{clusters}contexts:\n{ctxs}"
+        f"current-context: {current}\nusers:\n{usrs}"
+    )
     return path
 
 
@@ -59,10 +70,19 @@ def test_defaults_match_client_go() -> None:
     assert config.authorization_header() is None
 
 
-@pytest.mark.parametrize("options", [
-    {"qps": 0.0}, {"burst": 0}, {"read_timeout": 0.0}, {"connect_timeout": -1.0},
-    {"max_retries": -1}, {"pool_maxsize": 0}, {"cert_file": "/c.pem"}, {"host": "127.0.0.1:6443"},
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"qps": 0.0},
+        {"burst": 0},
+        {"read_timeout": 0.0},
+        {"connect_timeout": -1.0},
+        {"max_retries": -1},
+        {"pool_maxsize": 0},
+        {"cert_file": "/c.pem"},
+        {"host": "127.0.0.1:6443"},
+    ],
+)
 def test_invalid_options_raise_config_error(options: dict[str, object]) -> None:
     values: dict[str, object] = {"host": "https://127.0.0.1:6443", **options}
     with pytest.raises(ConfigError):
@@ -77,8 +97,9 @@ def test_negative_qps_disables_throttling_and_token_is_hidden() -> None:
 
 
 def test_load_config_from_kubeconfig_with_token_talks_to_the_server(server: LocalServer, tmp_path: Path) -> None:
-    path = write_kubeconfig(tmp_path / "kubeconfig", {"local": (server.url, "alice")}, "local",
-                            {"alice": "token: alice-token\n"})
+    path = write_kubeconfig(
+        tmp_path / "kubeconfig", {"local": (server.url, "alice")}, "local", {"alice": "token: alice-token\n"}
+    )
     config = load_config(path, qps=20.0, burst=40)
     assert config.host == server.url
     assert (config.qps, config.burst) == (20.0, 40)
@@ -137,7 +158,9 @@ def test_certificate_data_becomes_files(tmp_path: Path) -> None:
     pem = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
     data = base64.b64encode(pem).decode()
     path = write_kubeconfig(
-        tmp_path / "kubeconfig", {"a": ("https://h:6443", "u")}, "a",
+        tmp_path / "kubeconfig",
+        {"a": ("https://h:6443", "u")},
+        "a",
         {"u": f"client-certificate-data: {data}\nclient-key-data: {data}\n"},
         extra_cluster=f"    certificate-authority-data: {data}\n    tls-server-name: api.internal\n",
     )
@@ -154,7 +177,8 @@ def test_exec_plugin_token_is_refreshed_when_expired(server: LocalServer, tmp_pa
     counter = tmp_path / "count"
     counter.write_text("0")
     plugin = tmp_path / "plugin.py"
-    plugin.write_text(textwrap.dedent(f"""
+    plugin.write_text(
+        textwrap.dedent(f"""
         import json, pathlib
         counter = pathlib.Path({str(counter)!r})
         n = int(counter.read_text()) + 1
@@ -162,11 +186,13 @@ def test_exec_plugin_token_is_refreshed_when_expired(server: LocalServer, tmp_pa
         print(json.dumps({{"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential",
                           "status": {{"token": f"exec-token-{{n}}",
                                      "expirationTimestamp": "2000-01-01T00:00:00Z"}}}}))
-    """))
-    user = (f"exec:\n  apiVersion: client.authentication.k8s.io/v1\n  command: {sys.executable}\n"
-            f"  args: [{str(plugin)!r}]\n  interactiveMode: Never\n")
-    path = write_kubeconfig(tmp_path / "kubeconfig", {"local": (server.url, "exec-user")}, "local",
-                            {"exec-user": user})
+    """)
+    )
+    user = (
+        f"exec:\n  apiVersion: client.authentication.k8s.io/v1\n  command: {sys.executable}\n"
+        f"  args: [{str(plugin)!r}]\n  interactiveMode: Never\n"
+    )
+    path = write_kubeconfig(tmp_path / "kubeconfig", {"local": (server.url, "exec-user")}, "local", {"exec-user": user})
     config = load_config(path)
     with ApiClient(config) as client:
         client.get_json("/api")

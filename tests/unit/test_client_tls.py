@@ -13,10 +13,9 @@ import pytest
 from informers.client import ApiClient
 from informers.config import ClientConfig
 from informers.errors import ConnectError
+from informers.testing import certs  # the testing extra (cryptography) is part of the test install
 
 from ._local_http import Handler, LocalServer
-
-from informers.testing import certs  # the testing extra (cryptography) is part of the test install
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +27,8 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     files["ca"].write_bytes(ca.cert_pem)
     files["other_ca"].write_bytes(other_ca.cert_pem)
     files["server_crt"], files["server_key"] = ca.issue_serving("apiserver", ["127.0.0.1", "api.internal"]).write(
-        directory, "server")
+        directory, "server"
+    )
     files["client_crt"], files["client_key"] = ca.issue_client("alice", ["devs"]).write(directory, "client")
     return files
 
@@ -46,8 +46,9 @@ def server(pki: dict[str, Path]) -> Iterator[LocalServer]:
 
 
 def test_ca_and_client_certificate(server: LocalServer, pki: dict[str, Path]) -> None:
-    config = ClientConfig(host=server.url, ca_file=str(pki["ca"]), cert_file=str(pki["client_crt"]),
-                          key_file=str(pki["client_key"]))
+    config = ClientConfig(
+        host=server.url, ca_file=str(pki["ca"]), cert_file=str(pki["client_crt"]), key_file=str(pki["client_key"])
+    )
     with ApiClient(config) as client:
         assert client.get_json("/api") == {"kind": "APIVersions", "versions": ["v1"]}
     assert server.requests[0].client_cert_subject == "organizationName=devs,commonName=alice"
@@ -97,7 +98,7 @@ def test_close_unblocks_a_reader_of_a_tls_watch(server: LocalServer, pki: dict[s
     def reader() -> None:
         try:
             lines.extend(watch)
-        except BaseException as exc:  # noqa: BLE001 - inspected below
+        except BaseException as exc:
             failures.append(exc)
 
     thread = threading.Thread(target=reader)

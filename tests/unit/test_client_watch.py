@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from informers.client import ApiClient
 from informers._watchstream import WatchStream
+from informers.client import ApiClient
 from informers.clock import FakeClock
 from informers.config import ClientConfig
 from informers.errors import ForbiddenError, GoneError, StreamStalledError, TransportError
@@ -41,8 +41,13 @@ def test_lines_are_reassembled_across_chunk_boundaries(server: LocalServer, clie
     @server.route(WATCH_PATH)
     def stream(h: Handler) -> None:
         h.start_chunked()
-        for piece in (b'{"type":"ADDED","obj', b'ect":{"a":1}}\n{"type":"MODIFIED"}\n{"ty',
-                      b'pe":"DEL', b'ETED"}', b"\n"):
+        for piece in (
+            b'{"type":"ADDED","obj',
+            b'ect":{"a":1}}\n{"type":"MODIFIED"}\n{"ty',
+            b'pe":"DEL',
+            b'ETED"}',
+            b"\n",
+        ):
             h.chunk(piece)
             pause()
         h.end_chunked()
@@ -134,7 +139,7 @@ def test_close_from_another_thread_unblocks_a_blocked_reader(server: LocalServer
             for line in watch:
                 received.append(line)
                 reading.set()
-        except BaseException as exc:  # noqa: BLE001 - inspected below
+        except BaseException as exc:
             failures.append(exc)
 
     thread = threading.Thread(target=reader)
@@ -193,10 +198,16 @@ def test_dropped_stream_raises_transport_error(server: LocalServer, client: ApiC
 
 
 def test_error_answers_to_the_watch_raise_typed_errors(server: LocalServer, client: ApiClient) -> None:
-    server.json(WATCH_PATH, {"kind": "Status", "code": 410, "reason": "Expired",
-                             "message": "too old resource version: 1 (2)"}, status=410)
-    server.json("/apis/apps/v1/deployments", {"kind": "Status", "code": 403, "reason": "Forbidden",
-                                              "message": "deployments.apps is forbidden"}, status=403)
+    server.json(
+        WATCH_PATH,
+        {"kind": "Status", "code": 410, "reason": "Expired", "message": "too old resource version: 1 (2)"},
+        status=410,
+    )
+    server.json(
+        "/apis/apps/v1/deployments",
+        {"kind": "Status", "code": 403, "reason": "Forbidden", "message": "deployments.apps is forbidden"},
+        status=403,
+    )
     with pytest.raises(GoneError, match="too old resource version"):
         client.watch(WATCH_PATH, {"resourceVersion": "1"}, idle_timeout=5.0)
     with pytest.raises(ForbiddenError) as caught:

@@ -30,10 +30,16 @@ def test_adding_a_condition_creates_status_and_stamps_the_transition() -> None:
     clock = FakeClock()
     obj = widget()
     assert set_condition(obj, "Ready", True, "ChildCreated", "child ok", clock=clock)
-    assert obj["status"]["conditions"] == [{
-        "type": "Ready", "status": "True", "observedGeneration": 3, "reason": "ChildCreated",
-        "message": "child ok", "lastTransitionTime": T0,
-    }]
+    assert obj["status"]["conditions"] == [
+        {
+            "type": "Ready",
+            "status": "True",
+            "observedGeneration": 3,
+            "reason": "ChildCreated",
+            "message": "child ok",
+            "lastTransitionTime": T0,
+        }
+    ]
     assert is_true(obj, "Ready") and not is_false(obj, "Ready") and not is_unknown(obj, "Ready")
 
 
@@ -58,8 +64,17 @@ def test_transition_time_changes_only_when_status_changes() -> None:
 
 def test_a_bare_status_dict_works_and_other_conditions_are_kept_in_order() -> None:
     clock = FakeClock()
-    status: dict[str, Any] = {"conditions": [{"type": "Synced", "status": "True", "reason": "Ok",
-                                              "message": "", "lastTransitionTime": "2020-01-01T00:00:00Z"}]}
+    status: dict[str, Any] = {
+        "conditions": [
+            {
+                "type": "Synced",
+                "status": "True",
+                "reason": "Ok",
+                "message": "",
+                "lastTransitionTime": "2020-01-01T00:00:00Z",
+            }
+        ]
+    }
     set_condition(status, "Ready", "Unknown", "Reconciling", clock=clock)
     assert [c["type"] for c in status["conditions"]] == ["Synced", "Ready"]
     assert "observedGeneration" not in status["conditions"][1]  # no object, none given

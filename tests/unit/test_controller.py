@@ -14,8 +14,6 @@ from typing import Any
 import anyio
 import pytest
 
-from informers._bridge import SUPPORTED_BACKENDS
-
 from controllers.controller import Controller
 from controllers.errors import ControllerStateError, ControllerSyncTimeoutError
 from controllers.predicates import generation_changed
@@ -24,6 +22,7 @@ from controllers.reconciler import ReconcileContext
 from controllers.request import Request
 from controllers.triggers import owns, watches
 from informers import _bridge
+from informers._bridge import SUPPORTED_BACKENDS
 from informers.clock import FakeClock
 from informers.errors import ForbiddenError
 from informers.factory import InformerFactory
@@ -41,6 +40,7 @@ pytestmark = pytest.mark.anyio
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
+
 WIDGETS = Resource("example.com", "v1", "widgets", "Widget", True)
 CONFIGMAPS = Resource("", "v1", "configmaps", "ConfigMap", True)
 
@@ -52,8 +52,12 @@ def widget_cluster() -> FakeCluster:
 
 
 def widget(name: str = "w", **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": name, "namespace": "ns"},
-            "spec": spec}
+    return {
+        "apiVersion": "example.com/v1",
+        "kind": "Widget",
+        "metadata": {"name": name, "namespace": "ns"},
+        "spec": spec,
+    }
 
 
 def uid(obj: dict[str, Any]) -> str:
@@ -198,10 +202,23 @@ async def test_owned_children_enqueue_their_controller_owner_and_get_the_owner_i
     controller = Controller(factory, "Widget", calls, triggers=[owns("v1/configmaps")])
 
     def child(owner_uid: str) -> dict[str, Any]:
-        return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
-            "name": "w-config", "namespace": "ns",
-            "ownerReferences": [{"apiVersion": "example.com/v1", "kind": "Widget", "name": "w",
-                                 "uid": owner_uid, "controller": True}]}}
+        return {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": "w-config",
+                "namespace": "ns",
+                "ownerReferences": [
+                    {
+                        "apiVersion": "example.com/v1",
+                        "kind": "Widget",
+                        "name": "w",
+                        "uid": owner_uid,
+                        "controller": True,
+                    }
+                ],
+            },
+        }
 
     async with running(controller, factory):
         await controller.wait_synced(5)
@@ -224,8 +241,9 @@ async def test_primary_predicates_filter_and_a_raising_mapper_is_counted_not_fat
     def broken(obj: dict[str, Any]) -> list[str]:
         raise KeyError("spec.target")
 
-    controller = Controller(factory, "Widget", calls, predicates=generation_changed,
-                            triggers=[watches("v1/configmaps", broken)])
+    controller = Controller(
+        factory, "Widget", calls, predicates=generation_changed, triggers=[watches("v1/configmaps", broken)]
+    )
 
     async with running(controller, factory):
         await controller.wait_synced(5)
@@ -252,8 +270,7 @@ async def test_a_burst_of_updates_to_a_busy_key_collapses_and_the_last_call_sees
         seen.append(obj["spec"]["size"])
         gate.wait(10)  # busy while the burst arrives
 
-    controller = Controller(factory, "Widget", reconcile, rate_limiter=ItemExponentialRateLimiter(),
-                            clock=FakeClock())
+    controller = Controller(factory, "Widget", reconcile, rate_limiter=ItemExponentialRateLimiter(), clock=FakeClock())
 
     async with running(controller, factory):
         await controller.wait_synced(5)
@@ -294,9 +311,10 @@ async def test_key_filter_drops_other_shards_keys_before_the_queue_from_every_tr
     factory = InformerFactory(cluster, options=FAST)  # type: ignore[arg-type]
     shards = [Calls(), Calls()]
     filters = [ShardFilter(Shard(n, 2)) for n in range(2)]
-    controllers = [Controller(factory, "Widget", calls, name=f"widget-{n}", key_filter=f,
-                              triggers=[owns("v1/configmaps")])
-                   for n, (calls, f) in enumerate(zip(shards, filters, strict=True))]
+    controllers = [
+        Controller(factory, "Widget", calls, name=f"widget-{n}", key_filter=f, triggers=[owns("v1/configmaps")])
+        for n, (calls, f) in enumerate(zip(shards, filters, strict=True))
+    ]
 
     async with factory, anyio.create_task_group() as group:
         for controller in controllers:
@@ -307,10 +325,23 @@ async def test_key_filter_drops_other_shards_keys_before_the_queue_from_every_tr
         uids = [uid(w) for w in made]
         await wait_until_async(lambda: sum(len(c.uids()) for c in shards) == len(uids))
         for w in made:  # a child maps to its owner's key, which only the owner's shard keeps
-            child = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
-                "name": f"{w['metadata']['name']}-config", "namespace": "ns",
-                "ownerReferences": [{"apiVersion": "example.com/v1", "kind": "Widget", "name": w["metadata"]["name"],
-                                     "uid": uid(w), "controller": True}]}}
+            child = {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {
+                    "name": f"{w['metadata']['name']}-config",
+                    "namespace": "ns",
+                    "ownerReferences": [
+                        {
+                            "apiVersion": "example.com/v1",
+                            "kind": "Widget",
+                            "name": w["metadata"]["name"],
+                            "uid": uid(w),
+                            "controller": True,
+                        }
+                    ],
+                },
+            }
             cluster.create(CONFIGMAPS, child)
         await wait_until_async(lambda: sum(len(c.uids()) for c in shards) == 2 * len(uids))
         group.cancel_scope.cancel()

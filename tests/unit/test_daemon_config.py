@@ -18,7 +18,7 @@ from controllers.daemon import manager_from_config, rate_limiter
 from controllers.plugins import HANDLERS_GROUP, RECONCILERS_GROUP, PluginError, discover, load_plugin
 from controllers.ratelimit import MaxWaitRateLimiter
 
-PLUGIN_MODULE = '''
+PLUGIN_MODULE = """
 from pydantic import BaseModel
 from controllers.plugins import handler_plugin, reconciler_plugin
 
@@ -47,7 +47,7 @@ def explodes(options):
 
 def unmarked(options):
     return lambda ctx: None
-'''
+"""
 
 
 @pytest.fixture
@@ -58,7 +58,8 @@ def plugins(tmp_path: Path) -> Iterator[Path]:
     info = tmp_path / "fakeplugins-1.2.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fakeplugins\nVersion: 1.2\n")
-    (info / "entry_points.txt").write_text(textwrap.dedent(f"""\
+    (info / "entry_points.txt").write_text(
+        textwrap.dedent(f"""\
         [{RECONCILERS_GROUP}]
         backup = fakeplugins:backup
         explodes = fakeplugins:explodes
@@ -66,7 +67,8 @@ def plugins(tmp_path: Path) -> Iterator[Path]:
         broken = broken_plugin:factory
         [{HANDLERS_GROUP}]
         logger = fakeplugins:logger
-        """))
+        """)
+    )
     sys.path.insert(0, str(tmp_path))
     try:
         yield tmp_path
@@ -87,7 +89,8 @@ def test_an_empty_file_is_the_defaults():
 
 def test_every_problem_is_reported_with_its_path_and_line(tmp_path: Path):
     path = tmp_path / "bad.yaml"
-    path.write_text(textwrap.dedent("""\
+    path.write_text(
+        textwrap.dedent("""\
         name: x
         client:
           bogus: 1
@@ -100,19 +103,28 @@ def test_every_problem_is_reported_with_its_path_and_line(tmp_path: Path):
               qps: -1
         leaderElection:
           leaseDuration: 5
-        """))
+        """)
+    )
     with pytest.raises(ConfigFileError) as info:
         load_config_file(path)
     problems = {(p.path, p.line) for p in info.value.problems}
-    assert problems == {("client.bogus", 3), ("reconcilers.0.workers", 7), ("reconcilers.0.predicates.0", 8),
-                        ("reconcilers.0.rateLimiter.qps", 10), ("leaderElection", 11)}
+    assert problems == {
+        ("client.bogus", 3),
+        ("reconcilers.0.workers", 7),
+        ("reconcilers.0.predicates.0", 8),
+        ("reconcilers.0.rateLimiter.qps", 10),
+        ("leaderElection", 11),
+    }
     assert str(path) in str(info.value) and "Extra inputs are not permitted" in str(info.value)
 
 
-@pytest.mark.parametrize("text, where", [
-    ("reconcilers: [\n", None),  # not YAML
-    ("- a\n- b\n", ""),  # not a mapping
-])
+@pytest.mark.parametrize(
+    "text, where",
+    [
+        ("reconcilers: [\n", None),  # not YAML
+        ("- a\n- b\n", ""),  # not a mapping
+    ],
+)
 def test_unreadable_files_are_one_clear_problem(text: str, where: str | None):
     with pytest.raises(ConfigFileError) as info:
         parse_config(text)
@@ -123,8 +135,10 @@ def test_unreadable_files_are_one_clear_problem(text: str, where: str | None):
 
 def test_controller_names_must_be_unique():
     with pytest.raises(ConfigFileError, match="repeated: backup"):
-        parse_config("reconcilers:\n- {plugin: a, resource: example.com/v1/Backup}\n"
-                     "- {plugin: b, resource: other.com/v1/Backup}\n")
+        parse_config(
+            "reconcilers:\n- {plugin: a, resource: example.com/v1/Backup}\n"
+            "- {plugin: b, resource: other.com/v1/Backup}\n"
+        )
 
 
 def test_the_schema_comes_from_the_model_and_documents_every_option():
@@ -134,8 +148,12 @@ def test_the_schema_comes_from_the_model_and_documents_every_option():
     assert {"reconcilers", "handlers", "client", "leaderElection", "metricsBindAddress"} <= set(props)
     binding = schema["$defs"]["ReconcilerBinding"]
     assert binding["additionalProperties"] is False
-    undocumented = [(name, key) for name, model in schema["$defs"].items()
-                    for key, prop in model.get("properties", {}).items() if not prop.get("description")]
+    undocumented = [
+        (name, key)
+        for name, model in schema["$defs"].items()
+        for key, prop in model.get("properties", {}).items()
+        if not prop.get("description")
+    ]
     assert undocumented == []
     json.dumps(schema)  # serialisable as is
 
@@ -170,12 +188,15 @@ def test_options_are_validated_by_the_plugins_model(plugins: Path):
         load_plugin(HANDLERS_GROUP, "logger", {"x": 1})
 
 
-@pytest.mark.parametrize("name, why", [
-    ("broken", "cannot import .*missing dependency: boto3"),
-    ("explodes", "failed to start: RuntimeError: cannot start"),
-    ("unmarked", "is not marked with @reconciler_plugin"),
-    ("absent", "no informerd.reconcilers plugin named 'absent'"),
-])
+@pytest.mark.parametrize(
+    "name, why",
+    [
+        ("broken", "cannot import .*missing dependency: boto3"),
+        ("explodes", "failed to start: RuntimeError: cannot start"),
+        ("unmarked", "is not marked with @reconciler_plugin"),
+        ("absent", "no informerd.reconcilers plugin named 'absent'"),
+    ],
+)
 def test_plugin_failures_name_the_entry_point_and_its_distribution(plugins: Path, name: str, why: str):
     with pytest.raises(PluginError, match=why) as info:
         load_plugin(RECONCILERS_GROUP, name, {})
@@ -184,7 +205,8 @@ def test_plugin_failures_name_the_entry_point_and_its_distribution(plugins: Path
 
 
 def test_a_config_becomes_a_manager_with_every_plugin_registered(plugins: Path):
-    config = parse_config(textwrap.dedent("""\
+    config = parse_config(
+        textwrap.dedent("""\
         name: backups.example.com
         reconcilers:
           - plugin: backup
@@ -197,7 +219,8 @@ def test_a_config_becomes_a_manager_with_every_plugin_registered(plugins: Path):
         handlers:
           - plugin: logger
             resource: v1/ConfigMap
-        """))
+        """)
+    )
     manager = manager_from_config(config, client=object())
     assert manager.name == "backups.example.com"
     [registration] = manager._registrations
@@ -205,7 +228,8 @@ def test_a_config_becomes_a_manager_with_every_plugin_registered(plugins: Path):
     assert [str(t) for t in registration.triggers] == ["owns(batch/v1/Job)", "watches(v1/Secret)"]
     assert registration.options["max_concurrent_reconciles"] == 3
     assert len(manager._handlers) == 1
-    bad = parse_config("reconcilers:\n- {plugin: backup, resource: v1/ConfigMap, "
-                       "watches: [{resource: v1/Secret, mapper: nope}]}\n")
+    bad = parse_config(
+        "reconcilers:\n- {plugin: backup, resource: v1/ConfigMap, watches: [{resource: v1/Secret, mapper: nope}]}\n"
+    )
     with pytest.raises(PluginError, match="has no mapper 'nope'.*by-annotation"):
         manager_from_config(bad, client=object())

@@ -6,7 +6,6 @@ import dataclasses
 
 import pytest
 
-from informers import events
 from informers.events import (
     Apply,
     DeletedFinalStateUnknown,
@@ -16,12 +15,6 @@ from informers.events import (
     ObjectDeleted,
     ObjectUpdated,
 )
-
-
-def test_all_is_sorted_and_complete() -> None:
-    assert events.__all__ == sorted(events.__all__)
-    for export in events.__all__:
-        assert hasattr(events, export)
 
 
 def test_records_are_frozen_and_slotted() -> None:

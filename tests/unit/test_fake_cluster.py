@@ -16,6 +16,7 @@ import pytest
 
 from controllers.recorder import EventRecorder
 from controllers.writer import ApiWriter, PatchType, WriterOptions
+from informers._watcher import INITIAL_EVENTS_END_ANNOTATION
 from informers.errors import (
     AlreadyExistsError,
     BadRequestError,
@@ -33,7 +34,6 @@ from informers.errors import (
 )
 from informers.resources import Discovery, Resource
 from informers.testing.fake import FakeCluster
-from informers._watcher import INITIAL_EVENTS_END_ANNOTATION
 
 from .conftest import wait_until
 
@@ -110,8 +110,9 @@ def test_generation_moves_with_the_spec_only_and_a_no_op_write_makes_no_version(
 
 
 def test_status_subresource_rules(cluster: FakeCluster) -> None:
-    w = cluster.create(WIDGETS, {"metadata": {"name": "w", "namespace": "ns"}, "spec": {"size": 1},
-                                 "status": {"ready": True}})
+    w = cluster.create(
+        WIDGETS, {"metadata": {"name": "w", "namespace": "ns"}, "spec": {"size": 1}, "status": {"ready": True}}
+    )
     assert "status" not in w  # dropped on create, as the apiserver does with a status subresource
     with_status = cluster.update_status(WIDGETS, {**w, "status": {"ready": True}, "spec": {"size": 99}})
     assert with_status["status"] == {"ready": True} and with_status["spec"] == {"size": 1}
@@ -165,17 +166,30 @@ def test_merge_json_and_strategic_patches(cluster: FakeCluster) -> None:
     assert merged["data"] == {"keep": "1", "new": "3"}
     strategic = cluster.patch("configmaps", "a", {"data": {"s": "4"}}, namespace="ns", patch_type="strategic")
     assert strategic["data"] == {"keep": "1", "new": "3", "s": "4"}
-    ops = [{"op": "test", "path": "/data/keep", "value": "1"}, {"op": "replace", "path": "/data/keep", "value": "9"},
-           {"op": "add", "path": "/metadata/labels", "value": {"x": "y"}}, {"op": "remove", "path": "/data/s"}]
+    ops = [
+        {"op": "test", "path": "/data/keep", "value": "1"},
+        {"op": "replace", "path": "/data/keep", "value": "9"},
+        {"op": "add", "path": "/metadata/labels", "value": {"x": "y"}},
+        {"op": "remove", "path": "/data/s"},
+    ]
     patched = cluster.patch("configmaps", "a", ops, namespace="ns", patch_type="json")
     assert patched["data"] == {"keep": "9", "new": "3"} and patched["metadata"]["labels"] == {"x": "y"}
     with pytest.raises(InvalidError, match="test failed"):
-        cluster.patch("configmaps", "a", [{"op": "test", "path": "/data/keep", "value": "1"},
-                                          {"op": "remove", "path": "/data/new"}], namespace="ns", patch_type="json")
+        cluster.patch(
+            "configmaps",
+            "a",
+            [{"op": "test", "path": "/data/keep", "value": "1"}, {"op": "remove", "path": "/data/new"}],
+            namespace="ns",
+            patch_type="json",
+        )
     assert cluster.get("configmaps", "a", namespace="ns") == patched  # all or nothing
     with pytest.raises(ConflictError):
-        cluster.patch("configmaps", "a", {"metadata": {"resourceVersion": live["metadata"]["resourceVersion"]},
-                                          "data": {"k": "v"}}, namespace="ns")
+        cluster.patch(
+            "configmaps",
+            "a",
+            {"metadata": {"resourceVersion": live["metadata"]["resourceVersion"]}, "data": {"k": "v"}},
+            namespace="ns",
+        )
     with pytest.raises(NotFoundError):
         cluster.patch("configmaps", "missing", {"data": {}}, namespace="ns")
 
@@ -189,8 +203,13 @@ def test_apply_creates_then_merges_and_needs_a_field_manager(cluster: FakeCluste
     assert merged["data"] == {"k": "1", "j": "2"}
     with pytest.raises(BadRequestError, match="fieldManager is required"):
         cluster.request("PATCH", f"{CM_PATH}/a", body=intent, content_type="application/apply-patch+yaml")
-    answer = cluster.request("PATCH", f"{CM_PATH}/b", body={**intent, "metadata": {"name": "b"}},
-                             content_type="application/apply-patch+yaml", query={"fieldManager": "me"})
+    answer = cluster.request(
+        "PATCH",
+        f"{CM_PATH}/b",
+        body={**intent, "metadata": {"name": "b"}},
+        content_type="application/apply-patch+yaml",
+        query={"fieldManager": "me"},
+    )
     assert answer.status == 201
 
 
@@ -269,7 +288,10 @@ def test_watch_replays_after_an_old_version_and_follows_selector_moves(cluster: 
     cluster.delete("configmaps", "b", namespace="ns")  # live, after the replay: no gap, no duplicate
     last = orjson.loads(next(stream))
     assert (last["type"], last["object"]["kind"], last["object"]["metadata"]["resourceVersion"]) == (
-        "DELETED", "ConfigMap", cluster.resource_version)
+        "DELETED",
+        "ConfigMap",
+        cluster.resource_version,
+    )
     assert stream.statistics().lines == 4
     stream.close()
     assert cluster.open_watches == 0
@@ -294,7 +316,9 @@ def test_streaming_list_sends_the_state_then_the_end_bookmark_then_changes(clust
     initial = events_of(stream, 3)
     assert [e["type"] for e in initial] == ["ADDED", "ADDED", "BOOKMARK"]
     assert initial[2]["object"]["metadata"] == {
-        "resourceVersion": cluster.resource_version, "annotations": {INITIAL_EVENTS_END_ANNOTATION: "true"}}
+        "resourceVersion": cluster.resource_version,
+        "annotations": {INITIAL_EVENTS_END_ANNOTATION: "true"},
+    }
     cluster.send_bookmarks()
     cluster.create("configmaps", cm("c"))
     later = events_of(stream, 2)
@@ -336,8 +360,9 @@ def test_close_from_another_thread_wakes_a_blocked_reader(cluster: FakeCluster) 
 
 
 def test_a_server_timeout_ends_the_watch_normally(cluster: FakeCluster) -> None:
-    stream = cluster.watch(CM_PATH, {"resourceVersion": cluster.resource_version, "timeoutSeconds": "0"},
-                           idle_timeout=60)
+    stream = cluster.watch(
+        CM_PATH, {"resourceVersion": cluster.resource_version, "timeoutSeconds": "0"}, idle_timeout=60
+    )
     assert list(stream) == []
 
 
@@ -459,9 +484,13 @@ def test_api_writer_and_event_recorder_run_over_the_fake(cluster: FakeCluster) -
     writer = ApiWriter(cluster, WriterOptions(field_manager="tests"))  # type: ignore[arg-type]
     made = writer.create(WIDGETS, {"metadata": {"name": "w", "namespace": "ns"}, "spec": {"size": 1}})
     writer.patch_status(WIDGETS, "w", {"status": {"ready": True}}, namespace="ns")
-    writer.patch(WIDGETS, "w", [{"op": "test", "path": "/spec/size", "value": 1},
-                                {"op": "replace", "path": "/spec/size", "value": 2}],
-                 namespace="ns", patch_type=PatchType.JSON)
+    writer.patch(
+        WIDGETS,
+        "w",
+        [{"op": "test", "path": "/spec/size", "value": 1}, {"op": "replace", "path": "/spec/size", "value": 2}],
+        namespace="ns",
+        patch_type=PatchType.JSON,
+    )
     assert writer.delete(WIDGETS, "nope", namespace="ns") is None
     recorder = EventRecorder(writer, "example.com/widgets")
     recorder.normal(made, "Synced", "widget synced")

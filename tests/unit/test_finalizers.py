@@ -29,13 +29,27 @@ class FakeWriter:
         self.patches: list[tuple[str, Any, str | None]] = []
         self.error = error
 
-    def patch(self, resource: Resource, name: str, patch: Mapping[str, Any], *, namespace: str | None = None,
-              field_manager: str | None = None, **_: Any) -> dict[str, Any]:
+    def patch(
+        self,
+        resource: Resource,
+        name: str,
+        patch: Mapping[str, Any],
+        *,
+        namespace: str | None = None,
+        field_manager: str | None = None,
+        **_: Any,
+    ) -> dict[str, Any]:
         self.patches.append((name, patch, namespace))
         if self.error is not None:
             raise self.error
-        return {"metadata": {"name": name, "namespace": namespace, "finalizers": patch["metadata"]["finalizers"],
-                             "resourceVersion": "next"}}
+        return {
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "finalizers": patch["metadata"]["finalizers"],
+                "resourceVersion": "next",
+            }
+        }
 
 
 def widget(*names: str, deleting: bool = False, rv: str | None = "5") -> dict[str, Any]:
@@ -49,14 +63,17 @@ def widget(*names: str, deleting: bool = False, rv: str | None = "5") -> dict[st
     return {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": meta}
 
 
-@pytest.mark.parametrize(("obj", "step"), [
-    (widget(), FinalizerStep.ADD),
-    (widget("other.io/x"), FinalizerStep.ADD),
-    (widget(OURS), FinalizerStep.PROCEED),
-    (widget(OURS, "other.io/x", deleting=True), FinalizerStep.CLEANUP),
-    (widget("other.io/x", deleting=True), FinalizerStep.NOTHING),
-    (widget(deleting=True), FinalizerStep.NOTHING),
-])
+@pytest.mark.parametrize(
+    ("obj", "step"),
+    [
+        (widget(), FinalizerStep.ADD),
+        (widget("other.io/x"), FinalizerStep.ADD),
+        (widget(OURS), FinalizerStep.PROCEED),
+        (widget(OURS, "other.io/x", deleting=True), FinalizerStep.CLEANUP),
+        (widget("other.io/x", deleting=True), FinalizerStep.NOTHING),
+        (widget(deleting=True), FinalizerStep.NOTHING),
+    ],
+)
 def test_decide_finalization(obj: dict[str, Any], step: FinalizerStep) -> None:
     assert decide_finalization(obj, OURS) is step
 
@@ -96,8 +113,7 @@ def test_a_failing_cleanup_propagates_and_keeps_the_finalizer() -> None:
 def test_ensure_adds_with_a_resource_version_precondition_and_is_idempotent() -> None:
     writer = FakeWriter()
     updated = ensure_finalizer(writer, WIDGETS, widget("other.io/x"), OURS)  # type: ignore[arg-type]
-    assert writer.patches == [
-        ("w", {"metadata": {"finalizers": ["other.io/x", OURS], "resourceVersion": "5"}}, "ns")]
+    assert writer.patches == [("w", {"metadata": {"finalizers": ["other.io/x", OURS], "resourceVersion": "5"}}, "ns")]
     assert updated["metadata"]["finalizers"] == ["other.io/x", OURS]
     present = widget(OURS)
     assert ensure_finalizer(writer, WIDGETS, present, OURS) == present  # type: ignore[arg-type]
@@ -127,7 +143,7 @@ def test_remove_keeps_the_others_deletes_the_key_when_empty_and_is_idempotent() 
 
 
 def test_remove_of_a_gone_object_returns_none() -> None:
-    writer = FakeWriter(NotFoundError("widgets \"w\" not found"))
+    writer = FakeWriter(NotFoundError('widgets "w" not found'))
     assert remove_finalizer(writer, WIDGETS, widget(OURS, deleting=True), OURS) is None  # type: ignore[arg-type]
 
 

@@ -43,11 +43,13 @@ async def running(informer: SharedInformer) -> AsyncIterator[SharedInformer]:
         group.cancel_scope.cancel()
 
 
-async def add(informer: SharedInformer, mode: str, record: Callable[[Notification], None],
-              **options: Any) -> HandlerRegistration:
+async def add(
+    informer: SharedInformer, mode: str, record: Callable[[Notification], None], **options: Any
+) -> HandlerRegistration:
     """Register ``record`` in ``mode``; an inline handler is added off the loop (its replay runs on
     the registering thread)."""
     if mode == "async":
+
         async def on_notification(note: Notification) -> None:
             record(note)
 
@@ -58,7 +60,9 @@ async def add(informer: SharedInformer, mode: str, record: Callable[[Notificatio
 
 
 def name_of(note: Notification) -> str:
-    obj = note.obj if isinstance(note, ObjectAdded) else note.new if isinstance(note, ObjectUpdated) else note.last_state
+    obj = (
+        note.obj if isinstance(note, ObjectAdded) else note.new if isinstance(note, ObjectUpdated) else note.last_state
+    )
     return str(obj["metadata"]["name"])
 
 

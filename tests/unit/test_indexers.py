@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from informers import indexers
 from informers.indexers import (
     IndexerError,
     index_by_label,
@@ -13,12 +12,6 @@ from informers.indexers import (
     index_by_uid,
     index_values,
 )
-
-
-def test_all_is_sorted_and_complete() -> None:
-    assert indexers.__all__ == sorted(indexers.__all__)
-    for export in indexers.__all__:
-        assert hasattr(indexers, export)
 
 
 def test_builtins() -> None:

@@ -21,7 +21,14 @@ from informers.objects import RawObject, object_key
 from informers.resources import Resource
 from informers.testing.fake import FakeCluster
 
-from .conftest import FAST, assert_cache_matches, assert_cache_matches_blocking, cache_of, cluster_view, wait_until_async
+from .conftest import (
+    FAST,
+    assert_cache_matches,
+    assert_cache_matches_blocking,
+    cache_of,
+    cluster_view,
+    wait_until_async,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -58,7 +65,9 @@ class Notes:
 
 
 def _obj(note: Notification) -> RawObject:
-    return note.obj if isinstance(note, ObjectAdded) else note.new if isinstance(note, ObjectUpdated) else note.last_state
+    return (
+        note.obj if isinstance(note, ObjectAdded) else note.new if isinstance(note, ObjectUpdated) else note.last_state
+    )
 
 
 @pytest.mark.parametrize("streaming", [True, False], ids=["streaming", "paginated-list"])
@@ -144,7 +153,10 @@ async def test_objects_moving_into_and_out_of_the_label_selector_arrive_as_adds_
         await wait_until_async(lambda: len(notes.notes) == 3)
         await assert_cache_matches(cluster, informer)
     assert [(type(n).__name__, object_key(_obj(n))) for n in notes.notes] == [
-        ("ObjectAdded", "ns/a"), ("ObjectDeleted", "ns/a"), ("ObjectAdded", "ns/b")]
+        ("ObjectAdded", "ns/a"),
+        ("ObjectDeleted", "ns/a"),
+        ("ObjectAdded", "ns/b"),
+    ]
     deleted = notes.notes[1]
     assert isinstance(deleted, ObjectDeleted) and not deleted.final_state_unknown  # the watch sent its state
 

@@ -33,8 +33,12 @@ def test_only_the_config_module_imports_kubernetes_in_informers():
 
 
 def test_only_the_metrics_module_imports_prometheus_client():
-    users = sorted(m for package in ("informers", "controllers")
-                   for m, imps in _modules(package).items() if "prometheus_client" in imps)
+    users = sorted(
+        m
+        for package in ("informers", "controllers")
+        for m, imps in _modules(package).items()
+        if "prometheus_client" in imps
+    )
     assert users == ["controllers/metrics.py"]
 
 

@@ -22,7 +22,6 @@ import pytest
 
 from controllers.errors import ControllerStateError
 from controllers.leader import (
-    LEASES,
     ElectionOptions,
     LeaderElectionLostError,
     LeaderElector,
@@ -73,7 +72,10 @@ class LeaseServer:
                     raise self.error(409, "AlreadyExists", method, path)
                 return self.store(body, 201)
             assert method == "PUT" and path == f"{PATH}/lock"
-            if self.lease is None or body["metadata"].get("resourceVersion") != self.lease["metadata"]["resourceVersion"]:
+            if (
+                self.lease is None
+                or body["metadata"].get("resourceVersion") != self.lease["metadata"]["resourceVersion"]
+            ):
                 raise self.error(409, "Conflict", method, path)
             return self.store(body, 200)
 
@@ -147,14 +149,26 @@ def run(fn: Callable[[], Any], backend: str = "asyncio") -> None:
     anyio.run(fn, backend=backend)
 
 
-def foreign_lease(server: LeaseServer, holder: str, renew_time: str = "1999-01-01T00:00:00.000000Z",
-                  duration: int = 15, transitions: int = 3) -> None:
-    server.store({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                  "metadata": {"name": "lock", "namespace": "ns"},
-                  "spec": LeaseRecord(holder, duration, renew_time, renew_time, transitions).spec()}, 201)
+def foreign_lease(
+    server: LeaseServer,
+    holder: str,
+    renew_time: str = "1999-01-01T00:00:00.000000Z",
+    duration: int = 15,
+    transitions: int = 3,
+) -> None:
+    server.store(
+        {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": "lock", "namespace": "ns"},
+            "spec": LeaseRecord(holder, duration, renew_time, renew_time, transitions).spec(),
+        },
+        201,
+    )
 
 
 # -- options ----------------------------------------------------------------------------------
+
 
 def test_options_default_to_controller_runtime_and_validate_client_go_rules() -> None:
     options = ElectionOptions()
@@ -171,6 +185,7 @@ def test_identity_is_hostname_underscore_uuid() -> None:
 
 
 # -- acquiring --------------------------------------------------------------------------------
+
 
 def test_a_missing_lease_is_created_with_us_as_holder() -> None:
     server, clock = LeaseServer(), FakeClock()
@@ -273,6 +288,7 @@ def test_two_candidates_creating_at_once_one_wins() -> None:
 
 # -- renewing ---------------------------------------------------------------------------------
 
+
 def test_a_leader_renews_optimistically_with_one_put_keeping_acquire_time_and_transitions() -> None:
     server, clock = LeaseServer(), FakeClock()
     foreign_lease(server, "", duration=1, transitions=2)
@@ -344,6 +360,7 @@ def test_spec_fields_the_elector_does_not_manage_are_kept() -> None:
 
 # -- releasing --------------------------------------------------------------------------------
 
+
 def test_release_frees_the_lease_keeping_transitions_and_a_standby_takes_over_at_once() -> None:
     server, clock = LeaseServer(), FakeClock()
     a, b = elector_for(server, "a", clock), elector_for(server, "b", clock)
@@ -385,6 +402,7 @@ def test_release_after_a_conflict_rereads_and_releases_only_if_still_ours() -> N
 
 # -- the campaign: leadership() ---------------------------------------------------------------
 
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_leadership_waits_for_an_expired_lease_renews_every_retry_period_and_releases(backend: str) -> None:
     server, clock = LeaseServer(), FakeClock()
@@ -403,7 +421,7 @@ def test_leadership_waits_for_an_expired_lease_renews_every_retry_period_and_rel
             while len([w for w in server.writes() if w == ("PUT", "a")]) < 6:
                 await anyio.sleep(0.001)
             assert not lease.lost.is_set()
-        seen["renew_sleeps"] = sleeper.calls[len(seen["acquire_sleeps"]):]
+        seen["renew_sleeps"] = sleeper.calls[len(seen["acquire_sleeps"]) :]
 
     run(main, backend)
     assert 15 <= seen["waited"] < 15 + 2.2 * 2  # expiry by observation, retried with jitter
@@ -411,8 +429,10 @@ def test_leadership_waits_for_an_expired_lease_renews_every_retry_period_and_rel
     assert set(seen["renew_sleeps"]) == {2.0}  # a leader renews every retry period, no jitter
     record = server.record
     assert (record.holder_identity, record.lease_duration_seconds, record.leader_transitions) == ("", 1, 1)
-    assert events.recorded == [("lock", "Normal", "LeaderElection", "a became leader"),
-                               ("lock", "Normal", "LeaderElection", "a stopped leading")]
+    assert events.recorded == [
+        ("lock", "Normal", "LeaderElection", "a became leader"),
+        ("lock", "Normal", "LeaderElection", "a stopped leading"),
+    ]
     stats = elector.statistics()
     assert not stats.is_leader and stats.samples() == (("leader_election_master_status", {"name": "lock"}, 0.0),)
     assert stats.acquisitions == 1 and stats.losses == 0
@@ -543,8 +563,14 @@ def test_a_hung_renewal_is_abandoned_at_the_renew_deadline() -> None:
 def test_the_watchdog_delivers_the_loss_while_the_event_loop_is_blocked(backend: str) -> None:
     server = LeaseServer()
     hook_threads: list[str] = []
-    elector = elector_for(server, "a", SYSTEM_CLOCK, options=FAST, watchdog=True,
-                          on_lost=lambda: hook_threads.append(threading.current_thread().name))
+    elector = elector_for(
+        server,
+        "a",
+        SYSTEM_CLOCK,
+        options=FAST,
+        watchdog=True,
+        on_lost=lambda: hook_threads.append(threading.current_thread().name),
+    )
     seen: dict[str, Any] = {}
 
     async def main() -> None:

@@ -36,19 +36,29 @@ HUGE_SELECTOR = ",".join(f"app.kubernetes.io/part-{i} in (alpha,beta,gamma)" for
 
 
 def _pod(name: str, rv: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": "default", "uid": f"uid-{name}", "resourceVersion": rv}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default", "uid": f"uid-{name}", "resourceVersion": rv},
+    }
 
 
 def make_informer(clock: FakeClock, *, label_selector: str | None = None) -> SharedInformer:
     """A real informer fed one list page and one watch event through its watcher (no server)."""
-    informer = SharedInformer(object(), PODS, namespace="default", label_selector=label_selector,  # type: ignore[arg-type]
-                              options=InformerOptions(streaming_list=False), clock=clock)
+    informer = SharedInformer(
+        object(),
+        PODS,
+        namespace="default",
+        label_selector=label_selector,  # type: ignore[arg-type]
+        options=InformerOptions(streaming_list=False),
+        clock=clock,
+    )
     informer.add_handler(on_add=lambda obj: None, name="h" * 300)  # buffered, never run: pending
     watcher = informer.watcher
     watcher.next_request()
-    informer._apply(watcher.on_list_page({"metadata": {"resourceVersion": "10"},
-                                          "items": [_pod("a", "5"), _pod("b", "6")]}))
+    informer._apply(
+        watcher.on_list_page({"metadata": {"resourceVersion": "10"}, "items": [_pod("a", "5"), _pod("b", "6")]})
+    )
     watcher.on_applied()
     watcher.next_request()
     informer._apply(watcher.on_watch_event({"type": "MODIFIED", "object": _pod("a", "11")}))
@@ -66,8 +76,11 @@ class _Primary:
 def run_controller(exporter: MetricsExporter, informer: SharedInformer, name: str = "widget") -> Controller:
     """A real controller's worker pool over five keys with every kind of outcome."""
     outcomes: dict[str, Any] = {
-        "ok": None, "again": Result.requeue(), "later": Result.requeue_after(60),
-        "bad": RuntimeError("boom"), "final": TerminalError("no"),
+        "ok": None,
+        "again": Result.requeue(),
+        "later": Result.requeue_after(60),
+        "bad": RuntimeError("boom"),
+        "final": TerminalError("no"),
     }
 
     def reconcile(request: Request, obj: Any, ctx: Any) -> Any:
@@ -76,8 +89,15 @@ def run_controller(exporter: MetricsExporter, informer: SharedInformer, name: st
             raise outcome
         return outcome
 
-    controller = Controller(object(), WIDGETS, reconcile, name=name, max_concurrent_reconciles=2,  # type: ignore[arg-type]
-                            metrics=exporter.reconcile_metrics(name), queue_metrics=exporter.workqueue_metrics(name))
+    controller = Controller(
+        object(),
+        WIDGETS,
+        reconcile,
+        name=name,
+        max_concurrent_reconciles=2,  # type: ignore[arg-type]
+        metrics=exporter.reconcile_metrics(name),
+        queue_metrics=exporter.workqueue_metrics(name),
+    )
     controller.primary_informer = _Primary(informer)  # type: ignore[assignment]
     for uid in outcomes:
         controller.queue.add(Request(uid=uid, kind="Widget", name=uid, namespace="default"))
@@ -193,8 +213,10 @@ EXPECTED: dict[str, tuple[str, set[str]]] = {
     "informerd_circuit_state": ("gauge", {"group", "state"}),
     "informerd_circuit_shed_total": ("counter", {"group"}),
     "informerd_circuit_opened_total": ("counter", {"group"}),
-    **{f"informerd_event_recorder_{n}_total": ("counter", set()) for n in (
-        "recorded", "created", "updated", "combined", "spam_filtered", "dropped", "invalid", "failed")},
+    **{
+        f"informerd_event_recorder_{n}_total": ("counter", set())
+        for n in ("recorded", "created", "updated", "combined", "spam_filtered", "dropped", "invalid", "failed")
+    },
     "informerd_event_recorder_queued_events": ("gauge", set()),
     "informerd_plugin_errors_total": ("counter", {"plugin", "kind"}),
     "informerd_metrics_source_errors_total": ("counter", {"source"}),
@@ -235,32 +257,54 @@ def test_reconcile_outcomes_are_counted_as_controller_runtime_does(world: dict[s
 
 def test_a_new_controller_has_every_counter_at_zero(world: dict[str, Any]) -> None:
     exporter = MetricsExporter(process_metrics=False)
-    idle = Controller(object(), WIDGETS, lambda r, o, c: None, name="idle",  # type: ignore[arg-type]
-                      metrics=exporter.reconcile_metrics("idle"), queue_metrics=exporter.workqueue_metrics("idle"))
+    idle = Controller(
+        object(),
+        WIDGETS,
+        lambda r, o, c: None,
+        name="idle",  # type: ignore[arg-type]
+        metrics=exporter.reconcile_metrics("idle"),
+        queue_metrics=exporter.workqueue_metrics("idle"),
+    )
     exporter.controllers = lambda: [idle]
     families = scrape(exporter)
     totals = samples(families["controller_runtime_reconcile_total"])
     assert sorted((l["result"], v) for l, v in totals) == [
-        ("error", 0), ("requeue", 0), ("requeue_after", 0), ("success", 0)]
-    for name in ("controller_runtime_reconcile_errors_total", "controller_runtime_terminal_reconcile_errors_total",
-                 "controller_runtime_reconcile_panics_total", "controller_runtime_reconcile_timeouts_total",
-                 "workqueue_adds_total", "workqueue_retries_total"):
+        ("error", 0),
+        ("requeue", 0),
+        ("requeue_after", 0),
+        ("success", 0),
+    ]
+    for name in (
+        "controller_runtime_reconcile_errors_total",
+        "controller_runtime_terminal_reconcile_errors_total",
+        "controller_runtime_reconcile_panics_total",
+        "controller_runtime_reconcile_timeouts_total",
+        "workqueue_adds_total",
+        "workqueue_retries_total",
+    ):
         assert [v for _, v in samples(families[name])] == [0], name
     assert samples(families["controller_runtime_max_concurrent_reconciles"]) == [({"controller": "idle"}, 1)]
     assert samples(families["controller_runtime_reconcile_time_seconds"], "_count") == [({"controller": "idle"}, 0)]
 
 
-@pytest.mark.parametrize("name, bounds", [
-    ("controller_runtime_reconcile_time_seconds", RECONCILE_TIME_BUCKETS),
-    ("workqueue_queue_duration_seconds", WORKQUEUE_DURATION_BUCKETS),
-    ("workqueue_work_duration_seconds", WORKQUEUE_DURATION_BUCKETS),
-    ("rest_client_request_duration_seconds", REST_CLIENT_DURATION_BUCKETS),
-])
+@pytest.mark.parametrize(
+    "name, bounds",
+    [
+        ("controller_runtime_reconcile_time_seconds", RECONCILE_TIME_BUCKETS),
+        ("workqueue_queue_duration_seconds", WORKQUEUE_DURATION_BUCKETS),
+        ("workqueue_work_duration_seconds", WORKQUEUE_DURATION_BUCKETS),
+        ("rest_client_request_duration_seconds", REST_CLIENT_DURATION_BUCKETS),
+    ],
+)
 def test_histograms_use_the_reference_buckets(world: dict[str, Any], name: str, bounds: tuple[float, ...]) -> None:
     family = scrape(world["exporter"])[name]
     first = next(iter(family.samples)).labels
-    same_series = [s for s in family.samples if s.name == name + "_bucket"
-                   and {k: v for k, v in s.labels.items() if k != "le"} == {k: v for k, v in first.items() if k != "le"}]
+    same_series = [
+        s
+        for s in family.samples
+        if s.name == name + "_bucket"
+        and {k: v for k, v in s.labels.items() if k != "le"} == {k: v for k, v in first.items() if k != "le"}
+    ]
     assert [float(s.labels["le"]) for s in same_series] == [*bounds, math.inf]
     counts = [s.value for s in same_series]
     assert counts == sorted(counts)  # cumulative
@@ -270,7 +314,19 @@ def test_reference_bucket_values() -> None:
     assert len(RECONCILE_TIME_BUCKETS) == 40 and RECONCILE_TIME_BUCKETS[:4] == (0.005, 0.01, 0.025, 0.05)
     assert RECONCILE_TIME_BUCKETS[-4:] == (25.0, 30.0, 40.0, 50.0, 60.0)[1:]
     assert [f"{b:g}" for b in WORKQUEUE_DURATION_BUCKETS] == [
-        "1e-08", "1e-07", "1e-06", "1e-05", "0.0001", "0.001", "0.01", "0.1", "1", "10", "100", "1000"]
+        "1e-08",
+        "1e-07",
+        "1e-06",
+        "1e-05",
+        "0.0001",
+        "0.001",
+        "0.01",
+        "0.1",
+        "1",
+        "10",
+        "100",
+        "1000",
+    ]
     assert REST_CLIENT_DURATION_BUCKETS == (0.005, 0.025, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0)
 
 
@@ -289,7 +345,7 @@ def test_observations_land_in_the_le_bucket() -> None:
 
 def test_informer_metrics_come_from_its_statistics(world: dict[str, Any]) -> None:
     families = scrape(world["exporter"])
-    (labels, objects), = samples(families["informerd_informer_cached_objects"])
+    ((labels, objects),) = samples(families["informerd_informer_cached_objects"])
     assert objects == 2
     assert labels["resource"] == "pods.v1"
     assert labels["informer"].startswith("pods.v1 ns=default sel=")
@@ -302,7 +358,7 @@ def test_informer_metrics_come_from_its_statistics(world: dict[str, Any]) -> Non
     assert restarts == {"closed", "error", "gone", "malformed", "stalled"}
     relists = {l["cause"]: v for l, v in samples(families["informerd_informer_relists_total"])}
     assert set(relists) >= {"gone", "error"} and set(relists.values()) == {0}
-    (hlabels, pending), = samples(families["informerd_handler_pending"])
+    ((hlabels, pending),) = samples(families["informerd_handler_pending"])
     assert pending == 3  # two adds from the list, one update: never delivered (the informer never ran)
     assert samples(families["informerd_informer_cached_bytes"])[0][1] > 0
 
@@ -327,7 +383,7 @@ def test_label_values_are_bounded_and_carry_no_selector(world: dict[str, Any]) -
     assert handler.startswith("hhhh") and "~" in handler and len(handler) == LABEL_LIMIT
     exporter = MetricsExporter(process_metrics=False)
     exporter.record_plugin_error("bad\nname" + "x" * 500, "load")
-    (labels, _), = samples(scrape(exporter)["informerd_plugin_errors_total"])
+    ((labels, _),) = samples(scrape(exporter)["informerd_plugin_errors_total"])
     assert "\n" not in labels["plugin"] and len(labels["plugin"]) == LABEL_LIMIT
 
 
@@ -340,8 +396,9 @@ def test_rest_client_observer_through_a_real_client(server: LocalServer) -> None
             client.request("GET", "/missing")
         host = server.url.split("//", 1)[1]
     families = scrape(exporter)
-    assert sorted((l["code"], l["method"], l["host"], v) for l, v in samples(families["rest_client_requests_total"])) \
-        == [("200", "GET", host, 1), ("404", "GET", host, 1)]
+    assert sorted(
+        (l["code"], l["method"], l["host"], v) for l, v in samples(families["rest_client_requests_total"])
+    ) == [("200", "GET", host, 1), ("404", "GET", host, 1)]
     assert samples(families["rest_client_request_duration_seconds"], "_count") == [({"verb": "GET", "host": host}, 2)]
 
 

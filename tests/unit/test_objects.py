@@ -30,15 +30,8 @@ from informers.objects import (
 
 from .conftest import pod as make_pod
 
-
 # This module's pod: prod/web-1 with no uid or resourceVersion unless a test gives them.
 pod = functools.partial(make_pod, "web-1", "prod", rv=None, uid=None, spec=None)
-
-
-def test_all_is_sorted_and_complete() -> None:
-    assert objects.__all__ == sorted(objects.__all__)
-    for export in objects.__all__:
-        assert hasattr(objects, export)
 
 
 def test_object_key_namespaced_and_cluster_scoped() -> None:

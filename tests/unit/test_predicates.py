@@ -19,8 +19,9 @@ from controllers.predicates import (
 from informers.events import DeletedFinalStateUnknown, ObjectAdded, ObjectDeleted, ObjectUpdated
 
 
-def obj(rv: str = "1", gen: int | None = 1, labels: dict[str, str] | None = None,
-        annotations: dict[str, str] | None = None) -> dict[str, Any]:
+def obj(
+    rv: str = "1", gen: int | None = 1, labels: dict[str, str] | None = None, annotations: dict[str, str] | None = None
+) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": "w", "namespace": "ns", "uid": "u1", "resourceVersion": rv}
     if gen is not None:
         meta["generation"] = gen
@@ -35,8 +36,12 @@ BUILTINS = (generation_changed, labels_changed, annotations_changed, resource_ve
 
 
 def test_adds_and_deletes_always_pass_the_changed_predicates() -> None:
-    notes = [ObjectAdded(obj()), ObjectAdded(obj(), in_initial_list=True), ObjectDeleted(obj()),
-             ObjectDeleted(DeletedFinalStateUnknown("ns/w", obj()))]
+    notes = [
+        ObjectAdded(obj()),
+        ObjectAdded(obj(), in_initial_list=True),
+        ObjectDeleted(obj()),
+        ObjectDeleted(DeletedFinalStateUnknown("ns/w", obj())),
+    ]
     for pred in BUILTINS:
         assert all(pred(n) for n in notes), pred
 

@@ -66,9 +66,11 @@ async def test_exclude_is_repeatable_counts_as_healthy_and_warns_about_unknown_n
     assert await health.handle("", {"exclude": ["a", "b"]}) == (200, "ok")
     status, body = await health.handle("", {"exclude": ["a", "nope", "b", "also"], "verbose": [""]})
     assert status == 200
-    assert body == ('[+]a excluded: ok\n[+]b excluded: ok\n[+]c ok\n'
-                    'warn: some health checks cannot be excluded: no matches for "also","nope"\n'
-                    'healthz check passed\n')
+    assert body == (
+        "[+]a excluded: ok\n[+]b excluded: ok\n[+]c ok\n"
+        'warn: some health checks cannot be excluded: no matches for "also","nope"\n'
+        "healthz check passed\n"
+    )
     status, body = await health.handle("", {"exclude": ["a"]})
     assert (status, body) == (500, "[+]a excluded: ok\n[-]b failed: reason withheld\n[+]c ok\nhealthz check failed\n")
 
@@ -115,10 +117,18 @@ def test_check_names_are_unique_and_plain() -> None:
     assert health.names == ["ping"]
 
 
-@pytest.mark.parametrize("address, parsed", [
-    ("0", None), ("", None), (":8080", (None, 8080)), ("127.0.0.1:8081", ("127.0.0.1", 8081)),
-    ("[::1]:9000", ("::1", 9000)), (":0", (None, 0)), ("localhost:80", ("localhost", 80)),
-])
+@pytest.mark.parametrize(
+    "address, parsed",
+    [
+        ("0", None),
+        ("", None),
+        (":8080", (None, 8080)),
+        ("127.0.0.1:8081", ("127.0.0.1", 8081)),
+        ("[::1]:9000", ("::1", 9000)),
+        (":0", (None, 0)),
+        ("localhost:80", ("localhost", 80)),
+    ],
+)
 def test_bind_addresses_in_controller_runtime_form(address: str, parsed: Any) -> None:
     assert parse_bind_address(address) == parsed
 
@@ -213,22 +223,25 @@ async def test_metrics_endpoint_serves_the_exposition() -> None:
         assert status_of(await get(port, b"DELETE /metrics HTTP/1.1\r\n\r\n")) == 405
 
 
-@pytest.mark.parametrize("raw, status", [
-    (b"garbage\r\n\r\n", 400),
-    (b"GET\r\n\r\n", 400),
-    (b"GET /healthz\r\n\r\n", 400),  # HTTP/0.9 form
-    (b"GET  /healthz HTTP/1.1\r\n\r\n", 400),
-    (b"GET healthz HTTP/1.1\r\n\r\n", 400),
-    (b"G(T /healthz HTTP/1.1\r\n\r\n", 400),
-    (b"GET /healthz HTTP/9.9\r\n\r\n", 505),
-    (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505),
-    (b"GET /healthz HTTP/1.1\r\nno colon here\r\n\r\n", 400),
-    (b"GET /healthz HTTP/1.1\r\n folded: header\r\n\r\n", 400),
-    (b"\xff\xfe\x00\x01 /x HTTP/1.1\r\n\r\n", 400),
-    (b"\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n", 200),  # leading empty lines are ignored
-    (b"GET /healthz?%zz=%%&&exclude HTTP/1.1\r\n\r\n", 200),  # a mangled query is not an error
-    (b"GET /healthz HTTP/1.0\n\n", 200),  # bare LF line ends
-])
+@pytest.mark.parametrize(
+    "raw, status",
+    [
+        (b"garbage\r\n\r\n", 400),
+        (b"GET\r\n\r\n", 400),
+        (b"GET /healthz\r\n\r\n", 400),  # HTTP/0.9 form
+        (b"GET  /healthz HTTP/1.1\r\n\r\n", 400),
+        (b"GET healthz HTTP/1.1\r\n\r\n", 400),
+        (b"G(T /healthz HTTP/1.1\r\n\r\n", 400),
+        (b"GET /healthz HTTP/9.9\r\n\r\n", 505),
+        (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505),
+        (b"GET /healthz HTTP/1.1\r\nno colon here\r\n\r\n", 400),
+        (b"GET /healthz HTTP/1.1\r\n folded: header\r\n\r\n", 400),
+        (b"\xff\xfe\x00\x01 /x HTTP/1.1\r\n\r\n", 400),
+        (b"\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n", 200),  # leading empty lines are ignored
+        (b"GET /healthz?%zz=%%&&exclude HTTP/1.1\r\n\r\n", 200),  # a mangled query is not an error
+        (b"GET /healthz HTTP/1.0\n\n", 200),  # bare LF line ends
+    ],
+)
 async def test_malformed_requests_get_a_plain_error_and_the_server_lives_on(raw: bytes, status: int) -> None:
     async with serving(probes()) as port:
         answer = await get(port, raw)

@@ -25,7 +25,9 @@ def test_nothing_is_printed_when_the_application_configured_no_logging():
 
 
 def test_stdlib_logging_receives_the_records_once_configured():
-    proc = _run("import logging; logging.basicConfig(level=logging.INFO, format='%(name)s %(levelname)s %(message)s')\n")
+    proc = _run(
+        "import logging; logging.basicConfig(level=logging.INFO, format='%(name)s %(levelname)s %(message)s')\n"
+    )
     assert proc.returncode == 0, proc.stderr
     assert "informers.store ERROR index function failed; object stored without this index" in proc.stderr
     assert "index='team'" in proc.stderr and "key='ns/a'" in proc.stderr

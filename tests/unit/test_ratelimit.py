@@ -162,7 +162,10 @@ def test_fast_slow_waits_fast_then_slow_per_item_and_forget_restarts() -> None:
     assert limiter.when("a") == 0.005
     stats = limiter.statistics()
     assert (stats.kind, stats.tracked_items, stats.when_calls, stats.capped) == (
-        "ItemFastSlowRateLimiter", 2, 6, 0,
+        "ItemFastSlowRateLimiter",
+        2,
+        6,
+        0,
     )
 
 
@@ -171,9 +174,7 @@ def test_fast_slow_with_no_fast_attempts_is_always_slow() -> None:
     assert [limiter.when("a") for _ in range(3)] == [2.0, 2.0, 2.0]
 
 
-@pytest.mark.parametrize(
-    "args", [(-1.0, 1.0, 1), (0.0, float("inf"), 1), (float("nan"), 1.0, 1), (0.0, 1.0, -1)]
-)
+@pytest.mark.parametrize("args", [(-1.0, 1.0, 1), (0.0, float("inf"), 1), (float("nan"), 1.0, 1), (0.0, 1.0, -1)])
 def test_fast_slow_rejects_bad_arguments(args: tuple[float, float, int]) -> None:
     with pytest.raises(ValueError):
         ItemFastSlowRateLimiter(*args)

@@ -32,13 +32,27 @@ PODS = Resource("", "v1", "pods", "Pod", namespaced=True)
 pod = functools.partial(make_pod, ns="ns", uid="u-1", spec=None)  # this module's pods: ns/p, uid u-1
 
 
-def event(clock: FakeClock, note: str = "synced", obj: dict[str, Any] | None = None, reason: str = "Synced",
-          event_type: str = "Normal") -> EventRecord:
-    return EventRecord(regarding=object_reference(obj or pod()), related=None, type=event_type, reason=reason,
-                       action=reason, note=note, monotonic=clock.monotonic(), wall=clock.time())
+def event(
+    clock: FakeClock,
+    note: str = "synced",
+    obj: dict[str, Any] | None = None,
+    reason: str = "Synced",
+    event_type: str = "Normal",
+) -> EventRecord:
+    return EventRecord(
+        regarding=object_reference(obj or pod()),
+        related=None,
+        type=event_type,
+        reason=reason,
+        action=reason,
+        note=note,
+        monotonic=clock.monotonic(),
+        wall=clock.time(),
+    )
 
 
 # -- correlator maths -------------------------------------------------------------------------
+
 
 def test_identical_events_form_a_series_until_the_window_passes() -> None:
     clock = FakeClock()
@@ -95,8 +109,12 @@ def test_similar_events_far_apart_are_not_combined() -> None:
 def test_other_reasons_or_objects_are_not_similar() -> None:
     clock = FakeClock()
     correlator = EventCorrelator(CONTROLLER, clock=clock)
-    results = [correlator.observe(event(clock, note=f"n{i}", reason=f"Reason{i % 2}",
-                                        obj=pod(name=f"p{i // 2}", uid=f"u{i // 2}"))) for i in range(20)]
+    results = [
+        correlator.observe(
+            event(clock, note=f"n{i}", reason=f"Reason{i % 2}", obj=pod(name=f"p{i // 2}", uid=f"u{i // 2}"))
+        )
+        for i in range(20)
+    ]
     assert not any(r.combined for r in results if r is not None)
 
 
@@ -133,8 +151,14 @@ def test_caches_are_bounded() -> None:
 
 
 def test_object_reference_from_objects_refs_and_list_items() -> None:
-    assert object_reference(pod()) == {"apiVersion": "v1", "kind": "Pod", "namespace": "ns", "name": "p",
-                                       "uid": "u-1", "resourceVersion": "1"}
+    assert object_reference(pod()) == {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "namespace": "ns",
+        "name": "p",
+        "uid": "u-1",
+        "resourceVersion": "1",
+    }
     item = {"metadata": {"name": "p", "namespace": "ns"}}  # list items carry no kind
     assert object_reference(item, PODS)["kind"] == "Pod"
     assert object_reference({"kind": "Node", "name": "n1"}) == {"kind": "Node", "name": "n1"}
@@ -143,6 +167,7 @@ def test_object_reference_from_objects_refs_and_list_items() -> None:
 
 
 # -- the recorder -----------------------------------------------------------------------------
+
 
 class FakeWriter:
     def __init__(self) -> None:
@@ -161,16 +186,22 @@ class FakeWriter:
         self._maybe_fail()
         return dict(obj)
 
-    def patch(self, resource: Resource, name: str, patch: Mapping[str, Any], *, namespace: str | None = None,
-              **_: Any) -> dict[str, Any]:
+    def patch(
+        self, resource: Resource, name: str, patch: Mapping[str, Any], *, namespace: str | None = None, **_: Any
+    ) -> dict[str, Any]:
         self.calls.append(("patch", resource, (name, namespace, patch)))
         self._maybe_fail()
         return {}
 
 
 def recorder_for(writer: FakeWriter, clock: FakeClock, **options: Any) -> EventRecorder:
-    return EventRecorder(writer, CONTROLLER, instance="widgets-0", options=RecorderOptions(**options),  # type: ignore[arg-type]
-                         clock=clock)
+    return EventRecorder(
+        writer,
+        CONTROLLER,
+        instance="widgets-0",
+        options=RecorderOptions(**options),  # type: ignore[arg-type]
+        clock=clock,
+    )
 
 
 def test_records_an_events_v1_event_then_a_series_update() -> None:
@@ -186,13 +217,24 @@ def test_records_an_events_v1_event_then_a_series_update() -> None:
     (verb, resource, body), (verb2, _, (name, namespace, patch)) = writer.calls
     assert verb == "create" and resource == EVENTS_V1
     assert body == {
-        "apiVersion": "events.k8s.io/v1", "kind": "Event",
+        "apiVersion": "events.k8s.io/v1",
+        "kind": "Event",
         "metadata": {"name": body["metadata"]["name"], "namespace": "ns"},
         "eventTime": "2023-11-14T22:13:20.500000Z",
-        "regarding": {"apiVersion": "v1", "kind": "Pod", "namespace": "ns", "name": "p", "uid": "u-1",
-                      "resourceVersion": "1"},
-        "type": "Normal", "reason": "Synced", "action": "Reconcile", "note": "all replicas ready",
-        "reportingController": CONTROLLER, "reportingInstance": "widgets-0",
+        "regarding": {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "namespace": "ns",
+            "name": "p",
+            "uid": "u-1",
+            "resourceVersion": "1",
+        },
+        "type": "Normal",
+        "reason": "Synced",
+        "action": "Reconcile",
+        "note": "all replicas ready",
+        "reportingController": CONTROLLER,
+        "reportingInstance": "widgets-0",
     }
     assert verb2 == "patch" and name == body["metadata"]["name"] and namespace == "ns"
     assert patch == {"series": {"count": 2, "lastObservedTime": "2023-11-14T22:13:22.500000Z"}}
@@ -242,7 +284,7 @@ def test_an_expired_event_is_created_again_with_its_count() -> None:
     try:
         recorder.normal(pod(), "Synced", "ok")
         assert recorder.flush(10)
-        writer.fail_next = [NotFoundError("events \"p.1\" not found")]
+        writer.fail_next = [NotFoundError('events "p.1" not found')]
         recorder.normal(pod(), "Synced", "ok")
         recorder.normal(pod(), "Synced", "ok")
         assert recorder.flush(10)

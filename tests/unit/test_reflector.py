@@ -14,14 +14,14 @@ import pytest
 
 from informers import _bridge
 from informers._backoff import Backoff
+from informers._reflector import Reflector
+from informers._watcher import Watcher
 from informers.events import Apply, Delete, Init, InitApply, InitDone, WatchEvent
 from informers.informer import SharedInformer
 from informers.objects import object_key
-from informers._reflector import Reflector
 from informers.resources import Resource
 from informers.store import ReplaceBuffer, Store
 from informers.testing.fake import FakeCluster
-from informers._watcher import Watcher
 
 from .conftest import FAST, assert_cache_matches, wait_until, wait_until_async
 
@@ -62,7 +62,9 @@ class Sink:
         return cached == {object_key(o): o for o in cluster.list(CONFIGMAPS)}
 
 
-def start(cluster: FakeCluster, sink: Sink, *, streaming: bool, page_size: int | None = 500) -> tuple[Reflector, threading.Thread]:
+def start(
+    cluster: FakeCluster, sink: Sink, *, streaming: bool, page_size: int | None = 500
+) -> tuple[Reflector, threading.Thread]:
     watcher = Watcher(page_size=page_size, streaming_list=streaming)
     reflector = Reflector(cluster, CONFIGMAPS, sink, watcher=watcher, backoff=Backoff(0.01, 0.05))  # type: ignore[arg-type]
     thread = threading.Thread(target=reflector.run, name="test-reflector", daemon=True)
@@ -85,9 +87,12 @@ def test_a_paginated_initial_list_fills_the_store_page_by_page_then_watches_from
     reflector, thread = start(cluster, sink, streaming=False, page_size=2)
     wait_until(lambda: reflector.watcher.state == "watching" and cluster.open_watches == 1)
     client = [r for r in cluster.requests if r.source == "client"]
-    assert [(r.verb, r.query.get("resourceVersion"), r.query.get("limit"), "continue" in r.query)
-            for r in client] == [("LIST", "0", "2", False), ("LIST", None, "2", True), ("LIST", None, "2", True),
-                                 ("WATCH", listed_at, None, False)]
+    assert [(r.verb, r.query.get("resourceVersion"), r.query.get("limit"), "continue" in r.query) for r in client] == [
+        ("LIST", "0", "2", False),
+        ("LIST", None, "2", True),
+        ("LIST", None, "2", True),
+        ("WATCH", listed_at, None, False),
+    ]
     assert client[-1].query["allowWatchBookmarks"] == "true"
     assert [type(e) for e in sink.batches[0]] == [Init, InitApply, InitApply]  # nothing visible before InitDone
     cluster.create(CONFIGMAPS, cm("live"))
@@ -131,7 +136,10 @@ def test_a_continue_token_compacted_between_pages_falls_back_to_one_full_list(mo
     wait_until(lambda: sink.matches(cluster) and cluster.open_watches == 1)
     lists = [r.query for r in cluster.requests if r.verb == "LIST" and r.source == "client"]
     assert [(q.get("resourceVersion"), q.get("limit"), "continue" in q) for q in lists] == [
-        ("0", "2", False), (None, "2", True), ("", None, False)]  # then one consistent, unpaged list
+        ("0", "2", False),
+        (None, "2", True),
+        ("", None, False),
+    ]  # then one consistent, unpaged list
     assert reflector.watcher.statistics().list_fallbacks == 1
     stop(reflector, thread)
 

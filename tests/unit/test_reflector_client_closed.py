@@ -9,12 +9,12 @@ from collections.abc import Iterator
 import pytest
 
 from informers._backoff import Backoff
+from informers._reflector import Reflector
+from informers._watcher import Watcher
 from informers.client import ApiClient
 from informers.config import ClientConfig
 from informers.events import WatchEvent
-from informers._reflector import Reflector
 from informers.resources import Resource
-from informers._watcher import Watcher
 
 from ._local_http import LocalServer
 

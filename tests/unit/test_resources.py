@@ -20,20 +20,29 @@ DEPLOYMENT = Resource("apps", "v1", "deployments", "Deployment", True)
 CLUSTER_ROLE = Resource("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False)
 
 
-@pytest.mark.parametrize(("resource", "namespace", "name", "subresource", "expected"), [
-    (POD, None, None, None, "/api/v1/pods"),
-    (POD, "default", None, None, "/api/v1/namespaces/default/pods"),
-    (POD, "default", "web-0", "status", "/api/v1/namespaces/default/pods/web-0/status"),
-    (NODE, None, None, None, "/api/v1/nodes"),
-    (NODE, None, "node-1", None, "/api/v1/nodes/node-1"),
-    (DEPLOYMENT, None, None, None, "/apis/apps/v1/deployments"),
-    (DEPLOYMENT, "prod", "api", "scale", "/apis/apps/v1/namespaces/prod/deployments/api/scale"),
-    (CLUSTER_ROLE, None, None, None, "/apis/rbac.authorization.k8s.io/v1/clusterroles"),
-    (CLUSTER_ROLE, None, "system:basic-user", None,
-     "/apis/rbac.authorization.k8s.io/v1/clusterroles/system:basic-user"),
-])
-def test_path(resource: Resource, namespace: str | None, name: str | None, subresource: str | None,
-              expected: str) -> None:
+@pytest.mark.parametrize(
+    ("resource", "namespace", "name", "subresource", "expected"),
+    [
+        (POD, None, None, None, "/api/v1/pods"),
+        (POD, "default", None, None, "/api/v1/namespaces/default/pods"),
+        (POD, "default", "web-0", "status", "/api/v1/namespaces/default/pods/web-0/status"),
+        (NODE, None, None, None, "/api/v1/nodes"),
+        (NODE, None, "node-1", None, "/api/v1/nodes/node-1"),
+        (DEPLOYMENT, None, None, None, "/apis/apps/v1/deployments"),
+        (DEPLOYMENT, "prod", "api", "scale", "/apis/apps/v1/namespaces/prod/deployments/api/scale"),
+        (CLUSTER_ROLE, None, None, None, "/apis/rbac.authorization.k8s.io/v1/clusterroles"),
+        (
+            CLUSTER_ROLE,
+            None,
+            "system:basic-user",
+            None,
+            "/apis/rbac.authorization.k8s.io/v1/clusterroles/system:basic-user",
+        ),
+    ],
+)
+def test_path(
+    resource: Resource, namespace: str | None, name: str | None, subresource: str | None, expected: str
+) -> None:
     assert resource.path(namespace, name, subresource) == expected
 
 
@@ -62,8 +71,19 @@ Catalog = dict[str, list[tuple[str, list[tuple[str, str, bool]]]]]
 """group -> [(version, [(plural, kind, namespaced)])], versions in preference order, groups in priority."""
 
 CATALOG: Catalog = {
-    "": [("v1", [("pods", "Pod", True), ("pods/status", "Pod", True), ("pods/log", "Pod", True),
-                 ("nodes", "Node", False), ("events", "Event", True), ("bindings", "Binding", True)])],
+    "": [
+        (
+            "v1",
+            [
+                ("pods", "Pod", True),
+                ("pods/status", "Pod", True),
+                ("pods/log", "Pod", True),
+                ("nodes", "Node", False),
+                ("events", "Event", True),
+                ("bindings", "Binding", True),
+            ],
+        )
+    ],
     "apps": [("v1", [("deployments", "Deployment", True), ("deployments/scale", "Scale", True)])],
     "events.k8s.io": [("v1", [("events", "Event", True)])],
     "example.com": [("v1", [("widgets", "Widget", False)]), ("v1beta1", [("widgets", "Widget", False)])],
@@ -72,9 +92,14 @@ VERBS = ["get", "list", "watch"]
 
 
 def legacy_resource_list(group_version: str, resources: list[tuple[str, str, bool]]) -> dict[str, Any]:
-    return {"kind": "APIResourceList", "groupVersion": group_version, "resources": [
-        {"name": name, "kind": kind, "namespaced": namespaced, "verbs": VERBS}
-        for name, kind, namespaced in resources]}
+    return {
+        "kind": "APIResourceList",
+        "groupVersion": group_version,
+        "resources": [
+            {"name": name, "kind": kind, "namespaced": namespaced, "verbs": VERBS}
+            for name, kind, namespaced in resources
+        ],
+    }
 
 
 def aggregated(catalog: Catalog, core: bool) -> dict[str, Any]:
@@ -82,12 +107,28 @@ def aggregated(catalog: Catalog, core: bool) -> dict[str, Any]:
     for group, versions in catalog.items():
         if (group == "") != core:
             continue
-        items.append({"metadata": {"name": group}, "versions": [
-            {"version": version, "freshness": "Current", "resources": [
-                {"resource": name, "responseKind": {"group": group, "version": version, "kind": kind},
-                 "scope": "Namespaced" if namespaced else "Cluster", "verbs": VERBS}
-                for name, kind, namespaced in resources if "/" not in name]}
-            for version, resources in versions]})
+        items.append(
+            {
+                "metadata": {"name": group},
+                "versions": [
+                    {
+                        "version": version,
+                        "freshness": "Current",
+                        "resources": [
+                            {
+                                "resource": name,
+                                "responseKind": {"group": group, "version": version, "kind": kind},
+                                "scope": "Namespaced" if namespaced else "Cluster",
+                                "verbs": VERBS,
+                            }
+                            for name, kind, namespaced in resources
+                            if "/" not in name
+                        ],
+                    }
+                    for version, resources in versions
+                ],
+            }
+        )
     return {"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "items": items}
 
 
@@ -104,13 +145,20 @@ class DiscoveryServer:
             def answer(h: Handler) -> None:
                 wants = "as=APIGroupDiscoveryList" in (h.headers.get("Accept") or "")
                 h.send_json(200, aggregated(catalog, core) if self.aggregated and wants else legacy)
+
             return answer
 
         core_versions = [v for v, _ in catalog[""]]
         self.server.route("/api")(index(True, {"kind": "APIVersions", "versions": core_versions}))
-        groups = [{"name": g, "versions": [{"groupVersion": f"{g}/{v}", "version": v} for v, _ in versions],
-                   "preferredVersion": {"groupVersion": f"{g}/{versions[0][0]}", "version": versions[0][0]}}
-                  for g, versions in catalog.items() if g]
+        groups = [
+            {
+                "name": g,
+                "versions": [{"groupVersion": f"{g}/{v}", "version": v} for v, _ in versions],
+                "preferredVersion": {"groupVersion": f"{g}/{versions[0][0]}", "version": versions[0][0]},
+            }
+            for g, versions in catalog.items()
+            if g
+        ]
         self.server.route("/apis")(index(False, {"kind": "APIGroupList", "groups": groups}))
         for group, versions in catalog.items():
             for version, resources in versions:
@@ -226,8 +274,9 @@ def test_crd_in_a_new_group_resolves_by_kind(served: DiscoveryServer, discovery:
     assert discovery.resolve("tenancy.example.org", "v1alpha1", "tenants") == tenant
 
 
-def test_a_miss_fetches_each_document_at_most_once_more(server: LocalServer, served: DiscoveryServer,
-                                                         discovery: Discovery) -> None:
+def test_a_miss_fetches_each_document_at_most_once_more(
+    server: LocalServer, served: DiscoveryServer, discovery: Discovery
+) -> None:
     with pytest.raises(ResourceNotFoundError):
         discovery.resolve_kind("Gadget")
     # Nothing was cached before: the first pass fetched everything, the refresh fetched nothing twice.

@@ -23,18 +23,38 @@ def server() -> Iterator[LocalServer]:
     srv.close()
 
 
-@pytest.mark.parametrize(("raw", "seconds"), [
-    ("0", 0.0), ("1", 1.0), (" 2 ", 2.0), ("0.25", 0.25), ("120", 120.0), ("1e1", 10.0),
-])
+@pytest.mark.parametrize(
+    ("raw", "seconds"),
+    [
+        ("0", 0.0),
+        ("1", 1.0),
+        (" 2 ", 2.0),
+        ("0.25", 0.25),
+        ("120", 120.0),
+        ("1e1", 10.0),
+    ],
+)
 def test_numeric_seconds_are_read(raw: str, seconds: float) -> None:
     assert parse_retry_after(raw) == seconds
 
 
-@pytest.mark.parametrize("raw", [
-    None, "", "   ", "-1", "-0.5", "nan", "NaN", "inf", "-inf", "Infinity",
-    "Wed, 21 Oct 2015 07:28:00 GMT",  # the HTTP-date form: the apiserver never sends it
-    "soon",
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        None,
+        "",
+        "   ",
+        "-1",
+        "-0.5",
+        "nan",
+        "NaN",
+        "inf",
+        "-inf",
+        "Infinity",
+        "Wed, 21 Oct 2015 07:28:00 GMT",  # the HTTP-date form: the apiserver never sends it
+        "soon",
+    ],
+)
 def test_absent_negative_non_finite_and_dates_are_rejected(raw: str | None) -> None:
     assert parse_retry_after(raw) is None
 
@@ -47,8 +67,7 @@ def test_typed_errors_carry_what_the_parser_read(raw: str, expected: float | Non
 
 @pytest.mark.parametrize("raw", ["-1", "nan", "inf"])
 def test_the_client_does_not_retry_on_a_rejected_retry_after(server: LocalServer, raw: str) -> None:
-    server.route("/api")(lambda h: h.send_body(503, b"busy", content_type="text/plain",
-                                               headers={"Retry-After": raw}))
+    server.route("/api")(lambda h: h.send_body(503, b"busy", content_type="text/plain", headers={"Retry-After": raw}))
     waits: list[float] = []
     client = ApiClient(ClientConfig(host=server.url, qps=-1.0), clock=FakeClock(), sleep=waits.append)
     with pytest.raises(ServiceUnavailableError) as caught:
@@ -58,8 +77,9 @@ def test_the_client_does_not_retry_on_a_rejected_retry_after(server: LocalServer
 
 
 def test_the_client_waits_what_the_parser_read(server: LocalServer) -> None:
-    server.sequence("/api", [lambda h: h.send_body(429, b"", headers={"Retry-After": " 0.5 "}),
-                             lambda h: h.send_json(200, {})])
+    server.sequence(
+        "/api", [lambda h: h.send_body(429, b"", headers={"Retry-After": " 0.5 "}), lambda h: h.send_json(200, {})]
+    )
     waits: list[float] = []
     client = ApiClient(ClientConfig(host=server.url, qps=-1.0), clock=FakeClock(), sleep=waits.append)
     assert client.get_json("/api") == {}
@@ -68,6 +88,7 @@ def test_the_client_waits_what_the_parser_read(server: LocalServer) -> None:
 
 
 # -- the budget ---------------------------------------------------------------------------------
+
 
 def test_a_budget_grants_its_repeats_then_refuses() -> None:
     budget = RetryBudget(3, connection_retries=1)
@@ -104,6 +125,7 @@ def test_negative_budgets_are_rejected() -> None:
 
 # -- requests per ApiClient call, against a real server -----------------------------------------
 
+
 def _client(server: LocalServer, **options: object) -> tuple[ApiClient, list[float]]:
     waits: list[float] = []
     config = ClientConfig(host=server.url, qps=-1.0, **options)  # type: ignore[arg-type]
@@ -115,12 +137,16 @@ def _always_503(handler: Handler) -> None:
 
 
 def _always_429(handler: Handler) -> None:
-    handler.send_json(429, {"kind": "Status", "code": 429, "reason": "TooManyRequests", "message": "slow down"},
-                      headers={"Retry-After": "0"})
+    handler.send_json(
+        429,
+        {"kind": "Status", "code": 429, "reason": "TooManyRequests", "message": "slow down"},
+        headers={"Retry-After": "0"},
+    )
 
 
-@pytest.mark.parametrize(("answer", "error"), [(_always_503, ServiceUnavailableError),
-                                               (_always_429, TooManyRequestsError)])
+@pytest.mark.parametrize(
+    ("answer", "error"), [(_always_503, ServiceUnavailableError), (_always_429, TooManyRequestsError)]
+)
 def test_a_get_gets_one_plus_max_retries_requests(server: LocalServer, answer: object, error: type) -> None:
     server.route("/api/v1/pods")(answer)  # type: ignore[arg-type]
     client, waits = _client(server)  # the defaults: max_retries=10

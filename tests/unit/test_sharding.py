@@ -40,9 +40,14 @@ def random_uids(count: int, seed: int) -> list[str]:
 def run_go(uids: list[str]) -> list[dict[str, Any]]:
     go = shutil.which("go")
     assert go is not None
-    proc = subprocess.run([go, "run", str(GO_DIR / "main.go"), "-max", str(MAX_TOTAL)],
-                          input="\n".join(uids) + "\n", capture_output=True, text=True, timeout=240,
-                          cwd=GO_DIR)
+    proc = subprocess.run(
+        [go, "run", str(GO_DIR / "main.go"), "-max", str(MAX_TOTAL)],
+        input="\n".join(uids) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=GO_DIR,
+    )
     assert proc.returncode == 0, proc.stderr
     vectors: list[dict[str, Any]] = json.loads(proc.stdout)
     return vectors
@@ -58,6 +63,7 @@ def assert_matches(vectors: list[dict[str, Any]]) -> None:
 
 
 # -- bit for bit with Go --------------------------------------------------------------------------
+
 
 def test_fnv1a_64_known_values() -> None:
     assert fnv1a_64(b"") == 0xCBF29CE484222325  # the offset basis
@@ -85,6 +91,7 @@ def regenerate_vectors() -> None:
 
 
 # -- the split ------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("total", [2, 3])
 def test_shards_split_300_uids_with_no_overlap_and_no_gap(total: int) -> None:
@@ -117,6 +124,7 @@ def test_one_shard_keeps_everything_and_jump_hash_validates_buckets() -> None:
 
 # -- where the ordinal comes from -----------------------------------------------------------------
 
+
 def test_ordinal_from_statefulset_pod_names() -> None:
     assert ordinal_from_pod_name("informerd-0") == 0
     assert ordinal_from_pod_name("my-operator-12") == 12
@@ -143,6 +151,7 @@ def test_lease_names_per_shard() -> None:
 
 
 # -- the filter ---------------------------------------------------------------------------------
+
 
 def test_shard_filter_keeps_its_share_and_counts() -> None:
     uids = random_uids(100, seed=5)

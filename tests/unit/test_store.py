@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 
-from informers import store as store_module
 from informers.events import DeletedFinalStateUnknown
-from informers.indexers import IndexerError, index_by_owner_uid
+from informers.indexers import index_by_owner_uid
 from informers.store import (
     IndexConflictError,
     IndexNotFoundError,
@@ -26,12 +25,6 @@ from .conftest import pod
 def node_names(obj: dict[str, Any]) -> list[str]:
     """A multi-value index: every 'want-node-*' label value."""
     return [v for k, v in obj["metadata"].get("labels", {}).items() if k.startswith("want-node")]
-
-
-def test_all_is_sorted_and_complete() -> None:
-    assert store_module.__all__ == sorted(store_module.__all__)
-    for export in store_module.__all__:
-        assert hasattr(store_module, export)
 
 
 # --- basic writes and reads -------------------------------------------------------------------
@@ -80,6 +73,7 @@ def test_the_store_keeps_what_it_is_given_transforms_are_the_informers() -> None
 def test_a_raising_index_function_stores_the_object_unindexed_and_counts_it() -> None:
     """Regression: an index function that raised escaped the store, so the informer lost the
     object until the next relist."""
+
     def by_team(obj: dict[str, Any]) -> list[str]:
         return [obj["metadata"]["labels"]["team"]]  # KeyError for objects without the label
 
@@ -90,7 +84,9 @@ def test_a_raising_index_function_stores_the_object_unindexed_and_counts_it() ->
     assert s.index_keys("team", "red") == ["default/a"]
     assert s.list_index_values("team") == ["red"]
     assert s.index_keys("namespace", "default") and sorted(s.index_keys("namespace", "default")) == [
-        "default/a", "default/b"]
+        "default/a",
+        "default/b",
+    ]
     assert s.statistics().index_errors == 1
     with s.begin_replace() as buffer:  # a relist goes through the same path
         buffer.add(pod("c"))
@@ -325,13 +321,21 @@ def test_concurrent_readers_always_see_consistent_indexes() -> None:
         try:
             for round_ in range(60):
                 for i in range(20):
-                    s.upsert(pod(f"p{i}", ns=f"ns{i % 2}", rv=str(round_ * 100 + i),
-                                 labels={"want-node-a": f"n{(i + round_) % 3}", "want-node-b": f"n{i % 3}"}))
+                    s.upsert(
+                        pod(
+                            f"p{i}",
+                            ns=f"ns{i % 2}",
+                            rv=str(round_ * 100 + i),
+                            labels={"want-node-a": f"n{(i + round_) % 3}", "want-node-b": f"n{i % 3}"},
+                        )
+                    )
                 for i in range(0, 20, 3):
                     s.delete(f"ns{i % 2}/p{i}")
                 if round_ % 10 == 0:
-                    s.replace([pod(f"r{i}", ns="ns0", rv=str(round_), labels={"want-node": f"n{i % 3}"})
-                               for i in range(15)], str(round_))
+                    s.replace(
+                        [pod(f"r{i}", ns="ns0", rv=str(round_), labels={"want-node": f"n{i % 3}"}) for i in range(15)],
+                        str(round_),
+                    )
         finally:
             stop.set()
 

@@ -33,7 +33,7 @@ def echo_server() -> Iterator[tuple[str, int]]:
         while not stop.is_set():
             try:
                 conn, _ = listener.accept()
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
             threading.Thread(target=handle, args=(conn,), daemon=True).start()
 

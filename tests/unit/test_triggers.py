@@ -28,12 +28,21 @@ KIND = "example.com/v1/Widget"
 
 
 def widget(uid: str, name: str = "w", rv: str = "1", gen: int = 1) -> dict[str, Any]:
-    return {"apiVersion": "example.com/v1", "kind": "Widget",
-            "metadata": {"name": name, "namespace": "ns", "uid": uid, "resourceVersion": rv, "generation": gen}}
+    return {
+        "apiVersion": "example.com/v1",
+        "kind": "Widget",
+        "metadata": {"name": name, "namespace": "ns", "uid": uid, "resourceVersion": rv, "generation": gen},
+    }
 
 
-def ref(uid: str, *, kind: str = "Widget", api_version: str = "example.com/v1", controller: bool | None = True,
-        name: str = "w") -> dict[str, Any]:
+def ref(
+    uid: str,
+    *,
+    kind: str = "Widget",
+    api_version: str = "example.com/v1",
+    controller: bool | None = True,
+    name: str = "w",
+) -> dict[str, Any]:
     out: dict[str, Any] = {"apiVersion": api_version, "kind": kind, "name": name, "uid": uid}
     if controller is not None:
         out["controller"] = controller
@@ -41,9 +50,17 @@ def ref(uid: str, *, kind: str = "Widget", api_version: str = "example.com/v1", 
 
 
 def child(*refs: dict[str, Any], name: str = "c", rv: str = "1") -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": name, "namespace": "ns", "uid": f"child-{name}", "resourceVersion": rv,
-                         "ownerReferences": list(refs)}}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "namespace": "ns",
+            "uid": f"child-{name}",
+            "resourceVersion": rv,
+            "ownerReferences": list(refs),
+        },
+    }
 
 
 def test_request_kind_names_the_group_version_kind() -> None:
@@ -87,15 +104,21 @@ def test_owner_change_wakes_old_and_new_owner_and_delete_wakes_the_last_owner() 
 
 
 def test_owner_request_for_a_cluster_scoped_owner_has_no_namespace() -> None:
-    request = owner_request(child(ref("n1", kind="Node", api_version="v1", name="node-1")), kind="Node",
-                            owner_group="", owner_kind="Node", owner_namespaced=False)
+    request = owner_request(
+        child(ref("n1", kind="Node", api_version="v1", name="node-1")),
+        kind="Node",
+        owner_group="",
+        owner_kind="Node",
+        owner_namespaced=False,
+    )
     assert request == Request("Node", "n1") and request.namespace == "" and request.name == "node-1"
 
 
 def test_core_group_owner_matches_only_core_api_versions() -> None:
     bound = bind(owns(CONFIGMAPS), CONFIGMAPS)
     assert bound.requests(ObjectAdded(child(ref("cm", kind="ConfigMap", api_version="v1")))) == [
-        Request("ConfigMap", "cm")]
+        Request("ConfigMap", "cm")
+    ]
     assert bound.requests(ObjectAdded(child(ref("cm", kind="ConfigMap", api_version="x.io/v1")))) == []
 
 

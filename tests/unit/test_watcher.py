@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from informers import _watcher as watcher_module
+from informers._watcher import (
+    INITIAL_EVENTS_END_ANNOTATION,
+    ListRequest,
+    StreamingListUnsupportedError,
+    Watcher,
+    WatcherStateError,
+    WatchRequest,
+)
 from informers.clock import FakeClock
 from informers.errors import (
     BadRequestError,
@@ -21,14 +28,6 @@ from informers.errors import (
     TooManyRequestsError,
 )
 from informers.events import Apply, Bookmark, Delete, Init, InitApply, InitDone
-from informers._watcher import (
-    INITIAL_EVENTS_END_ANNOTATION,
-    ListRequest,
-    StreamingListUnsupportedError,
-    Watcher,
-    WatcherStateError,
-    WatchRequest,
-)
 
 from .conftest import pod
 
@@ -53,8 +52,10 @@ def bookmark(rv: str, end: bool = False) -> dict[str, Any]:
 
 
 def error_event(code: int, reason: str, message: str = "boom") -> dict[str, Any]:
-    return {"type": "ERROR", "object": {"kind": "Status", "status": "Failure", "code": code,
-                                        "reason": reason, "message": message}}
+    return {
+        "type": "ERROR",
+        "object": {"kind": "Status", "status": "Failure", "code": code, "reason": reason, "message": message},
+    }
 
 
 class Driven(Watcher):
@@ -81,12 +82,6 @@ def synced(w: Watcher, rv: str = "100", names: list[str] | None = None) -> Watch
     assert isinstance(w.next_request(), ListRequest)
     w.on_list_page(page(rv, names if names is not None else ["a"]))
     return w
-
-
-def test_all_is_sorted_and_complete() -> None:
-    assert watcher_module.__all__ == sorted(watcher_module.__all__)
-    for export in watcher_module.__all__:
-        assert hasattr(watcher_module, export)
 
 
 # --- list -------------------------------------------------------------------------------------
@@ -178,7 +173,9 @@ def test_empty_list_still_initialises_and_completes() -> None:
     w = make()
     w.next_request()
     assert w.on_list_page({"kind": "PodList", "metadata": {"resourceVersion": "9"}, "items": None}) == [
-        Init(), InitDone("9")]
+        Init(),
+        InitDone("9"),
+    ]
 
 
 # --- watch ------------------------------------------------------------------------------------
@@ -325,8 +322,13 @@ def test_too_large_resource_version_on_list_means_consistent_read() -> None:
     w.next_request()
     w.on_error(GoneError("gone"))
     w.next_request()
-    w.on_error(ServerTimeoutError("Too large resource version: 200, current: 150", reason="Timeout",
-                                  details={"causes": [{"reason": "ResourceVersionTooLarge"}]}))
+    w.on_error(
+        ServerTimeoutError(
+            "Too large resource version: 200, current: 150",
+            reason="Timeout",
+            details={"causes": [{"reason": "ResourceVersionTooLarge"}]},
+        )
+    )
     assert w.next_request().resource_version == ""  # type: ignore[union-attr]
 
 
@@ -391,8 +393,10 @@ def test_streaming_relist_after_410_uses_last_rv_then_empty() -> None:
     assert isinstance(req, WatchRequest) and req.send_initial_events and req.resource_version == ""
 
 
-@pytest.mark.parametrize("exc", [BadRequestError("sendInitialEvents is forbidden"),
-                                 InvalidError("resourceVersionMatch is forbidden for watch")])
+@pytest.mark.parametrize(
+    "exc",
+    [BadRequestError("sendInitialEvents is forbidden"), InvalidError("resourceVersionMatch is forbidden for watch")],
+)
 def test_streaming_list_rejected_falls_back_to_list_for_good(exc: Exception) -> None:
     w = make(streaming_list=True)
     w.next_request()

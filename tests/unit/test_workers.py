@@ -13,13 +13,13 @@ from typing import Any
 import anyio
 import pytest
 
+from controllers._workers import WorkerPool
 from controllers.errors import TerminalError
 from controllers.ratelimit import ItemExponentialRateLimiter
 from controllers.ratelimited import RateLimitingQueue
 from controllers.reconciler import ReconcileContext
 from controllers.request import Request
 from controllers.result import Result
-from controllers._workers import WorkerPool
 from informers.clock import FakeClock
 from informers.errors import ConflictError
 
@@ -62,12 +62,15 @@ class Recorder:
 
 def make_reconciler(recorder: Recorder, is_async: bool) -> Any:
     if is_async:
+
         async def reconcile(request: Request, obj: Any, ctx: ReconcileContext) -> Any:
             return recorder.outcome(request, obj, ctx)
+
         return reconcile
 
     def reconcile_sync(request: Request, obj: Any, ctx: ReconcileContext) -> Any:
         return recorder.outcome(request, obj, ctx)
+
     return reconcile_sync
 
 
@@ -85,15 +88,18 @@ def run_pool(pool: WorkerPool, body: Callable[[], Any]) -> None:
 def test_outcomes_map_to_queue_actions_like_controller_runtime(is_async: bool) -> None:
     clock = FakeClock()
     queue = make_queue(clock)
-    recorder = Recorder({
-        "a": [RuntimeError("bug"), ConflictError("stale"), None],  # panic, error, then success
-        "b": [Result.requeue_after(30.0)],
-        "c": [Result.requeue(), Result.requeue()],
-    })
+    recorder = Recorder(
+        {
+            "a": [RuntimeError("bug"), ConflictError("stale"), None],  # panic, error, then success
+            "b": [Result.requeue_after(30.0)],
+            "c": [Result.requeue(), Result.requeue()],
+        }
+    )
     metrics = Metrics()
     objects = {"a": {"metadata": {"uid": "a"}}}
-    pool = WorkerPool(queue, make_reconciler(recorder, is_async), lambda r: objects.get(r.uid),
-                      name="widgets", metrics=metrics)
+    pool = WorkerPool(
+        queue, make_reconciler(recorder, is_async), lambda r: objects.get(r.uid), name="widgets", metrics=metrics
+    )
 
     async def body() -> None:
         queue.add(A)
@@ -106,8 +112,9 @@ def test_outcomes_map_to_queue_actions_like_controller_runtime(is_async: bool) -
         assert queue.next_ready_in() == pytest.approx(1.0)  # a and c at 1 s; b at 30 s
         clock.advance(1.0)
         queue.process_due()
-        await wait_until_async(lambda: recorder.count("a") == 2 and recorder.count("c") == 2
-                         and queue.statistics().processing == 0)
+        await wait_until_async(
+            lambda: recorder.count("a") == 2 and recorder.count("c") == 2 and queue.statistics().processing == 0
+        )
         assert queue.num_requeues(A) == 2 and queue.num_requeues(C) == 2  # second delay: 2 s
         clock.advance(2.0)
         queue.process_due()
@@ -254,8 +261,9 @@ def test_sync_reconciler_waiting_on_ctx_returns_as_soon_as_it_times_out() -> Non
 
     async def body() -> None:
         queue.add(A)
-        await wait_until_async(lambda: woke == [True] and pool.statistics().overrun_threads == 0
-                         and queue.statistics().processing == 0)
+        await wait_until_async(
+            lambda: woke == [True] and pool.statistics().overrun_threads == 0 and queue.statistics().processing == 0
+        )
 
     run_pool(pool, body)
     assert pool.statistics().timeouts_total == 1
@@ -329,6 +337,7 @@ def test_shutdown_cancels_calls_that_outlive_the_drain_deadline(is_async: bool) 
     saw_cancel: list[bool] = []
 
     if is_async:
+
         async def reconcile(request: Request, obj: Any, ctx: ReconcileContext) -> None:
             entered.set()
             try:
@@ -336,6 +345,7 @@ def test_shutdown_cancels_calls_that_outlive_the_drain_deadline(is_async: bool) 
             finally:
                 saw_cancel.append(True)
     else:
+
         def reconcile(request: Request, obj: Any, ctx: ReconcileContext) -> None:  # type: ignore[misc]
             entered.set()
             saw_cancel.append(ctx.wait_cancelled(30))
@@ -364,14 +374,18 @@ def test_pool_runs_once_and_statistics_name_controller_runtime_metrics() -> None
     pool = WorkerPool(queue, lambda r, o, c: None, lambda r: None, name="widgets", workers=3)
     names = {name for name, labels, _ in pool.statistics().samples()}
     assert names == {
-        "controller_runtime_reconcile_total", "controller_runtime_reconcile_errors_total",
-        "controller_runtime_terminal_reconcile_errors_total", "controller_runtime_reconcile_panics_total",
-        "controller_runtime_active_workers", "controller_runtime_max_concurrent_reconciles",
+        "controller_runtime_reconcile_total",
+        "controller_runtime_reconcile_errors_total",
+        "controller_runtime_terminal_reconcile_errors_total",
+        "controller_runtime_reconcile_panics_total",
+        "controller_runtime_active_workers",
+        "controller_runtime_max_concurrent_reconciles",
     }
     results = sorted(l["result"] for n, l, _ in pool.statistics().samples() if n.endswith("reconcile_total"))
     assert results == ["error", "requeue", "requeue_after", "success"]
-    assert dict(((n, v) for n, _, v in pool.statistics().samples()))[
-        "controller_runtime_max_concurrent_reconciles"] == 3
+    assert (
+        dict(((n, v) for n, _, v in pool.statistics().samples()))["controller_runtime_max_concurrent_reconciles"] == 3
+    )
 
     async def twice() -> None:
         queue.shutdown()

@@ -480,9 +480,7 @@ def test_rate_limiting_queue() -> None:
     ``num_requeues`` and reset by ``forget``. client-go reads each scheduled ready time off its
     channel; ours returns the delay, and the waiting item keeps its earliest ready time."""
     clock = FakeClock()
-    q: RateLimitingQueue[str] = RateLimitingQueue(
-        rate_limiter=ItemExponentialRateLimiter(0.001, 1.0), clock=clock
-    )
+    q: RateLimitingQueue[str] = RateLimitingQueue(rate_limiter=ItemExponentialRateLimiter(0.001, 1.0), clock=clock)
     assert q.add_rate_limited("one") == pytest.approx(0.001)
     assert q.next_ready_in() == pytest.approx(0.001)
     assert q.add_rate_limited("one") == pytest.approx(0.002)

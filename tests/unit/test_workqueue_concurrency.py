@@ -103,13 +103,8 @@ def wait_no_delayed(queue: WorkQueue[str]) -> None:
 def test_threads_never_lose_a_change_or_share_a_key(seed: int, delayed: bool) -> None:
     queue: WorkQueue[str] = DelayingQueue("threads") if delayed else WorkQueue("threads")
     ledger = Ledger()
-    workers = [
-        threading.Thread(target=work, args=(queue, ledger, seed * 100 + i)) for i in range(4)
-    ]
-    producers = [
-        threading.Thread(target=produce, args=(queue, ledger, seed * 1000 + i, delayed))
-        for i in range(4)
-    ]
+    workers = [threading.Thread(target=work, args=(queue, ledger, seed * 100 + i)) for i in range(4)]
+    producers = [threading.Thread(target=produce, args=(queue, ledger, seed * 1000 + i, delayed)) for i in range(4)]
     for t in workers + producers:
         t.start()
     for t in producers:
@@ -160,12 +155,9 @@ def test_tasks_and_threads_never_lose_a_change_or_share_a_key(seed: int, backend
             queue.done(key)
 
     async def main() -> None:
-        worker_threads = [
-            threading.Thread(target=work, args=(queue, ledger, seed * 100 + i)) for i in range(2)
-        ]
+        worker_threads = [threading.Thread(target=work, args=(queue, ledger, seed * 100 + i)) for i in range(2)]
         producer_threads = [
-            threading.Thread(target=produce, args=(queue, ledger, seed * 1000 + i, True))
-            for i in range(2)
+            threading.Thread(target=produce, args=(queue, ledger, seed * 1000 + i, True)) for i in range(2)
         ]
         with anyio.fail_after(60):
             async with anyio.create_task_group() as workers:

@@ -53,7 +53,6 @@ def test_module_all_is_exact_and_sorted(module: str) -> None:
     names = mod.__all__
     assert names == sorted(names)
     public = {
-        n for n, v in vars(mod).items()
-        if not n.startswith("_") and getattr(v, "__module__", None) == mod.__name__
+        n for n, v in vars(mod).items() if not n.startswith("_") and getattr(v, "__module__", None) == mod.__name__
     }
     assert set(names) == public

@@ -7,11 +7,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import anyio
-
-from controllers.api import Api
 import orjson
 import pytest
 
+from controllers.api import Api
 from controllers.circuit import CircuitOptions, CircuitShedError, CircuitState
 from controllers.writer import (
     APPLY_PATCH_CONTENT_TYPE,
@@ -53,15 +52,32 @@ class FakeClient:
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
 
-    def request(self, method: str, path: str, *, query: Mapping[str, Any] | None = None, body: Any = None,
-                content_type: str = "application/json", timeout: float | None = None,
-                headers: Mapping[str, str] | None = None, budget: RetryBudget | None = None) -> Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, Any] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        timeout: float | None = None,
+        headers: Mapping[str, str] | None = None,
+        budget: RetryBudget | None = None,
+    ) -> Response:
         if budget is not None:
             assert not budget.retry_in_client  # the writer owns its call's retries
             budget.start_attempt()  # as the real client: refuses a repeat the writer did not spend for
         with self._lock:
-            self.requests.append({"method": method, "path": path, "query": dict(query or {}), "body": body,
-                                  "content_type": content_type, "timeout": timeout})
+            self.requests.append(
+                {
+                    "method": method,
+                    "path": path,
+                    "query": dict(query or {}),
+                    "body": body,
+                    "content_type": content_type,
+                    "timeout": timeout,
+                }
+            )
             answer = self.answers.pop(0) if self.answers else None
         if isinstance(answer, Exception):
             raise answer
@@ -98,6 +114,7 @@ def cm(name: str = "cm", namespace: str | None = "ns", rv: str | None = None, **
 
 
 # -- request shapes ---------------------------------------------------------------------------
+
 
 def test_get_create_update_and_status_paths() -> None:
     client = FakeClient()
@@ -143,8 +160,13 @@ def test_patch_content_types_and_bodies() -> None:
     client = FakeClient()
     writer, _ = writer_for(client)
     writer.patch(CONFIGMAPS, "cm", {"data": {"a": "2"}}, namespace="ns")
-    writer.patch(CONFIGMAPS, "cm", [{"op": "replace", "path": "/data/a", "value": "3"}], namespace="ns",
-                 patch_type=PatchType.JSON)
+    writer.patch(
+        CONFIGMAPS,
+        "cm",
+        [{"op": "replace", "path": "/data/a", "value": "3"}],
+        namespace="ns",
+        patch_type=PatchType.JSON,
+    )
     writer.patch(CONFIGMAPS, "cm", {"data": {"a": "4"}}, namespace="ns", patch_type=PatchType.STRATEGIC)
     writer.patch_status(WIDGETS, "w", {"status": {"ready": True}}, namespace="ns")
     assert [(r["path"], r["content_type"]) for r in client.requests] == [
@@ -165,29 +187,43 @@ def test_apply_sends_an_apply_patch_with_field_manager_and_force() -> None:
     writer, _ = writer_for(client)
     with pytest.raises(ValueError, match="field manager"):
         writer.apply(CONFIGMAPS, cm())
-    writer.apply(CONFIGMAPS, {"metadata": {"name": "cm", "namespace": "ns"}, "data": {"a": "1"}},
-                 field_manager="mgr", force=True)
-    writer.apply(WIDGETS, {"metadata": {"name": "w", "namespace": "ns"}, "status": {}}, field_manager="mgr",
-                 subresource="status")
+    writer.apply(
+        CONFIGMAPS, {"metadata": {"name": "cm", "namespace": "ns"}, "data": {"a": "1"}}, field_manager="mgr", force=True
+    )
+    writer.apply(
+        WIDGETS, {"metadata": {"name": "w", "namespace": "ns"}, "status": {}}, field_manager="mgr", subresource="status"
+    )
     first, second = client.requests
     assert (first["method"], first["content_type"]) == ("PATCH", APPLY_PATCH_CONTENT_TYPE)
     assert query(first) == {"fieldManager": "mgr", "force": True}
     assert first["body"]["apiVersion"] == "v1" and first["body"]["kind"] == "ConfigMap"  # filled in
     assert second["path"] == "/apis/example.com/v1/namespaces/ns/widgets/w/status" and query(second) == {
-        "fieldManager": "mgr"}
+        "fieldManager": "mgr"
+    }
     assert writer.statistics().calls == {"apply": 1, "apply_status": 1}
 
 
 def test_delete_sends_preconditions_and_policy_and_treats_not_found_as_gone() -> None:
-    client = FakeClient(ok({"kind": "Status", "status": "Success"}), NotFoundError("configmaps \"cm\" not found"))
+    client = FakeClient(ok({"kind": "Status", "status": "Success"}), NotFoundError('configmaps "cm" not found'))
     writer, slept = writer_for(client)
-    answer = writer.delete(CONFIGMAPS, "cm", namespace="ns", uid="u-1", resource_version="9",
-                           propagation_policy="Foreground", grace_period_seconds=0)
+    answer = writer.delete(
+        CONFIGMAPS,
+        "cm",
+        namespace="ns",
+        uid="u-1",
+        resource_version="9",
+        propagation_policy="Foreground",
+        grace_period_seconds=0,
+    )
     assert answer == {"kind": "Status", "status": "Success"}
     assert client.requests[0]["method"] == "DELETE"
     assert client.requests[0]["body"] == {
-        "apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": "u-1", "resourceVersion": "9"},
-        "propagationPolicy": "Foreground", "gracePeriodSeconds": 0}
+        "apiVersion": "v1",
+        "kind": "DeleteOptions",
+        "preconditions": {"uid": "u-1", "resourceVersion": "9"},
+        "propagationPolicy": "Foreground",
+        "gracePeriodSeconds": 0,
+    }
     assert writer.delete(CONFIGMAPS, "cm", namespace="ns") is None
     stats = writer.statistics()
     assert stats.deletes_already_gone == 1 and stats.errors == {} and slept == []
@@ -196,6 +232,7 @@ def test_delete_sends_preconditions_and_policy_and_treats_not_found_as_gone() ->
 
 
 # -- error policy -----------------------------------------------------------------------------
+
 
 def test_conflict_is_raised_typed_and_not_retried() -> None:
     client = FakeClient(ConflictError("the object has been modified"), AlreadyExistsError("exists"))
@@ -240,8 +277,11 @@ def test_retries_are_bounded_and_the_last_error_is_raised() -> None:
 
 
 def test_the_servers_retry_after_is_the_delay_when_given() -> None:
-    client = FakeClient(TooManyRequestsError("slow down", retry_after=2.5), ServiceUnavailableError("down"),
-                        ServiceUnavailableError("busy", retry_after=0.0))
+    client = FakeClient(
+        TooManyRequestsError("slow down", retry_after=2.5),
+        ServiceUnavailableError("down"),
+        ServiceUnavailableError("busy", retry_after=0.0),
+    )
     writer, slept = writer_for(client, retries=3, backoff_initial=0.2)
     writer.get(CONFIGMAPS, "cm", namespace="ns")
     assert slept == pytest.approx([2.5, 0.2, 0.0])  # the backoff only fills in where no Retry-After came
@@ -260,9 +300,14 @@ def test_writes_that_could_repeat_are_not_retried_after_an_unknown_outcome() -> 
     generated = {"metadata": {"generateName": "job-", "namespace": "ns"}}
     untested = [{"op": "add", "path": "/metadata/finalizers/-", "value": "x"}]
     tested = [{"op": "test", "path": "/metadata/resourceVersion", "value": "5"}, *untested]
-    client = FakeClient(InternalServerError("etcd timeout"), TransportError("dropped"),
-                        TransportError("dropped"), ok({"kind": "ConfigMap"}),
-                        TooManyRequestsError("slow down"), ok({"kind": "Job"}))
+    client = FakeClient(
+        InternalServerError("etcd timeout"),
+        TransportError("dropped"),
+        TransportError("dropped"),
+        ok({"kind": "ConfigMap"}),
+        TooManyRequestsError("slow down"),
+        ok({"kind": "Job"}),
+    )
     writer, slept = writer_for(client)
     with pytest.raises(InternalServerError):
         writer.create(CONFIGMAPS, generated)
@@ -307,6 +352,7 @@ def test_not_found_and_conflicts_keep_the_circuit_closed() -> None:
 
 
 # -- in-flight cap, close, pool sizing, async -------------------------------------------------
+
 
 def test_requests_beyond_max_in_flight_wait_for_a_slot() -> None:
     entered, release = threading.Event(), threading.Event()

@@ -37,8 +37,11 @@ def _always_503(handler: Handler) -> None:
 
 
 def _always_429(handler: Handler) -> None:
-    handler.send_json(429, {"kind": "Status", "code": 429, "reason": "TooManyRequests", "message": "slow down"},
-                      headers={"Retry-After": "0"})
+    handler.send_json(
+        429,
+        {"kind": "Status", "code": 429, "reason": "TooManyRequests", "message": "slow down"},
+        headers={"Retry-After": "0"},
+    )
 
 
 def _writer(server: LocalServer, **options: Any) -> tuple[ApiWriter, list[float], list[float]]:
@@ -56,8 +59,9 @@ PATCH: Call = lambda w: w.patch(CONFIGMAPS, "cm", {"data": {"a": "1"}}, namespac
 
 
 @pytest.mark.parametrize("retries", [0, 1, 3])
-@pytest.mark.parametrize(("answer", "error"), [(_always_503, ServiceUnavailableError),
-                                               (_always_429, TooManyRequestsError)])
+@pytest.mark.parametrize(
+    ("answer", "error"), [(_always_503, ServiceUnavailableError), (_always_429, TooManyRequestsError)]
+)
 @pytest.mark.parametrize("call", [CREATE, PATCH], ids=["create", "patch"])
 def test_a_writer_call_sends_one_plus_retries_requests(
     server: LocalServer, retries: int, answer: Callable[[Handler], None], error: type[Exception], call: Call
@@ -96,8 +100,13 @@ def test_a_writer_get_to_a_server_that_drops_connections_sends_one_plus_retries(
 
 
 def test_a_retry_after_then_success_waits_what_the_server_asked(server: LocalServer) -> None:
-    server.sequence(ITEM, [lambda h: h.send_body(503, b"", headers={"Retry-After": "2"}),
-                           lambda h: h.send_json(200, {"kind": "ConfigMap", "metadata": {"name": "cm"}})])
+    server.sequence(
+        ITEM,
+        [
+            lambda h: h.send_body(503, b"", headers={"Retry-After": "2"}),
+            lambda h: h.send_json(200, {"kind": "ConfigMap", "metadata": {"name": "cm"}}),
+        ],
+    )
     writer, writer_waits, client_waits = _writer(server)
     assert writer.get(CONFIGMAPS, "cm", namespace="ns")["metadata"]["name"] == "cm"
     assert len(server.requests) == 2 and writer_waits == [2.0] and client_waits == []
@@ -114,8 +123,13 @@ def test_writes_that_could_act_twice_are_sent_once_after_an_unknown_outcome(
     with pytest.raises((ServiceUnavailableError, TransportError)):
         writer.create(CONFIGMAPS, GENERATED)
     with pytest.raises((ServiceUnavailableError, TransportError)):
-        writer.patch(CONFIGMAPS, "cm", [{"op": "add", "path": "/metadata/finalizers/-", "value": "x"}],
-                     namespace="ns", patch_type=PatchType.JSON)
+        writer.patch(
+            CONFIGMAPS,
+            "cm",
+            [{"op": "add", "path": "/metadata/finalizers/-", "value": "x"}],
+            namespace="ns",
+            patch_type=PatchType.JSON,
+        )
     assert len(server.requests) == 2 and writer_waits == []  # one each; the client retried neither
     writer.client.close()
 
