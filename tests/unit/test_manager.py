@@ -1,0 +1,224 @@
+"""The front door over ``FakeCluster``, on both anyio backends: ``@mgr.reconcile`` with a Context
+per call (own + apply, children, status written once and only on change, Events, the finalizer
+round), the blocking form in a worker thread, ``@mgr.on`` handlers, ``ctx.own`` refusals, and a
+reconciler that raises still writing the conditions it set. Milliseconds, no server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+
+from controllers import BlockingContext, Context, Manager, Result, TerminalError
+from controllers.conditions import get_condition
+from controllers.context import OwnershipError
+from informers.events import Notification, ObjectAdded
+from informers.resources import Resource
+from informers.testing.fake import FakeCluster
+
+from .conftest import FAST, wait_until_async
+
+pytestmark = pytest.mark.anyio
+
+WIDGETS = Resource("example.com", "v1", "widgets", "Widget", True)
+FINALIZER = "example.com/cleanup"
+
+
+def cluster_with_widgets() -> FakeCluster:
+    cluster = FakeCluster()
+    cluster.register(WIDGETS, status_subresource=True)
+    return cluster
+
+
+def widget(name: str, size: int = 1) -> dict[str, Any]:
+    return {
+        "apiVersion": "example.com/v1",
+        "kind": "Widget",
+        "metadata": {"name": name, "namespace": "ns"},
+        "spec": {"size": size},
+    }
+
+
+def status_writes(cluster: FakeCluster, name: str) -> int:
+    return sum(1 for w in cluster.writes if w.path.endswith(f"/widgets/{name}/status") and w.status < 300)
+
+
+def children(cluster: FakeCluster, owner_uid: str) -> list[dict[str, Any]]:
+    return [
+        cm
+        for cm in cluster.list("v1/configmaps", namespace="ns")
+        if any(r.get("uid") == owner_uid and r.get("controller") for r in cm["metadata"].get("ownerReferences", []))
+    ]
+
+
+async def serving(mgr: Manager, body: Any) -> None:
+    async with anyio.create_task_group() as group:
+        group.start_soon(mgr.serve)
+        await wait_until_async(lambda: bool(mgr.controllers) and all(c.has_synced() for c in mgr.controllers))
+        await body()
+        group.cancel_scope.cancel()
+
+
+async def test_the_front_door_owns_applies_writes_status_once_records_events_and_finalizes():
+    cluster = cluster_with_widgets()
+    mgr = Manager(client=cluster, name="example.com/widgets", informer_options=FAST)
+    calls: list[str] = []
+
+    @mgr.reconcile(WIDGETS, owns=["v1/ConfigMap"], workers=2)
+    async def reconcile(ctx: Context) -> Result | None:
+        calls.append(ctx.uid)
+        return await ctx.finalize(FINALIZER, apply=apply, cleanup=cleanup)
+
+    async def apply(ctx: Context) -> Result | None:
+        assert ctx.obj is not None
+        child = ctx.own(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": f"{ctx.name}-config"},
+                "data": {"size": str(ctx.obj["spec"]["size"])},
+            }
+        )
+        await ctx.api("v1/configmaps").apply(child)
+        ctx.set_condition("Ready", True, "ChildReady", "config map applied")
+        ctx.event("Synced", "child applied")
+        return None
+
+    async def cleanup(ctx: Context) -> Result | None:
+        for cm in ctx.children("v1/ConfigMap"):
+            await ctx.api("v1/configmaps").delete(cm["metadata"]["name"])
+        return None
+
+    async def body() -> None:
+        made = cluster.create(WIDGETS, widget("alpha"))
+        uid = made["metadata"]["uid"]
+
+        def converged() -> bool:
+            current = cluster.get(WIDGETS, "alpha", namespace="ns")
+            ready = get_condition(current, "Ready")
+            return (
+                ready is not None
+                and ready["status"] == "True"
+                and len(children(cluster, uid)) == 1
+                and FINALIZER in current["metadata"].get("finalizers", [])
+            )
+
+        await wait_until_async(converged)
+        assert status_writes(cluster, "alpha") == 1
+        ready = get_condition(cluster.get(WIDGETS, "alpha", namespace="ns"), "Ready")
+        assert ready is not None and ready["observedGeneration"] == 1
+        # More reconciles with nothing new (a label edit): no second status write.
+        before = len(calls)
+        cluster.patch(WIDGETS, "alpha", {"metadata": {"labels": {"x": "y"}}}, namespace="ns")
+        await wait_until_async(lambda: len(calls) > before)
+        await wait_until_async(lambda: mgr.controllers[0].statistics().queue.processing == 0)
+        assert status_writes(cluster, "alpha") == 1
+        events = cluster.list("events.k8s.io/v1/events", namespace="ns")
+        assert any(e["reason"] == "Synced" and e["regarding"]["uid"] == uid for e in events)
+        cluster.delete(WIDGETS, "alpha", namespace="ns")
+        await wait_until_async(lambda: not cluster.list(WIDGETS, namespace="ns"))
+        assert children(cluster, uid) == []
+
+    await serving(mgr, body)
+
+
+async def test_the_blocking_form_runs_in_a_worker_thread_with_the_same_context():
+    import threading
+
+    cluster = cluster_with_widgets()
+    mgr = Manager(client=cluster, informer_options=FAST)
+    loop_thread = threading.get_ident()
+    threads: list[int] = []
+
+    @mgr.reconcile("example.com/v1/Widget", owns=["v1/ConfigMap"])
+    def reconcile(ctx: BlockingContext) -> Result | None:
+        threads.append(threading.get_ident())
+        if ctx.obj is None:
+            return None
+        ctx.api("v1/configmaps").apply(
+            ctx.own({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"{ctx.name}-config"}})
+        )
+        ctx.set_condition("Ready", True, "ChildReady")
+        return None
+
+    async def body() -> None:
+        uid = cluster.create(WIDGETS, widget("beta"))["metadata"]["uid"]
+        await wait_until_async(lambda: get_condition(cluster.get(WIDGETS, "beta", namespace="ns"), "Ready") is not None)
+        assert len(children(cluster, uid)) == 1
+
+    await serving(mgr, body)
+    assert threads and loop_thread not in threads
+
+
+async def test_a_failing_reconcile_still_writes_the_conditions_it_set_and_terminal_errors_stop_retries():
+    cluster = cluster_with_widgets()
+    mgr = Manager(client=cluster, informer_options=FAST)
+    attempts: list[int] = []
+
+    @mgr.reconcile(WIDGETS)
+    async def reconcile(ctx: Context) -> None:
+        attempts.append(ctx.attempt)
+        ctx.set_condition("Ready", False, "InvalidSpec", "size must be positive")
+        raise TerminalError("size must be positive")
+
+    async def body() -> None:
+        cluster.create(WIDGETS, widget("gamma", size=-1))
+        await wait_until_async(
+            lambda: get_condition(cluster.get(WIDGETS, "gamma", namespace="ns"), "Ready") is not None
+        )
+        await wait_until_async(lambda: mgr.controllers[0].statistics().workers.terminal_errors_total == 1)
+        ready = get_condition(cluster.get(WIDGETS, "gamma", namespace="ns"), "Ready")
+        assert ready is not None and (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
+
+    await serving(mgr, body)
+    assert len(attempts) == 1  # terminal: never retried
+
+
+async def test_own_refuses_a_child_controlled_by_another_object():
+    cluster = cluster_with_widgets()
+    mgr = Manager(client=cluster, informer_options=FAST, events=False)
+    refusals: list[str] = []
+
+    @mgr.reconcile(WIDGETS)
+    async def reconcile(ctx: Context) -> None:
+        if ctx.obj is None:
+            return
+        taken = {
+            "metadata": {
+                "name": "x",
+                "ownerReferences": [
+                    {"apiVersion": "v1", "kind": "Other", "name": "o", "uid": "someone-else", "controller": True}
+                ],
+            }
+        }
+        try:
+            ctx.own(taken)
+        except OwnershipError as exc:
+            refusals.append(str(exc))
+        with pytest.raises(OwnershipError):
+            ctx.own({"metadata": {"name": "y", "namespace": "elsewhere"}})
+
+    async def body() -> None:
+        cluster.create(WIDGETS, widget("delta"))
+        await wait_until_async(lambda: bool(refusals))
+
+    await serving(mgr, body)
+    assert "already controlled by Other 'o'" in refusals[0]
+
+
+async def test_handlers_registered_with_on_receive_notifications():
+    cluster = cluster_with_widgets()
+    mgr = Manager(client=cluster, informer_options=FAST)
+    seen: list[str] = []
+
+    @mgr.on("v1/ConfigMap")
+    async def note(notification: Notification) -> None:
+        if isinstance(notification, ObjectAdded):
+            seen.append(notification.obj["metadata"]["name"])
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(mgr.serve)
+        cluster.create("v1/configmaps", {"metadata": {"name": "hello", "namespace": "ns"}})
+        await wait_until_async(lambda: seen == ["hello"])
+        group.cancel_scope.cancel()
