@@ -167,12 +167,15 @@ async def test_a_failing_reconcile_still_writes_the_conditions_it_set_and_termin
         await wait_until_async(
             lambda: get_condition(cluster.get(WIDGETS, "gamma", namespace="ns"), "Ready") is not None
         )
-        await wait_until_async(lambda: mgr.controllers[0].statistics().workers.terminal_errors_total == 1)
+        await wait_until_async(lambda: mgr.controllers[0].statistics().workers.terminal_errors_total >= 1)
         ready = get_condition(cluster.get(WIDGETS, "gamma", namespace="ns"), "Ready")
         assert ready is not None and (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
+        await anyio.sleep(0.2)  # room for retries, if any were (wrongly) scheduled
 
     await serving(mgr, body)
-    assert len(attempts) == 1  # terminal: never retried
+    # Terminal: the key is forgotten, never retried with backoff (every call is a first attempt).
+    # The status write's own notification may reconcile it once more, with nothing to write.
+    assert attempts and set(attempts) == {0} and len(attempts) <= 2
 
 
 async def test_own_refuses_a_child_controlled_by_another_object():
