@@ -29,6 +29,7 @@ from .config import ConfigFileError, DaemonConfig, config_schema, load_config_fi
 from .daemon import client_config, manager_from_config
 from .logsetup import configure_logging
 from .plugins import discover
+from .sharding import resolve_shard
 
 __all__ = ["main"]
 
@@ -116,12 +117,22 @@ def _with_flags(config: DaemonConfig, args: argparse.Namespace) -> DaemonConfig:
         updates["metrics_bind_address"] = args.metrics_bind_address
     if args.health_probe_bind_address is not None:
         updates["health_probe_bind_address"] = args.health_probe_bind_address
+    election: dict[str, Any] = {}
+    if args.leader_elect:
+        election["enabled"] = True
+    if args.leader_election_id is not None:
+        election["id"] = args.leader_election_id
+    if args.leader_election_namespace is not None:
+        election["namespace"] = args.leader_election_namespace
+    if election:
+        updates["leader_election"] = config.leader_election.model_copy(update=election)
     return config.model_copy(update=updates)
 
 
 def _run(args: argparse.Namespace) -> int:
     config = _with_flags(_load(args.config), args)
-    manager = manager_from_config(config, client_config=client_config(config, kubeconfig=args.kubeconfig))
+    shard = resolve_shard(args.total_shards, args.shard)
+    manager = manager_from_config(config, client_config=client_config(config, kubeconfig=args.kubeconfig), shard=shard)
     _log.info(
         "informerd starting",
         version=_version(),
@@ -191,6 +202,24 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="where /healthz and /readyz listen, '0' disables (default: the config's, ':8081')",
     )
+    _add(
+        run,
+        "--leader-elect",
+        action="store_true",
+        default=False,
+        help="reconcile only while holding the Lease (caches stay warm on standbys)",
+    )
+    _add(run, "--leader-election-id", default=None, help="Lease name (default: the config's, '<name>-leader')")
+    _add(run, "--leader-election-namespace", default=None, help="Lease namespace (default: the pod's)")
+    _add(
+        run,
+        "--shard",
+        type=int,
+        default=None,
+        help="this replica's shard, 0-based (default: the ordinal of "
+        "a StatefulSet pod name in POD_NAME or the hostname)",
+    )
+    _add(run, "--total-shards", type=int, default=1, help="replicas splitting the objects by UID (default 1: off)")
     watch = sub.add_parser("watch", help="run one shared informer and print its notifications as JSON lines")
     watch.add_argument("resource", help='"v1/pods", "apps/v1/deployments", or a kind such as "Deployment"')
     watch.add_argument("-n", "--namespace", default=None, help="namespace (default: all namespaces)")

@@ -161,6 +161,8 @@ class LeaderElectionSettings(_Model):
     def _ordered(self) -> LeaderElectionSettings:
         if not self.lease_duration > self.renew_deadline > 1.2 * self.retry_period:
             raise ValueError("need leaseDuration > renewDeadline > 1.2 x retryPeriod")
+        if not float(self.lease_duration).is_integer():
+            raise ValueError("leaseDuration must be whole seconds (the Lease stores an integer)")
         return self
 
 

@@ -40,7 +40,7 @@ from .request import Request
 from .triggers import BoundTrigger, Trigger, TriggerKind, bind, for_primary
 from .workqueue import WorkQueueMetrics, WorkQueueStatistics
 
-__all__ = ["Controller", "ControllerStatistics", "InformerProvider"]
+__all__ = ["Controller", "ControllerStatistics", "InformerProvider", "default_controller_name"]
 
 _log = get_logger(__name__)
 
@@ -122,7 +122,8 @@ class _Route:
         self.notifications = self.filtered = self.enqueued = self.errors = 0
 
 
-def _default_name(primary: Resource | str) -> str:
+def default_controller_name(primary: Resource | str) -> str:
+    """A controller's default name: the primary's kind (or last path segment), lower-cased."""
     if isinstance(primary, Resource):
         return primary.kind.lower()
     return primary.rsplit("/", 1)[-1].lower()
@@ -163,7 +164,7 @@ class Controller:
         queue_metrics: WorkQueueMetrics | None = None,
         key_filter: Callable[[Request], bool] | None = None,
     ) -> None:
-        self.name = name or _default_name(primary)
+        self.name = name or default_controller_name(primary)
         self.key_filter = key_filter
         self.factory = factory
         self.namespace = namespace
@@ -241,25 +242,35 @@ class Controller:
 
         return on_notification
 
-    async def _wire(self) -> None:
-        """Resolve resources (discovery runs off the loop), create informers (a running factory
-        starts them as tasks) and register the inline handlers from a worker thread: a late
-        registration replays the cache into the queue on the registering thread."""
+    async def prepare(self) -> list[Any]:
+        """Resolve the triggers' resources (discovery runs off the loop) and create their informers
+        (a running factory starts them), without registering handlers: what a standby replica does
+        to warm its caches before it leads. Idempotent; returns the informers in trigger order."""
         resources = [await self.factory.resolve(t.resource) for t in self._triggers]
-        primary = self.primary = resources[0]
+        self.primary = resources[0]
+        informers = []
         for trigger, resource in zip(self._triggers, resources, strict=True):
             ns = trigger.namespace if trigger.namespace is not None else self.namespace
             informer = self.factory.informer_for(resource, namespace=ns, label_selector=trigger.label_selector)
-            if trigger.kind is TriggerKind.PRIMARY:
-                self.primary_informer = informer
-            elif trigger.kind is TriggerKind.OWNS and OWNER_UID_INDEX not in informer.store.index_names:
+            if trigger.kind is TriggerKind.OWNS and OWNER_UID_INDEX not in informer.store.index_names:
                 try:
                     informer.store.add_indexers({OWNER_UID_INDEX: index_by_owner_uid})
                 except Exception as exc:
                     if OWNER_UID_INDEX not in informer.store.index_names:
                         raise
                     _log.debug("owner index already present", informer=informer.name, error=repr(exc))
-            route = _Route(bind(trigger, primary), informer)
+            informers.append(informer)
+        return informers
+
+    async def _wire(self) -> None:
+        """Prepare the informers, then register the inline handlers from a worker thread: a late
+        registration replays the cache into the queue on the registering thread."""
+        informers = await self.prepare()
+        assert self.primary is not None
+        for trigger, informer in zip(self._triggers, informers, strict=True):
+            if trigger.kind is TriggerKind.PRIMARY:
+                self.primary_informer = informer
+            route = _Route(bind(trigger, self.primary), informer)
             self._routes.append(route)
             route.registration = await _bridge.to_thread(self._register, route, f"{self.name}/{trigger}")
 

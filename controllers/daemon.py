@@ -12,6 +12,9 @@ bad config or plugin never leaves a half-started daemon.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
+from collections.abc import Callable
 from typing import Any
 
 from informers.config import ClientConfig, load_config
@@ -20,6 +23,7 @@ from informers.resources import Resource
 
 from . import predicates as predicate_module
 from .config import DaemonConfig, RateLimiterSettings, ReconcilerBinding
+from .leader import ElectionOptions
 from .manager import Manager
 from .plugins import HANDLERS_GROUP, RECONCILERS_GROUP, LoadedPlugin, PluginError, load_plugin
 from .predicates import Predicate
@@ -30,6 +34,7 @@ from .ratelimit import (
     MaxWaitRateLimiter,
     RateLimiter,
 )
+from .sharding import Shard
 from .triggers import ObjectMapper
 from .writer import WriterOptions
 
@@ -72,6 +77,32 @@ def _mappers(binding: ReconcilerBinding, plugin: LoadedPlugin) -> dict[Resource 
     return chosen
 
 
+def _counted(manager: Manager, plugin: str, kind: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` counting its failures in ``informerd_plugin_errors_total{plugin,kind}``; the failure
+    itself still propagates (the worker pool or the handler's listener isolates and logs it)."""
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def counted_async(*args: Any) -> Any:
+            try:
+                return await fn(*args)
+            except Exception:
+                manager.record_plugin_error(plugin, kind)
+                raise
+
+        return counted_async
+
+    @functools.wraps(fn)
+    def counted(*args: Any) -> Any:
+        try:
+            return fn(*args)
+        except Exception:
+            manager.record_plugin_error(plugin, kind)
+            raise
+
+    return counted
+
+
 def _register_reconciler(manager: Manager, binding: ReconcilerBinding) -> None:
     plugin = load_plugin(RECONCILERS_GROUP, binding.plugin, binding.options)
     predicates: list[Predicate] = [getattr(predicate_module, name) for name in binding.predicates]
@@ -87,17 +118,18 @@ def _register_reconciler(manager: Manager, binding: ReconcilerBinding) -> None:
         rate_limiter=rate_limiter(binding.rate_limiter),
         cache_sync_timeout=binding.cache_sync_timeout,
         name=binding.name,
-    )(plugin.target)
+    )(_counted(manager, plugin.info.name, "reconcile", plugin.target))
 
 
 def manager_from_config(
-    config: DaemonConfig, *, client: Any = None, client_config: ClientConfig | None = None
+    config: DaemonConfig, *, client: Any = None, client_config: ClientConfig | None = None, shard: Shard | None = None
 ) -> Manager:
     """A ``Manager`` with every plugin of ``config`` loaded and registered (nothing connects yet).
 
     ``client``: an already open client (tests: a ``FakeCluster``); else ``client_config``.
+    ``shard``: this replica's shard (``--shard``/``--total-shards``); default: no sharding.
     """
-    informers = config.informers
+    informers, election = config.informers, config.leader_election
     manager = Manager(
         client_config,
         client=client,
@@ -111,6 +143,17 @@ def manager_from_config(
         ),
         writer_options=WriterOptions(field_manager=config.name),
         drain_timeout=config.drain_timeout,
+        metrics_bind_address=config.metrics_bind_address,
+        health_probe_bind_address=config.health_probe_bind_address,
+        leader_election=election.enabled,
+        leader_election_id=election.id,
+        leader_election_namespace=election.namespace,
+        election_options=ElectionOptions(
+            lease_duration=election.lease_duration,
+            renew_deadline=election.renew_deadline,
+            retry_period=election.retry_period,
+        ),
+        shard=shard,
     )
     for binding in config.reconcilers:
         _register_reconciler(manager, binding)
@@ -121,5 +164,5 @@ def manager_from_config(
             namespace=handler.namespace,
             label_selector=handler.label_selector,
             resync_period=handler.resync_period,
-        )(plugin.target)
+        )(_counted(manager, plugin.info.name, "handler", plugin.target))
     return manager

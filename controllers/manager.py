@@ -28,7 +28,7 @@ import dataclasses
 import inspect
 import os
 import signal
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import anyio
@@ -42,12 +42,18 @@ from informers.factory import InformerFactory
 from informers.informer import InformerOptions
 from informers.resources import Resource
 
+from .checks import controllers_synced, informers_synced, watches_healthy, workers_not_wedged
 from .context import Services, front_door
-from .controller import Controller
+from .controller import Controller, default_controller_name
 from .errors import ControllerStateError
+from .leader import ElectionOptions, LeaderElector
+from .metrics import MetricsExporter
 from .predicates import Predicate
+from .probes import HealthChecks, ping
 from .ratelimit import RateLimiter
 from .recorder import EventRecorder
+from .servers import metrics_server, probe_server
+from .sharding import Shard, ShardFilter
 from .triggers import ObjectMapper, Trigger
 from .triggers import owns as owns_trigger
 from .triggers import watches as watches_trigger
@@ -58,6 +64,7 @@ __all__ = ["Manager"]
 _log = get_logger(__name__)
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+_SA_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
 @dataclasses.dataclass
@@ -83,7 +90,14 @@ class Manager:
     """See the module docstring. ``name`` labels the event recorder (``reportingController``) and is
     the default field manager of writes; ``namespace`` scopes every informer (default: all
     namespaces); ``events=False`` records no Kubernetes Events; ``drain_timeout`` (seconds, default
-    30) bounds how long a stop waits for in-flight reconciles."""
+    30) bounds how long a stop waits for in-flight reconciles.
+
+    Daemon options (controller-runtime's names): ``metrics_bind_address`` / ``health_probe_bind_address``
+    (``":8080"``, ``"127.0.0.1:8081"``; None or ``"0"``: off, the default for embedded use);
+    ``leader_election`` (caches warm on every replica, reconcilers run only while holding the Lease
+    ``leader_election_id`` in ``leader_election_namespace`` (default: the pod's, else ``default``);
+    losing it stops the manager with ``LeaderElectionLostError``); ``shard`` (``Shard(n, m)``: only
+    keys whose UID hashes to ``n`` are reconciled, and the Lease name gets the shard suffix)."""
 
     def __init__(
         self,
@@ -97,6 +111,13 @@ class Manager:
         writer_options: WriterOptions | None = None,
         events: bool = True,
         drain_timeout: float = 30.0,
+        metrics_bind_address: str | None = None,
+        health_probe_bind_address: str | None = None,
+        leader_election: bool = False,
+        leader_election_id: str | None = None,
+        leader_election_namespace: str | None = None,
+        election_options: ElectionOptions | None = None,
+        shard: Shard | None = None,
     ) -> None:
         self.name = name
         self.namespace = namespace
@@ -106,6 +127,19 @@ class Manager:
         self._writer_options = writer_options or WriterOptions(field_manager=field_manager or name)
         self._events = events
         self.drain_timeout = drain_timeout
+        self.metrics_bind_address = metrics_bind_address
+        self.health_probe_bind_address = health_probe_bind_address
+        self.leader_election = leader_election
+        self.leader_election_id = leader_election_id or f"{name.replace('/', '-').replace('.', '-')}-leader"
+        self.leader_election_namespace = leader_election_namespace
+        self._election_options = election_options or ElectionOptions()
+        self.shard = shard or Shard()
+        self.exporter: MetricsExporter | None = None
+        self.elector: LeaderElector | None = None
+        self.healthz = HealthChecks("healthz")
+        self.readyz = HealthChecks("readyz")
+        self.servers: dict[str, int] = {}
+        """The ports the metrics and probe servers bound (``metrics``, ``probes``), once serving."""
         self._registrations: list[_Registration] = []
         self._handlers: list[_Handler] = []
         self._controllers: list[Controller] = []
@@ -189,12 +223,48 @@ class Manager:
         config = self._config or load_config()
         workers = sum(r.options["max_concurrent_reconciles"] for r in self._registrations) or 1
         watches = sum(1 + len(r.triggers) for r in self._registrations) + len(self._handlers)
-        return ApiClient(client_config_for_workers(config, workers, watches=watches)), True
+        observer = self.exporter.request_observer if self.exporter is not None else None
+        return ApiClient(client_config_for_workers(config, workers, watches=watches), observer=observer), True
+
+    def record_plugin_error(self, plugin: str, kind: str) -> None:
+        """Count a plugin failure in ``informerd_plugin_errors_total`` (no-op without metrics)."""
+        if self.exporter is not None:
+            self.exporter.record_plugin_error(plugin, kind)
+
+    def _observe(self) -> None:
+        """The metrics exporter and the health checks, before anything starts (they read lazily)."""
+        if self.metrics_bind_address not in (None, "", "0"):
+            self.exporter = MetricsExporter(
+                informers=lambda: self.factory.informers if self.factory is not None else (),
+                controllers=lambda: self._controllers,
+                client=lambda: self._client,
+                writer=lambda: self.writer,
+                recorder=lambda: self.recorder,
+                leader=lambda: {self.elector.name: self.elector.is_leader()} if self.elector is not None else None,
+            )
+        factory = lambda: self.factory.informers if self.factory is not None else ()  # noqa: E731
+        self.healthz.add("ping", ping)
+        self.healthz.add("watches", watches_healthy(factory))
+        self.healthz.add("workers", workers_not_wedged(lambda: self._controllers))
+        self.readyz.add("ping", ping)
+        self.readyz.add("informers", informers_synced(factory))
+        if not self.leader_election:  # a standby is ready with warm caches, leading or not
+            self.readyz.add("controllers", controllers_synced(lambda: self._controllers))
 
     def _controller(self, factory: InformerFactory, writer: ApiWriter, registration: _Registration) -> Controller:
         services = Services(writer, factory, self.recorder)
         adapter = front_door(registration.fn, services, is_async=inspect.iscoroutinefunction(registration.fn))
         options = {k: v for k, v in registration.options.items() if v is not None or k == "reconcile_timeout"}
+        name = registration.options.get("name") or default_controller_name(registration.resource)
+        hooks: dict[str, Any] = {}
+        if self.exporter is not None:
+            hooks = {
+                "metrics": self.exporter.reconcile_metrics(name),
+                "queue_metrics": self.exporter.workqueue_metrics(name),
+            }
+        if self.shard.enabled:
+            hooks["key_filter"] = ShardFilter(self.shard)
+        options["name"] = name
         controller = Controller(
             factory,
             registration.resource,
@@ -202,51 +272,99 @@ class Manager:
             triggers=registration.triggers,
             drain_timeout=self.drain_timeout,
             **options,
+            **hooks,
         )
         services.bind(controller)
         return controller
 
     async def serve(self) -> None:
-        """Run everything until cancelled, then stop it all in order (see the module docstring)."""
+        """Run everything until cancelled, then stop it all in order (see the module docstring).
+        Raises ``LeaderElectionLostError`` when leadership is lost (the process should exit)."""
         if self._serving:
             raise ControllerStateError("a manager serves once")
         self._serving = True
+        self._observe()
         client, owned = self._open_client()
+        self._client = client
         try:
-            async with InformerFactory(client, namespace=self.namespace, options=self._informer_options) as factory:
-                self.factory = factory
-                writer = self.writer = ApiWriter(client, self._writer_options)
-                if self._events:
-                    self.recorder = EventRecorder(writer, self.name)
+            async with anyio.create_task_group() as servers:
+                await self._start_servers(servers)
                 try:
-                    self._controllers = [self._controller(factory, writer, r) for r in self._registrations]
-                    for handler in self._handlers:
-                        informer = await factory.informer(
-                            handler.resource, namespace=handler.namespace, label_selector=handler.label_selector
-                        )
-                        informer.add_handler(
-                            on_notification=handler.fn,
-                            resync_period=handler.resync_period,
-                            name=getattr(handler.fn, "__qualname__", None),
-                        )
-                    _log.info(
-                        "manager starting",
-                        manager=self.name,
-                        controllers=[c.name for c in self._controllers],
-                        handlers=len(self._handlers),
-                    )
-                    async with anyio.create_task_group() as group:
-                        for controller in self._controllers:
-                            group.start_soon(controller.run, name=f"controller {controller.name}")
+                    await _unwrap(self._serve_with(client))
                 finally:
-                    with anyio.CancelScope(shield=True):
-                        if self.recorder is not None:
-                            await _bridge.to_thread(self.recorder.close)
-                        writer.close()
+                    servers.cancel_scope.cancel()
         finally:
             if owned:
                 client.close()
             _log.info("manager stopped", manager=self.name)
+
+    async def _start_servers(self, group: anyio.abc.TaskGroup) -> None:
+        """``/metrics`` and the probes come up first, so the kubelet sees the start-up and the drain."""
+        servers = [("probes", probe_server(self.health_probe_bind_address or "0", self.healthz, self.readyz))]
+        if self.exporter is not None:
+            servers.insert(0, ("metrics", metrics_server(self.metrics_bind_address or "0", self.exporter)))
+        for name, server in servers:
+            if server is not None:
+                self.servers[name] = await group.start(server.serve)
+                _log.info("serving", server=name, address=server.url)
+
+    async def _serve_with(self, client: Any) -> None:
+        async with InformerFactory(client, namespace=self.namespace, options=self._informer_options) as factory:
+            self.factory = factory
+            writer = self.writer = ApiWriter(client, self._writer_options)
+            if self._events:
+                self.recorder = EventRecorder(writer, self.name)
+            try:
+                self._controllers = [self._controller(factory, writer, r) for r in self._registrations]
+                for handler in self._handlers:
+                    informer = await factory.informer(
+                        handler.resource, namespace=handler.namespace, label_selector=handler.label_selector
+                    )
+                    informer.add_handler(
+                        on_notification=handler.fn,
+                        resync_period=handler.resync_period,
+                        name=getattr(handler.fn, "__qualname__", None),
+                    )
+                _log.info(
+                    "manager starting",
+                    manager=self.name,
+                    controllers=[c.name for c in self._controllers],
+                    handlers=len(self._handlers),
+                    shard=str(self.shard),
+                    leader_election=self.leader_election,
+                )
+                if self.leader_election:
+                    await self._lead(factory, writer)
+                else:
+                    await self._run_controllers()
+            finally:
+                with anyio.CancelScope(shield=True):
+                    if self.recorder is not None:
+                        await _bridge.to_thread(self.recorder.close)
+                    writer.close()
+
+    async def _run_controllers(self) -> None:
+        async with anyio.create_task_group() as group:
+            for controller in self._controllers:
+                group.start_soon(controller.run, name=f"controller {controller.name}")
+
+    async def _lead(self, factory: InformerFactory, writer: ApiWriter) -> None:
+        """Warm every cache, then reconcile only while holding the Lease (controller-runtime's order)."""
+        for controller in self._controllers:
+            await controller.prepare()
+        timeout = max((r.options["cache_sync_timeout"] for r in self._registrations), default=120.0)
+        await factory.wait_synced(timeout)
+        self.elector = LeaderElector(
+            writer,
+            self.shard.lease_name(self.leader_election_id),
+            self.leader_election_namespace or _pod_namespace(),
+            recorder=self.recorder,
+            options=self._election_options,
+        )
+        _log.info("caches warm; campaigning", lease=self.elector.name, identity=self.elector.identity)
+        async with self.elector.leadership():
+            _log.info("leading: starting controllers", lease=self.elector.name)
+            await self._run_controllers()
 
     def run(self, *, backend: str = "asyncio") -> None:
         """Serve until SIGTERM or SIGINT, then drain and stop; a second signal exits at once (1)."""
@@ -259,6 +377,27 @@ class Manager:
             with serving:
                 await self.serve()
             outer.cancel_scope.cancel()
+
+
+async def _unwrap(work: Awaitable[None]) -> None:
+    """Raise a lone error out of task-group wrapping as itself (callers catch by type)."""
+    try:
+        await work
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) == 1 and not isinstance(group.exceptions[0], BaseExceptionGroup):
+            error = group.exceptions[0]
+            raise error from error.__cause__
+        raise
+
+
+def _pod_namespace() -> str:
+    """The namespace a Lease goes to by default: the pod's (service account file, then
+    ``POD_NAMESPACE``), else ``default``."""
+    try:
+        with open(_SA_NAMESPACE) as file:
+            return file.read().strip() or "default"
+    except OSError:
+        return os.environ.get("POD_NAMESPACE") or "default"
 
 
 async def _watch_signals(scope: anyio.CancelScope) -> None:

@@ -225,3 +225,94 @@ async def test_handlers_registered_with_on_receive_notifications():
         cluster.create("v1/configmaps", {"metadata": {"name": "hello", "namespace": "ns"}})
         await wait_until_async(lambda: seen == ["hello"])
         group.cancel_scope.cancel()
+
+
+async def _get(port: int, path: str) -> tuple[int, str]:
+    stream = await anyio.connect_tcp("127.0.0.1", port)
+    async with stream:
+        await stream.send(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        try:
+            while chunk := await stream.receive():
+                data += chunk
+        except anyio.EndOfStream:
+            pass
+    head, _, body = data.decode().partition("\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+async def test_metrics_and_probes_are_served_from_the_running_manager():
+    cluster = cluster_with_widgets()
+    mgr = Manager(
+        client=cluster,
+        informer_options=FAST,
+        metrics_bind_address="127.0.0.1:0",
+        health_probe_bind_address="127.0.0.1:0",
+    )
+
+    @mgr.reconcile(WIDGETS, workers=2)
+    async def reconcile(ctx: Context) -> None:
+        return None
+
+    async def body() -> None:
+        cluster.create(WIDGETS, widget("m1"))
+        await wait_until_async(lambda: mgr.controllers[0].statistics().workers.success_total >= 1)
+        status, text = await _get(mgr.servers["metrics"], "/metrics")
+        assert status == 200
+        assert 'controller_runtime_reconcile_total{controller="widget",result="success"} 1.0' in text
+        assert 'controller_runtime_max_concurrent_reconciles{controller="widget"} 2.0' in text
+        assert "controller_runtime_reconcile_time_seconds_bucket" in text
+        assert 'workqueue_adds_total{controller="widget",name="widget"}' in text
+        assert (await _get(mgr.servers["probes"], "/readyz"))[0] == 200
+        status, verbose = await _get(mgr.servers["probes"], "/healthz?verbose")
+        assert status == 200 and "[+]watches ok" in verbose and "[+]workers ok" in verbose
+        assert (await _get(mgr.servers["probes"], "/nope"))[0] == 404
+
+    await serving(mgr, body)
+
+
+async def test_with_leader_election_only_the_leader_reconciles_and_a_clean_stop_hands_over():
+    from controllers.leader import ElectionOptions
+
+    cluster = cluster_with_widgets()
+    options = ElectionOptions(lease_duration=3, renew_deadline=2, retry_period=0.2)
+    seen: dict[str, list[str]] = {"a": [], "b": []}
+
+    def manager(name: str) -> Manager:
+        mgr = Manager(
+            client=cluster,
+            informer_options=FAST,
+            leader_election=True,
+            leader_election_id="widgets",
+            leader_election_namespace="ns",
+            election_options=options,
+            events=False,
+        )
+
+        @mgr.reconcile(WIDGETS)
+        async def reconcile(ctx: Context) -> None:
+            seen[name].append(ctx.name)
+
+        return mgr
+
+    first, second = manager("a"), manager("b")
+    async with anyio.create_task_group() as group:
+        stop_first = anyio.CancelScope()
+
+        async def run_first() -> None:
+            with stop_first:
+                await first.serve()
+
+        group.start_soon(run_first)
+        await wait_until_async(lambda: first.elector is not None and first.elector.is_leader())
+        group.start_soon(second.serve)
+        await wait_until_async(lambda: second.elector is not None)
+        cluster.create(WIDGETS, widget("one"))
+        await wait_until_async(lambda: seen["a"] == ["one"])
+        assert not second.elector.is_leader() and seen["b"] == []  # a warm standby
+        stop_first.cancel()  # a clean stop releases the Lease: the standby takes over at once
+        await wait_until_async(lambda: second.elector.is_leader(), timeout=2.5)
+        cluster.create(WIDGETS, widget("two"))
+        await wait_until_async(lambda: "two" in seen["b"])
+        group.cancel_scope.cancel()
+    assert "two" not in seen["a"]
