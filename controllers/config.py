@@ -117,6 +117,12 @@ class _Binding(_Model):
     options: dict[str, Any] = Field(
         default_factory=dict, description="The plugin's own options, validated by its options model."
     )
+    permissions: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Write access granted to the plugin: resource (e.g. 'batch/v1/jobs') -> verbs. Must "
+        "cover what the plugin declares; the Helm chart turns it into RBAC rules. Reading what the "
+        "binding watches is granted without listing it.",
+    )
 
 
 class HandlerBinding(_Binding):

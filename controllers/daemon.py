@@ -104,7 +104,7 @@ def _counted(manager: Manager, plugin: str, kind: str, fn: Callable[..., Any]) -
 
 
 def _register_reconciler(manager: Manager, binding: ReconcilerBinding) -> None:
-    plugin = load_plugin(RECONCILERS_GROUP, binding.plugin, binding.options)
+    plugin = load_plugin(RECONCILERS_GROUP, binding.plugin, binding.options, binding.permissions)
     predicates: list[Predicate] = [getattr(predicate_module, name) for name in binding.predicates]
     manager.reconcile(
         binding.resource,
@@ -158,7 +158,7 @@ def manager_from_config(
     for binding in config.reconcilers:
         _register_reconciler(manager, binding)
     for handler in config.handlers:
-        plugin = load_plugin(HANDLERS_GROUP, handler.plugin, handler.options)
+        plugin = load_plugin(HANDLERS_GROUP, handler.plugin, handler.options, handler.permissions)
         manager.on(
             handler.resource,
             namespace=handler.namespace,

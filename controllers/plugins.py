@@ -22,7 +22,7 @@ its distribution and version, and what went wrong (import, bad options, construc
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, TypeVar
@@ -60,28 +60,42 @@ class PluginSpec:
     """``handler`` or ``reconciler``."""
     options: type[BaseModel] | None = None
     mappers: Mapping[str, ObjectMapper] = field(default_factory=dict)
+    permissions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """What the plugin writes, beyond reading what it is bound to: resource (as the config names
+    resources, e.g. ``batch/v1/jobs``) -> verbs. A config binding must grant at least these (its
+    ``permissions``), and the Helm chart turns the config's grants into RBAC rules."""
 
 
 def reconciler_plugin(
-    *, options: type[BaseModel] | None = None, mappers: Mapping[str, ObjectMapper] | None = None
+    *,
+    options: type[BaseModel] | None = None,
+    mappers: Mapping[str, ObjectMapper] | None = None,
+    permissions: Mapping[str, Sequence[str]] | None = None,
 ) -> Callable[[_F], _F]:
     """Mark ``factory(options) -> reconcile`` as a reconciler plugin (see the module docstring)."""
 
     def mark(factory: _F) -> _F:
-        factory.__informerd_plugin__ = PluginSpec("reconciler", options, dict(mappers or {}))  # type: ignore[attr-defined]
+        spec = PluginSpec("reconciler", options, dict(mappers or {}), _verbs(permissions))
+        factory.__informerd_plugin__ = spec  # type: ignore[attr-defined]
         return factory
 
     return mark
 
 
-def handler_plugin(*, options: type[BaseModel] | None = None) -> Callable[[_F], _F]:
+def handler_plugin(
+    *, options: type[BaseModel] | None = None, permissions: Mapping[str, Sequence[str]] | None = None
+) -> Callable[[_F], _F]:
     """Mark ``factory(options) -> fn(notification)`` as a handler plugin."""
 
     def mark(factory: _F) -> _F:
-        factory.__informerd_plugin__ = PluginSpec("handler", options)  # type: ignore[attr-defined]
+        factory.__informerd_plugin__ = PluginSpec("handler", options, {}, _verbs(permissions))  # type: ignore[attr-defined]
         return factory
 
     return mark
+
+
+def _verbs(permissions: Mapping[str, Sequence[str]] | None) -> dict[str, tuple[str, ...]]:
+    return {resource: tuple(sorted(set(verbs))) for resource, verbs in (permissions or {}).items()}
 
 
 @dataclass(frozen=True)
@@ -115,6 +129,7 @@ class LoadedPlugin:
     info: PluginInfo
     target: Callable[..., Any]
     mappers: Mapping[str, ObjectMapper]
+    permissions: Mapping[str, tuple[str, ...]]
 
 
 def _info(ep: EntryPoint) -> PluginInfo:
@@ -139,8 +154,11 @@ def _entry_point(group: str, name: str) -> EntryPoint:
     return matches[0]
 
 
-def load_plugin(group: str, name: str, options: Mapping[str, Any]) -> LoadedPlugin:
-    """Import the plugin ``name`` of ``group``, validate ``options`` and construct it."""
+def load_plugin(
+    group: str, name: str, options: Mapping[str, Any], granted: Mapping[str, Sequence[str]] | None = None
+) -> LoadedPlugin:
+    """Import the plugin ``name`` of ``group``, validate ``options``, check that ``granted`` (the
+    config binding's ``permissions``; None skips the check) covers what it declares, construct it."""
     ep = _entry_point(group, name)
     info = _info(ep)
     try:
@@ -160,10 +178,19 @@ def load_plugin(group: str, name: str, options: Mapping[str, Any]) -> LoadedPlug
         except ValidationError as exc:
             problems = "; ".join(f"options.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
             raise PluginError(f"invalid options for {info.describe()}: {problems}") from None
+    if granted is not None:
+        missing = {r: sorted(set(v) - set(granted.get(r, ()))) for r, v in spec.permissions.items()}
+        missing = {r: v for r, v in missing.items() if v}
+        if missing:
+            wanted = "; ".join(f"{r}: {', '.join(v)}" for r, v in sorted(missing.items()))
+            raise PluginError(
+                f"{info.describe()} needs permissions the config does not grant: {wanted} "
+                "(add them to the binding's 'permissions')"
+            )
     try:
         target = factory(validated)
     except Exception as exc:
         raise PluginError(f"{info.describe()} failed to start: {type(exc).__name__}: {exc}") from exc
     if not callable(target):
         raise PluginError(f"{info.describe()} returned {type(target).__name__}, not a function")
-    return LoadedPlugin(info, target, spec.mappers)
+    return LoadedPlugin(info, target, spec.mappers, spec.permissions)

@@ -30,7 +30,8 @@ class Options(BaseModel):
 def by_annotation(obj):
     return [obj["metadata"]["annotations"]["owner-uid"]]
 
-@reconciler_plugin(options=Options, mappers={"by-annotation": by_annotation})
+@reconciler_plugin(options=Options, mappers={"by-annotation": by_annotation},
+                   permissions={"batch/v1/jobs": ["create", "delete"], "v1/configmaps": ["create"]})
 def backup(options):
     async def reconcile(ctx):
         return None
@@ -211,6 +212,7 @@ def test_a_config_becomes_a_manager_with_every_plugin_registered(plugins: Path):
         reconcilers:
           - plugin: backup
             resource: example.com/v1/Backup
+            permissions: {batch/v1/jobs: [create, delete], v1/configmaps: [create]}
             owns: [batch/v1/Job]
             watches: [{resource: v1/Secret, mapper: by-annotation}]
             predicates: [generation_changed]
@@ -229,7 +231,21 @@ def test_a_config_becomes_a_manager_with_every_plugin_registered(plugins: Path):
     assert registration.options["max_concurrent_reconciles"] == 3
     assert len(manager._handlers) == 1
     bad = parse_config(
-        "reconcilers:\n- {plugin: backup, resource: v1/ConfigMap, watches: [{resource: v1/Secret, mapper: nope}]}\n"
+        "reconcilers:\n- {plugin: backup, resource: v1/ConfigMap, watches: [{resource: v1/Secret, mapper: nope}],"
+        " permissions: {batch/v1/jobs: [create, delete], v1/configmaps: [create]}}\n"
     )
     with pytest.raises(PluginError, match="has no mapper 'nope'.*by-annotation"):
         manager_from_config(bad, client=object())
+
+
+def test_a_binding_must_grant_the_permissions_its_plugin_declares(plugins: Path):
+    with pytest.raises(PluginError) as info:
+        load_plugin(RECONCILERS_GROUP, "backup", {}, {"batch/v1/jobs": ["create"]})
+    message = str(info.value)
+    assert "batch/v1/jobs: delete" in message and "v1/configmaps: create" in message
+    granted = {"batch/v1/jobs": ["create", "delete", "get"], "v1/configmaps": ["create"]}
+    loaded = load_plugin(RECONCILERS_GROUP, "backup", {}, granted)
+    assert loaded.permissions == {"batch/v1/jobs": ("create", "delete"), "v1/configmaps": ("create",)}
+    config = parse_config("reconcilers:\n- {plugin: backup, resource: v1/ConfigMap}\n")
+    with pytest.raises(PluginError, match="needs permissions the config does not grant"):
+        manager_from_config(config, client=object())
