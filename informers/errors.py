@@ -31,6 +31,7 @@ __all__ = [
     "InvalidError",
     "MalformedResponseError",
     "NotFoundError",
+    "RequestTooLargeError",
     "ResourceNotFoundError",
     "ServerError",
     "ServerTimeoutError",
@@ -166,6 +167,14 @@ class InvalidError(ApiError):
     status = 422
 
 
+class RequestTooLargeError(ApiError):
+    """The request (an object) is too large to store: HTTP 413, or etcd's "request is too large",
+    which the apiserver passes on as a 500. The caller's fault, not the server's: never retried,
+    and never counted against the API group's circuit breaker."""
+
+    status = 413
+
+
 class TooManyRequestsError(ApiError):
     status = 429
     retryable = True
@@ -200,12 +209,15 @@ _BY_STATUS: dict[int, type[ApiError]] = {
     409: ConflictError,
     410: GoneError,
     422: InvalidError,
+    413: RequestTooLargeError,
     429: TooManyRequestsError,
     500: InternalServerError,
     503: ServiceUnavailableError,
     504: ServerTimeoutError,
 }
+_ETCD_TOO_LARGE = "request is too large"
 _BY_REASON: dict[str, type[ApiError]] = {
+    "RequestEntityTooLarge": RequestTooLargeError,
     "AlreadyExists": AlreadyExistsError,
     "Expired": ExpiredError,
     "Gone": GoneError,
@@ -231,6 +243,8 @@ def api_error_from_status(
     if retry_after is None and isinstance(details, Mapping) and details.get("retryAfterSeconds"):
         retry_after = float(details["retryAfterSeconds"])
     cls = _BY_REASON.get(reason) or _BY_STATUS.get(code)
+    if code >= 500 and _ETCD_TOO_LARGE in message:
+        cls = RequestTooLargeError  # etcd's size limit, reported as an internal error
     if cls is None:
         cls = ServerError if code >= 500 else ApiError
     return cls(
