@@ -46,6 +46,14 @@ __all__ = [
 ]
 
 
+def _bounded(text: str, limit: int) -> str:
+    """``text`` cut to about ``limit`` characters: messages and logs stay small whatever a server
+    (or a 10,000-entry label selector) puts in them. The full values stay on the error's attributes."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
 class InformerdError(Exception):
     """Base of every error raised by informerd."""
 
@@ -91,7 +99,7 @@ class SyncTimeoutError(InformerdError):
     """Informers did not sync in time; ``causes`` maps each informer name to why (or None)."""
 
     def __init__(self, message: str, causes: Mapping[str, BaseException | None] | None = None):
-        super().__init__(message)
+        super().__init__(_bounded(message, 4000))
         self.causes: dict[str, BaseException | None] = dict(causes or {})
 
 
@@ -119,8 +127,8 @@ class ApiError(InformerdError):
         self.retry_after = retry_after
         self.method = method
         self.path = path
-        where = f" ({method} {path})" if method or path else ""
-        super().__init__(f"{self.status} {reason or type(self).__name__}: {message}{where}")
+        where = f" ({method} {_bounded(path, 300)})" if method or path else ""
+        super().__init__(f"{self.status} {reason or type(self).__name__}: {_bounded(message, 1000)}{where}")
 
 
 class BadRequestError(ApiError):

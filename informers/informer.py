@@ -24,6 +24,7 @@ notification for a state the store did not hold; the watch resumes only after wh
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import random
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -460,12 +461,24 @@ def _key_or_none(obj: RawObject) -> str | None:
         return None
 
 
+_SELECTOR_SHOWN = 48  # characters of a selector kept in names; the rest becomes a digest
+
+
+def _short(selector: str) -> str:
+    """A selector as names show it: whole when short, else a prefix and a digest of the whole, so
+    names, log lines and error messages stay small whatever the selector's size."""
+    if len(selector) <= _SELECTOR_SHOWN + 12:
+        return selector
+    digest = hashlib.sha256(selector.encode()).hexdigest()[:12]
+    return f"{selector[:_SELECTOR_SHOWN]}...#{digest}"
+
+
 def _describe(resource: Resource, namespace: str | None, labels: str | None, fields: str | None) -> str:
     parts = [str(resource)]
     if namespace:
         parts.append(f"ns={namespace}")
     if labels:
-        parts.append(f"labels={labels}")
+        parts.append(f"labels={_short(labels)}")
     if fields:
-        parts.append(f"fields={fields}")
+        parts.append(f"fields={_short(fields)}")
     return " ".join(parts)

@@ -272,3 +272,22 @@ def test_the_thread_form_starts_and_stops_an_informer_without_an_event_loop() ->
     finally:
         informer.stop()
     assert not informer.statistics().reflector.running and cluster.open_watches == 0
+
+
+@pytest.mark.anyio
+async def test_a_huge_label_selector_stays_out_of_names_logs_and_errors() -> None:
+    """Regression: informer names embedded the whole label selector, so a 10,000-entry selector made
+    every log line and a ``SyncTimeoutError`` message about 1 MB long."""
+    from informers.errors import SyncTimeoutError
+    from informers.factory import InformerFactory
+
+    cluster = FakeCluster()
+    selector = ",".join(f"key-{i}=value-{i}" for i in range(10_000))
+    hold = cluster.hold("WATCH")  # the streaming initial list never answers: no sync
+    async with InformerFactory(cluster, options=FAST) as factory:  # type: ignore[arg-type]
+        informer = await factory.informer("v1/configmaps", label_selector=selector)
+        assert len(informer.name) < 120 and informer.label_selector == selector
+        with pytest.raises(SyncTimeoutError) as info:
+            await factory.wait_synced(timeout=0.2)
+        assert len(str(info.value)) < 1000
+        hold.release()
