@@ -45,6 +45,7 @@ from .events import (
     Apply,
     Bookmark,
     Delete,
+    DeletedFinalStateUnknown,
     Init,
     InitApply,
     InitDone,
@@ -61,7 +62,7 @@ from .handlers import (
     Pending,
 )
 from .indexers import IndexFunc
-from .objects import RawObject, object_key, resource_version, strip_managed_fields
+from .objects import RawObject, object_key, resource_version, strip_managed_fields, uid
 from .resources import Resource
 from .store import ReplaceBuffer, ReplaceResult, Store, StoreStatistics
 
@@ -276,6 +277,9 @@ class SharedInformer:
                     old = self.store.upsert_view(obj)
                     if old is None:
                         notes.append(ObjectAdded(obj))
+                    elif old.uid != (uid(obj) or ""):  # a new object under an old name: two UIDs
+                        notes.append(ObjectDeleted(DeletedFinalStateUnknown(old.key, old.decode())))
+                        notes.append(ObjectAdded(obj))
                     else:  # an unchanged resourceVersion is a resync, as client-go counts it
                         same = old.resource_version == (resource_version(obj) or "")
                         notes.append(DeferredUpdated(old, obj, is_resync=same))
@@ -446,11 +450,12 @@ async def _running(informer: SharedInformer) -> AsyncIterator[SharedInformer]:
 
 
 def _replace_notes(result: ReplaceResult, *, initial: bool) -> list[Pending]:
+    # Deletes first: an old UID's delete must precede the add of a new UID under the same name.
     # Deferred: each handler decodes on its own side as it goes, not the reflector under the lock.
-    notes: list[Pending] = [DeferredAdded(s, initial) for s in result.added]
+    notes: list[Pending] = [ObjectDeleted(tombstone) for tombstone in result.deleted]
+    notes += [DeferredAdded(s, initial) for s in result.added]
     notes += [DeferredUpdated(old, new, False) for old, new in result.updated]
     notes += [DeferredUpdated(s, s, True) for s in result.unchanged]  # client-go: a sync update
-    notes += [ObjectDeleted(tombstone) for tombstone in result.deleted]
     return notes
 
 

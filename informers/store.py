@@ -116,11 +116,13 @@ class ReplaceResult:
     resource_version: str
     added: tuple[StoredObject, ...]
     updated: tuple[tuple[StoredObject, StoredObject], ...]
-    """``(old, new)`` pairs whose resourceVersion (or UID) changed."""
+    """``(old, new)`` pairs of one object (same UID) whose resourceVersion changed."""
     unchanged: tuple[StoredObject, ...]
     """Relisted objects with the same UID and resourceVersion: the cached entry was kept as is."""
     deleted: tuple[DeletedFinalStateUnknown, ...]
-    """Objects cached before but missing from the new list, with their last known state."""
+    """Objects cached before but missing from the new list, with their last known state; also an
+    object whose name now belongs to a new UID (deleted and re-created meanwhile: the new one is
+    in ``added``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,15 +347,19 @@ class Store:
             updated: list[tuple[StoredObject, StoredObject]] = []
             unchanged: list[StoredObject] = []
             view = _view
+            replaced: list[_Entry] = []
             for key, e in entries.items():
                 old = old_items.get(key)
                 if old is None:
                     added.append(view(e))
                 elif old[_DATA] is e[_DATA]:  # the relist reused the cached entry
                     unchanged.append(view(e))
+                elif old[_UID] != e[_UID]:  # deleted and re-created meanwhile: two objects
+                    replaced.append(old)
+                    added.append(view(e))
                 else:
                     updated.append((view(old), view(e)))
-            gone = [old for key, old in old_items.items() if key not in entries]
+            gone = [old for key, old in old_items.items() if key not in entries] + replaced
             with self._lock:
                 self._items = entries
                 self._indices = indices

@@ -291,3 +291,35 @@ async def test_a_huge_label_selector_stays_out_of_names_logs_and_errors() -> Non
             await factory.wait_synced(timeout=0.2)
         assert len(str(info.value)) < 1000
         hold.release()
+
+
+@pytest.mark.anyio
+async def test_delete_and_recreate_across_a_relist_notifies_the_old_uids_delete_then_the_new_add() -> None:
+    """Regression: the relist matched objects by name only, so a handler saw an update from the old
+    UID to the new one and never a delete for the old UID."""
+    from informers.factory import InformerFactory
+
+    cluster = FakeCluster()
+    async with InformerFactory(cluster, options=FAST) as factory:  # type: ignore[arg-type]
+        informer = await factory.informer("v1/configmaps")
+        notes: list[Notification] = []
+        informer.add_handler(on_notification=notes.append, inline=True)
+        await factory.wait_synced(5)
+        old = cluster.create("v1/configmaps", {"metadata": {"name": "phoenix", "namespace": "ns"}})
+        await wait_until_async(lambda: len(notes) == 1)
+        cluster.stall_watches()  # the informer misses the delete and the re-create...
+        cluster.delete("v1/configmaps", "phoenix", namespace="ns")
+        new = cluster.create("v1/configmaps", {"metadata": {"name": "phoenix", "namespace": "ns"}})
+        cluster.compact()  # ...and its watch cannot replay them: it must relist
+        cluster.resume_watches()
+        cluster.cut_watches()
+        await wait_until_async(lambda: informer.store.get_by_uid(new["metadata"]["uid"]) is not None)
+        later = notes[1:]
+        deletes = [n for n in later if isinstance(n, ObjectDeleted)]
+        adds = [n for n in later if isinstance(n, ObjectAdded)]
+        assert [d.last_state["metadata"]["uid"] for d in deletes] == [old["metadata"]["uid"]]
+        assert deletes[0].final_state_unknown
+        assert [a.obj["metadata"]["uid"] for a in adds] == [new["metadata"]["uid"]]
+        assert later.index(deletes[0]) < later.index(adds[0])
+        assert not [n for n in later if isinstance(n, ObjectUpdated) and not n.is_resync]
+        await assert_cache_matches(cluster, informer)

@@ -187,11 +187,15 @@ def test_replace_reports_adds_updates_unchanged_and_tombstones() -> None:
     assert s.statistics().replaces == 1
 
 
-def test_replace_drops_objects_recreated_with_a_new_uid_as_an_update() -> None:
+def test_replace_reports_an_object_recreated_with_a_new_uid_as_a_delete_and_an_add() -> None:
+    """Regression: delete + re-create under one name across a relist came out as an update from the
+    old UID to the new one, with no delete for the old UID."""
     s = Store()
     s.upsert(pod("a", rv="1", uid="old"))
     result = s.replace([pod("a", rv="1", uid="new")], "5")
-    assert len(result.updated) == 1 and not result.unchanged
+    assert not result.updated and not result.unchanged
+    assert [t.obj["metadata"]["uid"] for t in result.deleted] == ["old"]
+    assert [v.uid for v in result.added] == ["new"]
     assert s.get_by_uid("old") is None and s.get_by_uid("new") is not None
 
 
