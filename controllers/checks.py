@@ -119,11 +119,19 @@ def watches_healthy(factory: _Many, *, grace: float = 30.0, clock: Clock = SYSTE
             last = max(signs) if signs else seen
             deadline = _deadline(informer, stats) + grace
             silent = now - last
+            failing = stats.watcher.watch_failing_since
             if silent > deadline:
                 problems.append(
                     f"{stats.name}: no list page, watch event or accepted watch for {silent:.0f} s "
                     f"(deadline {deadline:.0f} s; stalled restarts {stats.watcher.watch_restarts.get('stalled', 0)}, "
                     f"last error: {_error_text(stats.reflector.last_error or stats.watcher.last_error)})"
+                )
+            elif failing is not None and now - failing > deadline:
+                # Lists may succeed (fresh data every backoff) while every watch is refused, e.g. a
+                # user allowed to list but not to watch: surface it rather than look healthy.
+                problems.append(
+                    f"{stats.name}: watch failing for {now - failing:.0f} s (deadline {deadline:.0f} s; "
+                    f"last error: {_error_text(stats.watcher.last_error)})"
                 )
         if problems:
             raise HealthCheckError(f"{len(problems)} informer(s) not recovering: {_summary(problems)}")

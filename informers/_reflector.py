@@ -221,6 +221,7 @@ class Reflector:
             query["resourceVersionMatch"] = request.resource_version_match
         idle = self._idle_timeout or float(request.timeout_seconds + 30)
         stream = self.client.watch(self._path, query, idle_timeout=idle)
+        self.watcher.on_watch_opened()
         self._last_watch_open_time = self._clock.time()
         with self._stream_lock:
             self._stream = stream

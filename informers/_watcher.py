@@ -15,8 +15,12 @@ the first list uses ``resourceVersion=0`` and ``limit``; continue pages drop the
 an expired continue token falls back to one full list; a 410 or "too large resource version" on a
 list makes the next list a consistent read (``resourceVersion=""``), so a stale version is never
 retried; a 410 on a watch relists from the last version (served by the apiserver's watch cache,
-which avoids a storm of quorum reads after an apiserver restart, and is at least as fresh); every
-other watch failure re-watches from the last version with no relist. Optionally the initial list
+which avoids a storm of quorum reads after an apiserver restart, and is at least as fresh); a
+watch the server refuses (403, 404, 401...) backs off and relists, as client-go does, so a user who
+may list but not watch still gets a fresh cache every backoff period (``watch_failing_since`` shows
+it); transient failures (dropped or stalled streams, 429, 5xx, undecodable lines) re-watch from the
+last version with no relist. A streaming list the server does not understand (400/422) falls back
+to LIST for good; a refused one (403) lists once and streams again next time. Optionally the initial list
 is streamed (``sendInitialEvents``) and falls back to list+watch if the server does not support it.
 Not thread-safe: exactly one loop drives a watcher (its ``statistics()`` may be read from
 anywhere, as a snapshot of plain values).
@@ -36,10 +40,14 @@ from typing import Any, TypeAlias
 from .clock import SYSTEM_CLOCK, Clock
 from .errors import (
     ApiError,
+    BadRequestError,
     GoneError,
     InformerdError,
+    InvalidError,
     MalformedResponseError,
+    ServerError,
     StreamStalledError,
+    TooManyRequestsError,
     api_error_from_status,
 )
 from .events import Apply, Bookmark, Delete, Init, InitApply, InitDone, WatchEvent
@@ -164,6 +172,9 @@ class WatcherStatistics:
     apply_failures: int
     """Batches of events the store failed to apply (each one relists)."""
     last_error: str | None
+    watch_failing_since: float | None
+    """Wall-clock time of the first of the watch failures since the last working watch (None: the
+    watch works). A watch refused for good (e.g. a 403 on watch for a user who may list) keeps it."""
     last_resource_version: str | None
     last_event_time: float | None
     """Wall-clock time (``clock.time()``) of the last list page or watch event."""
@@ -226,6 +237,7 @@ class Watcher:
         self._events = dict.fromkeys(_EVENT_TYPES, 0)
         self._errors = 0
         self._apply_failures = 0
+        self._watch_failing_since: float | None = None
         self._last_error: str | None = None
         self._last_event_time: float | None = None
         self._start_list_cycle("initial")
@@ -398,6 +410,10 @@ class Watcher:
         events.append(InitApply(obj))  # type: ignore[arg-type]
         return events
 
+    def on_watch_opened(self) -> None:
+        """The server accepted the watch (its answer's headers arrived): watching works again."""
+        self._watch_failing_since = None
+
     # --- the store's answer -------------------------------------------------------------------
 
     def on_applied(self) -> None:
@@ -476,7 +492,9 @@ class Watcher:
         if isinstance(exc, GoneError) or _is_too_large_rv(exc):
             self._rv_unavailable = True
             self._start_list_cycle("gone")
-        elif isinstance(exc, ApiError) and not exc.retryable:
+        elif isinstance(exc, BadRequestError | InvalidError):
+            # The server does not understand the request: no streaming lists here, for good. A
+            # 403 or 401 is about who we are, not about the feature: list once, stream again later.
             self._fall_back_from_streaming(f"server rejected sendInitialEvents: {exc}")
             self._start_list_cycle("streaming-unsupported")
         else:
@@ -485,9 +503,17 @@ class Watcher:
             self._start_list_cycle("error", streaming=False)
 
     def _on_watch_error(self, exc: BaseException) -> None:
+        if self._watch_failing_since is None:
+            self._watch_failing_since = self._clock.time()
         if isinstance(exc, GoneError):
             self._restarts["gone"] += 1
             self._start_list_cycle("gone")
+            return
+        if isinstance(exc, ApiError) and not isinstance(exc, TooManyRequestsError | ServerError):
+            # client-go: the server refused the watch (403, 404, 401...): back off and list again,
+            # so a user who may list but not watch still gets a fresh cache every backoff period.
+            self._restarts["error"] += 1
+            self._start_list_cycle("watch-refused")
             return
         if isinstance(exc, MalformedResponseError):
             cause = "malformed"
@@ -532,6 +558,7 @@ class Watcher:
             errors=self._errors,
             apply_failures=self._apply_failures,
             last_error=self._last_error,
+            watch_failing_since=self._watch_failing_since,
             last_resource_version=self._rv,
             last_event_time=self._last_event_time,
             streaming_list=self._streaming,

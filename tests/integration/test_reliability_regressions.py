@@ -53,3 +53,57 @@ def test_oversized_objects_are_refused_once_and_never_open_the_groups_circuit(wr
     assert writer.breaker.state("v1") is CircuitState.CLOSED
     small = writer.create(PODTEMPLATES, podtemplate("small"), namespace=namespace)
     assert small["metadata"]["name"] == "small"
+
+
+def _grant(plane: ControlPlane, namespace: str, user: str, verbs: list[str]) -> None:
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": f"{user}-cm", "namespace": namespace},
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": verbs}],
+    }
+    path = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/roles"
+    status, _ = plane.request("PUT", f"{path}/{user}-cm", role)
+    if status == 404:
+        plane.request_json("POST", path, role)
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": f"{user}-cm", "namespace": namespace},
+        "subjects": [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}],
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": f"{user}-cm"},
+    }
+    plane.request("POST", f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/rolebindings", binding)
+
+
+def test_a_user_who_may_list_but_not_watch_keeps_a_fresh_cache_and_recovers_when_granted(
+    control_plane: ControlPlane, namespace: str
+):
+    """Defect 1: after a 403 on the watch the informer only re-watched: a stale cache forever."""
+    from informers.informer import InformerOptions, SharedInformer
+
+    from .support import api_client, wait_cache_equals_server, wait_for
+
+    configmaps = Resource("", "v1", "configmaps", "ConfigMap", namespaced=True)
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    user = f"lister-{namespace[-6:]}"
+    _grant(control_plane, namespace, user, ["get", "list"])
+    with api_client(control_plane.user_kubeconfig(user)) as client:
+        informer = SharedInformer(
+            client, configmaps, namespace=namespace, options=InformerOptions(backoff_initial=0.2, backoff_cap=1.0)
+        )
+        informer.start()
+        try:
+            assert informer.wait_synced_blocking(30)
+            control_plane.request_json("POST", path, {"metadata": {"name": "after-sync"}})
+            wait_cache_equals_server(informer, control_plane, path)  # the relists bring it in
+            stats = informer.statistics().watcher
+            assert stats.relist_causes.get("watch-refused", 0) >= 1
+            assert stats.watch_failing_since is not None and "Forbidden" in (stats.last_error or "")
+            assert stats.streaming_list  # a 403 is not "the server cannot stream"
+            _grant(control_plane, namespace, user, ["get", "list", "watch"])
+            wait_for(lambda: informer.statistics().watcher.watch_failing_since is None, 30, "a working watch")
+            control_plane.request_json("POST", path, {"metadata": {"name": "after-grant"}})
+            wait_cache_equals_server(informer, control_plane, path)
+        finally:
+            informer.stop()

@@ -15,7 +15,7 @@ from controllers.probes import HealthCheckError
 from controllers.request import Request
 from informers._watcher import ListRequest, WatchRequest
 from informers.clock import FakeClock
-from informers.errors import StreamStalledError
+from informers.errors import ForbiddenError, StreamStalledError
 from informers.informer import InformerOptions, SharedInformer
 from informers.resources import Resource
 
@@ -162,6 +162,38 @@ def test_an_informer_never_heard_from_counts_from_when_first_seen_and_unstarted_
     clock.advance(661)
     reason = verdict(check)
     assert reason is not None and "pods.v1:" in reason and "ns=other" not in reason
+
+
+class RefusingClient(ScriptedClient):
+    """Lists work; every watch is refused (a user who may list but not watch)."""
+
+    def watch(self, path: str, query: Any = None, *, idle_timeout: float) -> ScriptedStream:
+        if not self.streams:
+            raise ForbiddenError("cannot watch pods", status=403, reason="Forbidden")
+        return self.streams.pop(0)
+
+
+def test_a_watch_refused_for_longer_than_its_deadline_fails_even_while_lists_succeed() -> None:
+    clock = FakeClock()
+    client = RefusingClient()
+    informer = SharedInformer(client, PODS, options=InformerOptions(streaming_list=False), clock=clock)  # type: ignore[arg-type]
+    informer._started = True
+    check = watches_healthy(lambda: [informer], clock=clock, grace=0)
+    list_once(informer)
+    for _ in range(20):  # refused, relisted (fresh data), refused again... for 700 s
+        request = informer.watcher.next_request()
+        assert isinstance(request, WatchRequest)
+        try:
+            informer.reflector._watch(request)
+        except ForbiddenError as exc:
+            informer.watcher.on_error(exc)
+        clock.advance(35)
+        list_once(informer)
+    reason = verdict(check)
+    assert reason is not None and "watch failing for" in reason and "ForbiddenError" in reason
+    event = b'{"type":"MODIFIED","object":{"metadata":{"name":"a","namespace":"default","uid":"u-a","resourceVersion":"11"}}}'
+    watch_once(informer, client, ScriptedStream([event]))  # granted: the watch works
+    assert verdict(check) is None
 
 
 # -- workers ---------------------------------------------------------------------------------------

@@ -538,3 +538,69 @@ def test_phase_is_a_frozen_record_replaced_on_each_transition() -> None:
     assert w.phase == Watching() and w.state == "watching"
     s = make(streaming_list=True)
     assert s.phase == Streaming("initial", "") and s.state == "streaming"
+
+
+# --- watch refused: relist (client-go), transient failures: re-watch ----------------------------
+
+
+def test_a_refused_watch_backs_off_and_relists_from_the_last_version() -> None:
+    """Regression: after a 403 on the watch the informer only re-watched, so a user who may list but
+    not watch kept a stale cache forever. client-go returns the error and relists after backoff."""
+    from informers.errors import ForbiddenError
+
+    w = synced(make(), rv="100")
+    w.next_request()
+    w.on_error(ForbiddenError("cannot watch configmaps", status=403, reason="Forbidden"))
+    assert w.next_request() == ListRequest("100", None, None, None)
+    stats = w.statistics()
+    assert stats.relist_causes == {"watch-refused": 1} and stats.watch_failing_since is not None
+    w.on_list_page(page("120", ["a"]))  # the list works; the watch is still refused
+    w.next_request()
+    w.on_error(ForbiddenError("cannot watch configmaps", status=403, reason="Forbidden"))
+    assert w.statistics().watch_failing_since == stats.watch_failing_since  # still failing since then
+    w.on_list_page(page("130", ["a"]))
+    w.next_request()
+    w.on_watch_opened()  # granted: the server accepts the watch again
+    assert w.statistics().watch_failing_since is None
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        TooManyRequestsError("slow down", status=429),
+        ConnectError("refused"),
+        StreamStalledError("stalled"),
+        ServerTimeoutError("timeout", status=504),
+    ],
+)
+def test_transient_watch_failures_rewatch_without_a_relist(exc: Exception) -> None:
+    w = synced(make(), rv="100")
+    w.next_request()
+    w.on_error(exc)
+    req = w.next_request()
+    assert isinstance(req, WatchRequest) and req.resource_version == "100"
+    assert w.statistics().relists == 0
+
+
+def test_a_forbidden_streaming_list_lists_once_and_streams_again_later() -> None:
+    """Regression: a 403 on the streaming list turned streaming lists off for good."""
+    from informers.errors import ForbiddenError
+
+    w = make(streaming_list=True)
+    w.next_request()
+    w.on_error(ForbiddenError("no", status=403, reason="Forbidden"))
+    assert isinstance(w.next_request(), ListRequest)
+    assert w.statistics().streaming_list is True and w.statistics().streaming_list_fallback_reason is None
+    w.on_list_page(page("10", ["a"]))
+    w.next_request()
+    w.on_error(GoneError("gone", status=410))
+    req = w.next_request()
+    assert isinstance(req, WatchRequest) and req.send_initial_events  # streaming again
+
+
+def test_a_streaming_list_the_server_does_not_understand_falls_back_for_good() -> None:
+    w = make(streaming_list=True)
+    w.next_request()
+    w.on_error(InvalidError("sendInitialEvents is forbidden for list", status=422))
+    assert isinstance(w.next_request(), ListRequest)
+    assert w.statistics().streaming_list is False
