@@ -1,17 +1,25 @@
 """Child processes for the kit: started with output to a log file, stopped for sure.
 
 On Linux each child gets ``PR_SET_PDEATHSIG=SIGKILL``, so a killed test run does not leave etcd or
-kube-apiserver behind. Invariant: ``stop()`` returns only once the process has exited.
+kube-apiserver behind. The kernel ties that signal to the *thread* that forked the child, not the
+process, so every child is forked by one long-lived spawner thread: a control plane restarted
+from a short-lived thread (as users' test suites do) lives as long as the process.
+Invariant: ``stop()`` returns only once the process has exited.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 from ..errors import InformerdError
 
@@ -31,6 +39,35 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
             pass
 
 
+class _Spawner:
+    """One daemon thread that forks every child, so their death signal follows the process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def run(self, fn: Callable[[], Any]) -> Any:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="informerd-spawner", daemon=True)
+                self._thread.start()
+        future: Future[Any] = Future()
+        self._jobs.put((fn, future))
+        return future.result()
+
+    def _loop(self) -> None:
+        while True:
+            fn, future = self._jobs.get()
+            try:
+                future.set_result(fn())
+            except BaseException as exc:  # noqa: BLE001 - handed back to the caller
+                future.set_exception(exc)
+
+
+_SPAWNER = _Spawner()
+
+
 class ManagedProcess:
     def __init__(self, name: str, argv: list[str], log_path: Path, env: dict[str, str] | None = None):
         self.name = name
@@ -48,13 +85,15 @@ class ManagedProcess:
             return
         log = self.log_path.open("ab")
         try:
-            self._proc = subprocess.Popen(
-                self.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, **(self.env or {})},
-                preexec_fn=_die_with_parent,
+            self._proc = _SPAWNER.run(
+                lambda: subprocess.Popen(
+                    self.argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env={**os.environ, **(self.env or {})},
+                    preexec_fn=_die_with_parent,
+                )
             )
         finally:
             log.close()
