@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from ._backoff import Backoff
+from ._interrupt import Interrupter, interruptible
 from ._log import get_logger
 from ._watcher import ListRequest, Watcher, WatchRequest
 from ._watchstream import WatchStream
@@ -94,6 +95,7 @@ class Reflector:
         self._clock = clock
         self.name = name or str(resource)
         self._stopping = threading.Event()
+        self._interrupter = Interrupter()
         self._stream_lock = threading.Lock()
         self._stream: WatchStream | None = None
         self._running = False
@@ -105,12 +107,15 @@ class Reflector:
 
     # -- control --------------------------------------------------------------------------------
     def stop(self) -> None:
-        """Ask the loop to end; closes the open watch stream so its reader wakes at once."""
+        """Ask the loop to end: close the open watch stream and abort any request in flight (a LIST,
+        a watch still waiting for its answer, a retry wait), so the thread wakes at once. Safe to
+        call again (a connection opened since the last call is aborted too)."""
         self._stopping.set()
         with self._stream_lock:
             stream = self._stream
         if stream is not None:
             stream.close()
+        self._interrupter.interrupt()
 
     @property
     def stopping(self) -> bool:
@@ -132,35 +137,39 @@ class Reflector:
         """Run until ``stop()``; call on a dedicated thread."""
         self._running = True
         try:
-            while not self._stopping.is_set():
-                request = self.watcher.next_request()
-                try:
-                    if isinstance(request, ListRequest):
-                        self._list(request)
-                    else:
-                        if self._watch(request):
-                            self._wait_backoff("watch closed at once with no events")
-                except ClientClosedError:
-                    return
-                except _ApplyFailed as failed:
-                    if self._stopping.is_set():
-                        return
-                    cause = failed.__cause__ or failed
-                    self.last_error = cause if isinstance(cause, Exception) else failed
-                    self._last_error_time = self._clock.time()
-                    _log.error(
-                        "informer could not apply events; relisting",
-                        informer=self.name,
-                        error=f"{type(cause).__name__}: {cause}",
-                        exc_info=cause,
-                    )
-                    self._wait_backoff("apply failed")
-                except Exception as exc:  # noqa: BLE001 - every failure is recovered from here
-                    if self._stopping.is_set():
-                        return
-                    self._on_error(exc)
+            with interruptible(self._interrupter):
+                self._loop()
         finally:
             self._running = False
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            request = self.watcher.next_request()
+            try:
+                if isinstance(request, ListRequest):
+                    self._list(request)
+                else:
+                    if self._watch(request):
+                        self._wait_backoff("watch closed at once with no events")
+            except ClientClosedError:
+                return
+            except _ApplyFailed as failed:
+                if self._stopping.is_set():
+                    return
+                cause = failed.__cause__ or failed
+                self.last_error = cause if isinstance(cause, Exception) else failed
+                self._last_error_time = self._clock.time()
+                _log.error(
+                    "informer could not apply events; relisting",
+                    informer=self.name,
+                    error=f"{type(cause).__name__}: {cause}",
+                    exc_info=cause,
+                )
+                self._wait_backoff("apply failed")
+            except Exception as exc:  # noqa: BLE001 - every failure is recovered from here
+                if self._stopping.is_set():
+                    return
+                self._on_error(exc)
 
     def _on_error(self, exc: Exception) -> None:
         self.watcher.on_error(exc)

@@ -15,7 +15,9 @@ blocked on its socket.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import socket
 import ssl
 import threading
 import weakref
@@ -28,6 +30,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import orjson
 import urllib3
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import (
     ConnectTimeoutError,
     HTTPError,
@@ -37,6 +40,7 @@ from urllib3.exceptions import (
     SSLError,
 )
 
+from . import _interrupt
 from ._log import get_logger
 from ._retry import RetryBudget, parse_retry_after
 from ._tokenbucket import TokenBucket, TokenBucketStatistics
@@ -47,6 +51,7 @@ from .errors import (
     ClientClosedError,
     ConnectError,
     MalformedResponseError,
+    RequestInterruptedError,
     StreamStalledError,
     TransportError,
     api_error_from_response,
@@ -152,6 +157,52 @@ def _bypasses_proxy(host_url: str, no_proxy: str | None) -> bool:
     return False
 
 
+def _abortable(pool_class: type[HTTPConnectionPool]) -> type[HTTPConnectionPool]:
+    """``pool_class`` whose requests a stopping owner can abort (``informers._interrupt``): from the
+    TCP connect, through the TLS handshake, to the last byte of the answer (for a LIST), shutting
+    the request's socket down is how another thread wakes it."""
+
+    class AbortableConnection(pool_class.ConnectionCls):  # type: ignore[name-defined, misc]
+        def _new_conn(self) -> socket.socket:
+            sock: socket.socket = super()._new_conn()
+            # The TLS handshake detaches this socket object and blocks on its file descriptor
+            # before ``self.sock`` is the wrapped one: remember the descriptor to abort it.
+            self._raw_fd = sock.fileno()
+            return sock
+
+    class Abortable(pool_class):  # type: ignore[valid-type, misc]
+        ConnectionCls = AbortableConnection
+
+        def _make_request(self, conn: Any, *args: Any, **kwargs: Any) -> Any:
+            interrupter = _interrupt.current()
+            if interrupter is None:
+                return super()._make_request(conn, *args, **kwargs)
+
+            def abort() -> None:
+                sock = getattr(conn, "sock", None)
+                if sock is not None and sock.fileno() != -1:
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
+                    return
+                fd = getattr(conn, "_raw_fd", -1)
+                if fd >= 0:  # mid-handshake: shut the descriptor down without taking it over
+                    raw = socket.socket(fileno=fd)
+                    try:
+                        with contextlib.suppress(OSError):
+                            raw.shutdown(socket.SHUT_RDWR)
+                    finally:
+                        raw.detach()
+
+            with interrupter.guard(abort, "request"):
+                return super()._make_request(conn, *args, **kwargs)
+
+    Abortable.__name__ = f"Abortable{pool_class.__name__}"
+    return Abortable
+
+
+_ABORTABLE = {"http": _abortable(HTTPConnectionPool), "https": _abortable(HTTPSConnectionPool)}
+
+
 def _build_pool(config: ClientConfig) -> urllib3.PoolManager:
     """One PoolManager carrying the TLS material; urllib3 drops the TLS keys for http:// pools."""
     kwargs: dict[str, Any] = {
@@ -166,14 +217,18 @@ def _build_pool(config: ClientConfig) -> urllib3.PoolManager:
     if config.tls_server_name:
         kwargs["server_hostname"] = config.tls_server_name
     if not config.proxy or _bypasses_proxy(config.host, config.no_proxy):
-        return urllib3.PoolManager(**kwargs)
+        manager = urllib3.PoolManager(**kwargs)
+        manager.pool_classes_by_scheme = dict(_ABORTABLE)
+        return manager
     if config.proxy.lower().startswith("socks"):
         try:
             from urllib3.contrib.socks import SOCKSProxyManager
         except ImportError as exc:  # PySocks missing
             raise ConnectError(f"SOCKS proxy {config.proxy} needs the PySocks package") from exc
         return SOCKSProxyManager(config.proxy, headers=dict(config.proxy_headers or {}), **kwargs)
-    return urllib3.ProxyManager(config.proxy, proxy_headers=dict(config.proxy_headers or {}), **kwargs)
+    manager = urllib3.ProxyManager(config.proxy, proxy_headers=dict(config.proxy_headers or {}), **kwargs)
+    manager.pool_classes_by_scheme = dict(_ABORTABLE)
+    return manager
 
 
 def _transport_error(
@@ -231,6 +286,7 @@ class ApiClient:
         self._throttle_seconds = 0.0
         self._in_flight = 0
         self._watches: weakref.WeakSet[WatchStream] = weakref.WeakSet()
+        self._sleepers: set[_interrupt.Interrupter] = set()
 
     # -- public API -----------------------------------------------------------------------------
 
@@ -296,6 +352,9 @@ class ApiClient:
         self._closed.set()
         with self._lock:
             watches = list(self._watches)
+            sleepers = list(self._sleepers)
+        for interrupter in sleepers:
+            interrupter.interrupt()
         for stream in watches:
             stream.close()
         self._pool.clear()
@@ -345,12 +404,24 @@ class ApiClient:
         return headers
 
     def _sleep(self, seconds: float) -> None:
+        interrupter = _interrupt.current()
         if self._sleep_fn is not None:
             self._sleep_fn(seconds)
+        elif interrupter is not None:
+            with self._lock:  # close() wakes it too (by interrupting: the owner is ending anyway)
+                self._sleepers.add(interrupter)
+            try:
+                if not self._closed.is_set():
+                    interrupter.wait(seconds)
+            finally:
+                with self._lock:
+                    self._sleepers.discard(interrupter)
         else:
             self._closed.wait(seconds)
         if self._closed.is_set():
             raise ClientClosedError("the ApiClient was closed while waiting")
+        if interrupter is not None:
+            interrupter.check("waiting to retry")
 
     def _throttle(self, method: str, path: str) -> None:
         delay = self._bucket.reserve()
@@ -438,6 +509,9 @@ class ApiClient:
                 )
             except (HTTPError, OSError) as exc:
                 self._record(method, _ERROR_CODE, started)
+                interrupter = _interrupt.current()
+                if interrupter is not None and interrupter.interrupted:
+                    raise RequestInterruptedError(f"{method} {path}: interrupted (the owner is stopping)") from exc
                 error = _transport_error(exc, method, path, read_timeout, stream=stream)
                 if (
                     method in _IDEMPOTENT

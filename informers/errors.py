@@ -31,6 +31,7 @@ __all__ = [
     "InvalidError",
     "MalformedResponseError",
     "NotFoundError",
+    "RequestInterruptedError",
     "RequestTooLargeError",
     "ResourceNotFoundError",
     "ServerError",
@@ -80,6 +81,12 @@ class TransportError(InformerdError):
 
 class ConnectError(TransportError):
     """The TCP/TLS connection could not be made."""
+
+
+class RequestInterruptedError(TransportError):
+    """A request was aborted because its owner is stopping (``informers._interrupt``). Not retried."""
+
+    retryable = False
 
 
 class StreamStalledError(TransportError):

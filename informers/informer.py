@@ -27,6 +27,7 @@ import contextlib
 import hashlib
 import random
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
@@ -73,8 +74,8 @@ _log = get_logger(__name__)
 Transform = Callable[[RawObject], RawObject]
 """Edits an object (in place or not) before it is cached; returns the object to cache."""
 
-# How long run() waits for the reflector thread after closing its stream (an in-flight LIST
-# cannot be interrupted; it ends within the client's read timeout).
+# How long run() waits for the reflector thread after stopping it (every request in flight is
+# aborted, so it ends at once unless a user's transform or inline handler holds it).
 _JOIN_SECONDS = 10.0
 
 
@@ -339,8 +340,7 @@ class SharedInformer:
                     await anyio.sleep_forever()
                 finally:
                     with anyio.CancelScope(shield=True):
-                        self.reflector.stop()
-                        await _bridge.to_thread(thread.join, _JOIN_SECONDS)
+                        await _bridge.to_thread(self._stop_reflector, thread)
                         if thread.is_alive():
                             _log.warning(
                                 "reflector thread still running after stop",
@@ -370,6 +370,16 @@ class SharedInformer:
         background, self._background = self._background, None
         if background is not None:
             background.__exit__(None, None, None)
+
+    def _stop_reflector(self, thread: threading.Thread) -> None:
+        """Stop the reflector and join its thread, aborting again while it lives (a connection may
+        open between two aborts), for at most ``_JOIN_SECONDS``."""
+        deadline = time.monotonic() + _JOIN_SECONDS
+        while True:
+            self.reflector.stop()
+            thread.join(0.1)
+            if not thread.is_alive() or time.monotonic() > deadline:
+                return
 
     @property
     def started(self) -> bool:

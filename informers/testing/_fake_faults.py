@@ -11,10 +11,12 @@ held request (it then fails with ``ClientClosedError``), so no test thread stays
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass
 
-from ..errors import ClientClosedError
+from .. import _interrupt
+from ..errors import ClientClosedError, RequestInterruptedError
 from ._fake_status import FakeStatus
 
 __all__ = ["Faults", "RequestHold"]
@@ -74,16 +76,30 @@ class RequestHold:
             self._cond.notify_all()
 
     def block(self, method: str, path: str) -> None:
-        with self._cond:
-            self._arrived += 1
-            self._waiting += 1
-            self._cond.notify_all()
-            try:
-                self._cond.wait_for(lambda: self._released or self._closed)
-            finally:
-                self._waiting -= 1
-            if not self._released:
-                raise ClientClosedError(f"{method} {path}: the FakeCluster was closed while the request was held")
+        """Hold the calling request; like a real socket, a stopping owner's interrupter aborts it."""
+        aborted = threading.Event()
+
+        def abort() -> None:
+            aborted.set()
+            with self._cond:
+                self._cond.notify_all()
+
+        interrupter = _interrupt.current()
+        with contextlib.ExitStack() as stack:
+            if interrupter is not None:
+                stack.enter_context(interrupter.guard(abort, f"{method} {path}"))
+            with self._cond:
+                self._arrived += 1
+                self._waiting += 1
+                self._cond.notify_all()
+                try:
+                    self._cond.wait_for(lambda: self._released or self._closed or aborted.is_set())
+                finally:
+                    self._waiting -= 1
+        if aborted.is_set() and not self._released:
+            raise RequestInterruptedError(f"{method} {path}: interrupted while held (the owner is stopping)")
+        if not self._released:
+            raise ClientClosedError(f"{method} {path}: the FakeCluster was closed while the request was held")
 
     def __enter__(self) -> RequestHold:
         return self

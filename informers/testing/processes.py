@@ -50,7 +50,7 @@ class _Spawner:
     def run(self, fn: Callable[[], Any]) -> Any:
         with self._lock:
             if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="informerd-spawner", daemon=True)
+                self._thread = threading.Thread(target=self._loop, name="testing-kit-spawner", daemon=True)
                 self._thread.start()
         future: Future[Any] = Future()
         self._jobs.put((fn, future))

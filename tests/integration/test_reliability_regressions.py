@@ -107,3 +107,35 @@ def test_a_user_who_may_list_but_not_watch_keeps_a_fresh_cache_and_recovers_when
             wait_cache_equals_server(informer, control_plane, path)
         finally:
             informer.stop()
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["list", "streaming-watch-awaiting-headers"])
+def test_stop_aborts_a_request_stalled_on_a_half_open_connection(
+    control_plane: ControlPlane, namespace: str, fault_proxy: Any, streaming: bool
+):
+    """Defect 3: stop() returned after 10 s with the reflector thread still blocked in a LIST (up to
+    the 60 s read timeout) or in a watch waiting for its headers (up to the 330-630 s idle deadline)."""
+    import threading
+    import time
+
+    from informers.informer import InformerOptions, SharedInformer
+
+    from .support import api_client, wait_for
+
+    configmaps = Resource("", "v1", "configmaps", "ConfigMap", namespaced=True)
+    with api_client(control_plane.kubeconfig(server=fault_proxy.url)) as client:
+        informer = SharedInformer(
+            client, configmaps, namespace=namespace, options=InformerOptions(streaming_list=streaming)
+        )
+        fault_proxy.stall()  # connections accepted, bytes never forwarded: a half-open peer
+        informer.start()
+        wait_for(lambda: fault_proxy.statistics().active >= 1, 10, "the request on the stalled connection")
+        time.sleep(0.5)  # it is now blocked waiting for an answer
+        thread = next(t for t in threading.enumerate() if t.name == f"informer-{informer.name}")
+        started = time.monotonic()
+        informer.stop()
+        elapsed = time.monotonic() - started
+        fault_proxy.pass_through()
+    assert not thread.is_alive(), "the reflector thread outlived stop()"
+    assert elapsed < 5, f"stop() took {elapsed:.1f} s"  # the semantics: aborted, not waited out
+    assert not informer.statistics().reflector.running
