@@ -58,8 +58,8 @@ class ClientSettings(_Model):
         "client-side throttling. Default 5.",
     )
     burst: int = Field(10, ge=1, description="Requests allowed at once before qps applies. Default 10.")
-    connect_timeout: _Seconds = Field(10.0, description="_Seconds to establish a connection. Default 10.")
-    read_timeout: _Seconds = Field(60.0, description="_Seconds to wait for an answer (not watches). Default 60.")
+    connect_timeout: _Seconds = Field(10.0, description="Seconds to establish a connection. Default 10.")
+    read_timeout: _Seconds = Field(60.0, description="Seconds to wait for an answer (not watches). Default 60.")
     max_retries: int = Field(
         10,
         ge=0,
@@ -84,7 +84,7 @@ class InformerSettings(_Model):
         None, description="Default seconds between resyncs for handlers; null: none. Default null."
     )
     idle_timeout: _Seconds | None = Field(
-        None, description="_Seconds without a byte before a watch counts as stalled. Default: the watch's timeout + 30."
+        None, description="Seconds without a byte before a watch counts as stalled. Default: the watch's timeout + 30."
     )
 
 
@@ -130,7 +130,7 @@ class HandlerBinding(_Binding):
 
     field_selector: str | None = Field(None, description="Field selector of the watch. Default none.")
     resync_period: _Seconds | None = Field(
-        None, description="_Seconds between resyncs delivered to this handler; default: the informers' default."
+        None, description="Seconds between resyncs delivered to this handler; default: the informers' default."
     )
 
 
@@ -144,9 +144,9 @@ class ReconcilerBinding(_Binding):
         Literal["annotations_changed", "generation_changed", "labels_changed", "resource_version_changed"]
     ] = Field(default_factory=list, description="Filters on the primary's updates (all must pass).")
     workers: int = Field(1, ge=1, le=1000, description="Reconciles running at once. Default 1.")
-    timeout: _Seconds | None = Field(None, description="_Seconds one reconcile may take; null: no limit. Default null.")
+    timeout: _Seconds | None = Field(None, description="Seconds one reconcile may take; null: no limit. Default null.")
     cache_sync_timeout: _Seconds = Field(
-        120.0, description="_Seconds to wait for caches before failing start-up. Default 120."
+        120.0, description="Seconds to wait for caches before failing start-up. Default 120."
     )
     rate_limiter: RateLimiterSettings = Field(
         default_factory=RateLimiterSettings, description="Retry backoff of failed keys."
@@ -159,9 +159,9 @@ class LeaderElectionSettings(_Model):
     enabled: bool = Field(False, description="Reconcile only while holding the Lease. Default false.")
     id: str | None = Field(None, description="Lease name; default: '<name>-leader'.")
     namespace: str | None = Field(None, description="Lease namespace; default: the pod's namespace, or 'default'.")
-    lease_duration: _Seconds = Field(15.0, description="_Seconds a lease is valid. Default 15.")
-    renew_deadline: _Seconds = Field(10.0, description="_Seconds a leader keeps trying to renew. Default 10.")
-    retry_period: _Seconds = Field(2.0, description="_Seconds between attempts. Default 2.")
+    lease_duration: _Seconds = Field(15.0, description="Seconds a lease is valid. Default 15.")
+    renew_deadline: _Seconds = Field(10.0, description="Seconds a leader keeps trying to renew. Default 10.")
+    retry_period: _Seconds = Field(2.0, description="Seconds between attempts. Default 2.")
 
     @model_validator(mode="after")
     def _ordered(self) -> LeaderElectionSettings:
@@ -198,7 +198,7 @@ class DaemonConfig(_Model):
     health_probe_bind_address: str = Field(
         ":8081", description="Where /healthz and /readyz listen; '0' disables. Default ':8081'."
     )
-    drain_timeout: _Seconds = Field(30.0, description="_Seconds shutdown waits for in-flight reconciles. Default 30.")
+    drain_timeout: _Seconds = Field(30.0, description="Seconds shutdown waits for in-flight reconciles. Default 30.")
 
     @model_validator(mode="after")
     def _unique_controller_names(self) -> DaemonConfig:
