@@ -357,6 +357,8 @@ class Manager:
                     writer.close()
 
     async def _run_controllers(self) -> None:
+        if not self._controllers:  # handlers only: they run in the informers; serve until cancelled
+            await anyio.sleep_forever()
         async with anyio.create_task_group() as group:
             for controller, registration in zip(self._controllers, self._registrations, strict=True):
                 group.start_soon(_run_logged, controller, registration.plugin, name=f"controller {controller.name}")

@@ -376,3 +376,28 @@ async def test_a_plugins_errors_and_timeouts_are_counted_under_its_name_and_boun
 
     await serving(mgr, body)
     assert set(plugins_seen) == {"raiser", None}  # bound for the plugin's controller only
+
+
+async def test_a_manager_with_handlers_only_serves_until_cancelled():
+    cluster = cluster_with_widgets()
+    mgr = Manager(client=cluster, informer_options=FAST)
+    seen: list[str] = []
+
+    @mgr.on("v1/ConfigMap")
+    def note(notification: Notification) -> None:
+        seen.append(type(notification).__name__)
+
+    finished = anyio.Event()
+
+    async def serve() -> None:
+        await mgr.serve()
+        finished.set()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(serve)
+        await wait_until_async(lambda: mgr.factory is not None and all(i.has_synced() for i in mgr.factory.informers))
+        await anyio.sleep(0.2)
+        assert not finished.is_set()  # before the fix it returned as soon as it had started
+        cluster.create("v1/configmaps", {"metadata": {"name": "late", "namespace": "ns"}})
+        await wait_until_async(lambda: seen == ["ObjectAdded"])
+        group.cancel_scope.cancel()
