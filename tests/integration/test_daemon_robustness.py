@@ -469,7 +469,7 @@ def test_sigterm_stops_intake_drains_the_reconcile_in_flight_and_exits_0(
     control_plane: ControlPlane, namespace: str, plugin_root: Path, tmp_path: Path
 ) -> None:
     record = tmp_path / "record.txt"
-    config = daemon_config(namespace, drain=60, reconcilers=[children_binding("slow", "slow", record, delay=4)])
+    config = daemon_config(namespace, drain=60, reconcilers=[children_binding("slow", "slow", record, delay=6)])
     path = write_config(tmp_path / "config.yaml", config)
     with running(run_args(control_plane, path), cli_env(plugin_root)) as daemon:
         daemon.wait_ready()
@@ -489,6 +489,7 @@ def test_sigterm_stops_intake_drains_the_reconcile_in_flight_and_exits_0(
         assert "first" in children(control_plane, namespace)
         assert daemon.log_lines(event="signal received: draining")
         assert daemon.log_lines(event="manager stopped")
+        assert not daemon.log_lines(event="exiting with plugin calls still running on threads")
 
 
 def test_a_reconcile_past_the_drain_deadline_is_cancelled_and_the_exit_is_still_0(
