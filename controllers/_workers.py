@@ -8,7 +8,10 @@ controller-runtime does: success -> ``forget``; ``Result.requeue()`` -> ``add_ra
 ``add_rate_limited`` without ``forget``, so repeated failures back off exponentially. Sync
 reconcilers run in threads (through ``informers._bridge.to_thread`` under a ``CapacityLimiter`` of N), async
 ones on the loop. A call past ``reconcile_timeout`` is cancelled (async) or abandoned (sync: the
-worker moves on, ``ctx.cancelled`` turns true, the thread's result is ignored). Shutdown (``run()``
+worker moves on, ``ctx.cancelled`` turns true, the thread's result is ignored). At most
+``max_abandoned_threads`` abandoned threads may still be running at once: past that, a sync call
+waits for one of them to return before it takes a thread (and times out waiting), so a reconciler
+that never returns holds at most ``max_abandoned_threads + workers`` threads instead of one per key. Shutdown (``run()``
 cancelled): workers stop taking keys, in-flight calls get ``drain_timeout`` seconds to finish, then
 are cancelled the same way.
 Invariant: a key is released (``queue.done``) exactly once per call and only when no code of that
@@ -121,7 +124,7 @@ class WorkerPoolStatistics:
 class _Call:
     """One in-flight call: its context, cancel scope and (sync) thread bookkeeping."""
 
-    __slots__ = ("abandoned", "ctx", "finished", "request", "scope", "shutdown", "started")
+    __slots__ = ("abandoned", "ctx", "entered", "finished", "request", "scope", "shutdown", "started")
 
     def __init__(self, request: Request, ctx: ReconcileContext, started: float) -> None:
         self.request = request
@@ -129,7 +132,8 @@ class _Call:
         self.started = started
         self.scope: anyio.CancelScope | None = None
         self.shutdown = False
-        self.finished = False  # the sync thread returned (guarded by the pool's lock)
+        self.finished = False  # the sync thread returned, or will never run it (pool's lock)
+        self.entered = False  # a thread began running the reconciler (pool's lock)
         self.abandoned = False  # the worker left; the thread releases the key (pool's lock)
 
     def cancel_for_shutdown(self) -> None:
@@ -149,6 +153,8 @@ class WorkerPool:
     ``resolve(request)`` returns the object to reconcile or None (called in the worker thread for
     sync reconcilers). ``reconcile_timeout`` (seconds, default None = none) bounds each call;
     ``drain_timeout`` (seconds, default 30) bounds how long shutdown waits for in-flight calls.
+    ``max_abandoned_threads`` (default ``max(8, 2 * workers)``) bounds the threads of timed-out
+    sync calls that may still be running (see the module docstring).
     """
 
     def __init__(
@@ -163,6 +169,7 @@ class WorkerPool:
         drain_timeout: float = 30.0,
         clock: Clock = SYSTEM_CLOCK,
         metrics: ReconcileMetrics | None = None,
+        max_abandoned_threads: int | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers!r}")
@@ -175,6 +182,9 @@ class WorkerPool:
         self.workers = workers
         self.reconcile_timeout = reconcile_timeout
         self.drain_timeout = drain_timeout
+        self.max_abandoned_threads = max(8, 2 * workers) if max_abandoned_threads is None else max_abandoned_threads
+        if self.max_abandoned_threads < 1:
+            raise ValueError(f"max_abandoned_threads must be >= 1, got {max_abandoned_threads!r}")
         self._fn, self.is_async = reconcile_callable(reconciler)
         self._resolve = resolve
         self._clock = clock
@@ -186,6 +196,7 @@ class WorkerPool:
         )
         self._seconds = 0.0
         self._overrun = 0
+        self._slot_waiters: list[_bridge.Waiter] = []  # sync calls waiting for an abandoned thread to end
         self._ran = False
         self._running = False
         self._stopping = False
@@ -280,6 +291,7 @@ class WorkerPool:
                         pending = self._fn(request, self._resolve(request), ctx)
                         result = as_result(await pending)  # type: ignore[misc]  # async by is_async
                     else:
+                        await self._thread_slot()
                         value = await _bridge.to_thread(
                             self._run_in_thread, call, abandon_on_cancel=True, limiter=limiter
                         )
@@ -306,7 +318,26 @@ class WorkerPool:
             if self._idle is not None and not self._inflight:
                 self._idle.set()
 
+    async def _thread_slot(self) -> None:
+        """Wait while ``max_abandoned_threads`` abandoned threads still run (module docstring)."""
+        while True:
+            with self._lock:
+                if self._overrun < self.max_abandoned_threads:
+                    return
+                waiter = _bridge.Waiter()
+                self._slot_waiters.append(waiter)
+            try:
+                await waiter.wait()
+            finally:  # timed out while waiting: do not leave a dead waiter behind
+                with self._lock:
+                    if waiter in self._slot_waiters:
+                        self._slot_waiters.remove(waiter)
+
     def _run_in_thread(self, call: _Call) -> object:
+        with self._lock:
+            if call.finished:  # the worker gave up (timeout, stop) before this thread began
+                return None
+            call.entered = True
         error: BaseException | None = None
         try:
             return self._fn(call.request, self._resolve(call.request), call.ctx)
@@ -317,8 +348,12 @@ class WorkerPool:
             with self._lock:
                 call.finished = True
                 abandoned = call.abandoned
+                waiters: list[_bridge.Waiter] = []
                 if abandoned:
                     self._overrun -= 1
+                    waiters, self._slot_waiters = self._slot_waiters, []
+            for waiter in waiters:
+                waiter.wake()
             if abandoned:
                 # The worker gave up on this call; the key was kept busy for us: release it now.
                 _log.warning(
@@ -334,7 +369,8 @@ class WorkerPool:
         if self.is_async:
             return False
         with self._lock:
-            if call.finished:
+            if call.finished or not call.entered:
+                call.finished = True  # a thread that has not begun will not run it (see _run_in_thread)
                 return False
             call.abandoned = True
             self._overrun += 1

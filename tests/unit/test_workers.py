@@ -396,3 +396,42 @@ def test_pool_runs_once_and_statistics_name_controller_runtime_metrics() -> None
     anyio.run(twice)
     with pytest.raises(ValueError):
         WorkerPool(queue, lambda r, o, c: None, lambda r: None, workers=0)
+
+
+def test_a_sync_reconciler_that_never_returns_costs_a_bounded_number_of_threads() -> None:
+    clock = FakeClock()
+    queue = make_queue(clock)
+    release = threading.Event()
+    lock = threading.Lock()
+    entered: list[str] = []
+
+    def hangs(request: Request, obj: Any, ctx: ReconcileContext) -> None:
+        with lock:
+            entered.append(request.uid)
+        release.wait(30)  # ignores ctx: every call overruns
+
+    keys = [Request("Widget", f"k{i}", "ns", f"k{i}") for i in range(12)]
+    pool = WorkerPool(queue, hangs, lambda r: None, workers=2, reconcile_timeout=0.05, max_abandoned_threads=3)
+    peak = 0
+
+    async def body() -> None:
+        nonlocal peak
+        for key in keys:
+            queue.add(key)
+        # Every key is tried (a call waiting for a thread times out like any other), yet no more
+        # than max_abandoned_threads + workers threads ever enter the reconciler (none returns).
+        deadline = anyio.current_time() + 10
+        while pool.statistics().timeouts_total < len(keys) and anyio.current_time() < deadline:
+            peak = max(peak, pool.statistics().overrun_threads)
+            await anyio.sleep(0.01)
+        stats = pool.statistics()
+        assert stats.timeouts_total >= len(keys)
+        assert 3 <= len(entered) <= 3 + 2 and stats.overrun_threads >= 3
+        release.set()  # the stuck calls return: their keys are released and new threads may start
+        await wait_until_async(lambda: pool.statistics().overrun_threads == 0)
+        clock.advance(100.0)
+        queue.process_due()
+        await wait_until_async(lambda: len(set(entered)) > 3)
+
+    run_pool(pool, body)
+    assert peak <= 3 + 2 - 1  # two workers may both pass the check at 2 and both overrun
