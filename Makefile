@@ -43,9 +43,9 @@ test-unit: $(STAMP)
 test-integration: assets
 	$(PY) -m pytest -p no:cacheprovider -m integration tests
 
-# A local control plane plus a watch printing events for the objects it creates.
+# A local control plane, the example Backup CRD and `informerd run` reconciling Backups, then a clean SIGTERM.
 demo: assets
-	$(PY) -m informers.testing demo
+	$(PY) -m backup_controller.demo
 
 # Measurements (minutes; figures and how to read them in bench/README.md). Not part of `make test`.
 bench: assets
