@@ -134,7 +134,7 @@ def test_healthz_fails_while_the_watch_is_stalled_and_recovers(
         namespace,
         records_ns,
         drainTimeout=DRAIN,
-        informers={"idleTimeout": 2},
+        informers={"idleTimeout": 5},
         client={"connectTimeout": 2, "readTimeout": 5},
     )
     kubeconfig = control_plane.kubeconfig(server=fault_proxy.url)

@@ -80,6 +80,10 @@ def _records(plane: ControlPlane, namespace: str) -> list[str]:
     return [cm["metadata"]["name"] for cm in items if LABEL_UID in (cm["metadata"].get("labels") or {})]
 
 
+def _progressing(plane: ControlPlane, namespace: str, name: str) -> bool:
+    return _condition(plane.request_json("GET", BACKUPS.path(namespace, name)), "Progressing").startswith("True")
+
+
 def _ready_at(plane: ControlPlane, namespace: str, name: str, generation: int) -> bool:
     b = plane.request_json("GET", BACKUPS.path(namespace, name))
     return _condition(b, "Ready").startswith("True") and b.get("status", {}).get("observedGeneration") == generation
@@ -111,6 +115,7 @@ def run_demo(config_path: Path = CONFIG) -> int:
             }
             _say("created Backups nightly, weekly, hourly")
             wait_for(lambda: len(plane.request_json("GET", JOBS.path(namespace))["items"]) == 3, 60, "a Job per Backup")
+            wait_for(lambda: all(_progressing(plane, namespace, n) for n in uids), 60, "every Backup Progressing")
             _show_backups(plane, namespace)
             for uid in uids.values():
                 succeed_job(plane, namespace, job_name(uid, 1))
