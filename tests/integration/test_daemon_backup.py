@@ -70,6 +70,11 @@ def test_informerd_run_reconciles_backups_serves_probes_and_metrics_and_stops_on
         wait_for(lambda: len(records(control_plane, records_ns)) == 2, 60, "a record per Backup")
         assert job_runs(control_plane, namespace) == sorted((uid, "1") for uid in uids.values())
         for name, uid in uids.items():
+            wait_for(
+                lambda n=name: get_backup(control_plane, namespace, n).get("status", {}).get("recordName"),
+                60,
+                f"{name}'s status",
+            )
             got = get_backup(control_plane, namespace, name)
             assert FINALIZER in got["metadata"]["finalizers"]
             assert got["status"]["recordName"] == record_name(uid)
