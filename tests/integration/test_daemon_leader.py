@@ -102,6 +102,7 @@ def test_only_the_leader_reconciles_and_handovers_never_duplicate_a_job_or_recor
         assert lease_holder(control_plane, namespace, lease_name) in ("", identity(r3))  # not left to expire
         wait_for(lambda: leading(r3), 4 * LEASE["leaseDuration"], "r3 to lead after r2 stopped")
         took_over_after_term = time.monotonic() - released
+        print(f"handover after SIGKILL {took_over_after_kill:.1f} s, after SIGTERM {took_over_after_term:.1f} s")
         assert took_over_after_term < LEASE["leaseDuration"], (took_over_after_term, took_over_after_kill)
         assert any(e.get("event") == "released the Lease" for e in r2.logs())
         succeed_job(control_plane, namespace, job_name(uids["y"], 2))
