@@ -14,7 +14,17 @@ import anyio
 import pytest
 import structlog.testing
 import yaml
-from backup_controller import BACKUPS, FINALIZER, JOBS, BackupOptions, backup, crd, job_name, record_name
+from backup_controller import (
+    BACKUPS,
+    FINALIZER,
+    JOBS,
+    BackupOptions,
+    backup,
+    crd,
+    job_finished,
+    job_name,
+    record_name,
+)
 from backup_controller.handlers import event_log
 from backup_controller.reconciler import PERMISSIONS
 
@@ -205,6 +215,39 @@ async def test_deleting_a_backup_deletes_its_record_then_removes_the_finalizer()
         assert [w.path.rsplit("/", 1)[-1] for w in deletes] == [record_name(uid)]
 
     await serving([mgr], body)
+
+
+async def test_a_spec_without_a_source_is_a_terminal_error_with_a_condition_and_no_job():
+    cluster = cluster_with_backups()
+    mgr = manager(cluster)
+
+    async def body() -> None:
+        broken = a_backup("broken")
+        del broken["spec"]["source"]  # the CRD's schema would refuse it; the fake serves no schema
+        cluster.create(BACKUPS, broken)
+        await wait_until_async(lambda: condition(cluster, "broken", "Ready") == ("False", "InvalidSpec"))
+        await wait_until_async(lambda: mgr.controllers[0].statistics().workers.terminal_errors_total >= 1)
+        await idle([mgr])
+        assert jobs(cluster) == [] and records(cluster) == []
+        assert mgr.controllers[0].statistics().queue.delayed == 0  # nothing scheduled for a retry
+
+    await serving([mgr], body)
+
+
+@pytest.mark.parametrize(
+    ("status", "finished"),
+    [
+        ({}, None),
+        ({"active": 1}, None),
+        ({"succeeded": 1}, True),
+        ({"conditions": [{"type": "Complete", "status": "True"}]}, True),
+        ({"conditions": [{"type": "Complete", "status": "False"}]}, None),
+        ({"failed": 3, "conditions": [{"type": "Failed", "status": "True"}]}, False),
+        ({"failed": 1}, None),  # a failed pod is retried (backoffLimit) until the Job says Failed
+    ],
+)
+def test_job_finished_reads_the_job_status(status: dict[str, Any], finished: bool | None):
+    assert job_finished({"status": status}) is finished
 
 
 def test_the_event_log_handler_logs_identity_never_contents():

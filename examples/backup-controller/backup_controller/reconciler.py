@@ -9,7 +9,8 @@ For a live Backup, each call converges on:
   Backup (``owns: [batch/v1/jobs]`` brings its changes back here);
 * status: ``Progressing`` while the Job runs; once the Job reports success (``succeeded >= 1`` or a
   ``Complete`` condition) ``Ready=True`` and ``observedGeneration``; a ``Failed`` Job gives
-  ``Ready=False`` (bump the spec to run again).
+  ``Ready=False`` (bump the spec to run again); a spec without ``source`` is a ``TerminalError``
+  (``Ready=False``, ``InvalidSpec``; never retried until the spec changes).
 
 Invariant (idempotency by UID): every write is a create of a deterministically named object, and
 ``AlreadyExists`` counts as done, so reconciling twice, concurrently on two replicas during a leader
@@ -26,7 +27,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from controllers import Context, Result
+from controllers import Context, Result, TerminalError
 from controllers.plugins import reconciler_plugin
 from informers.errors import AlreadyExistsError
 
@@ -131,6 +132,11 @@ def backup(options: BackupOptions | None) -> Callable[[Context], Awaitable[Resul
 
     async def apply(ctx: Context) -> Result | None:
         assert ctx.obj is not None
+        source = (ctx.obj.get("spec") or {}).get("source")
+        if not isinstance(source, dict) or not source.get("kind") or not source.get("name"):
+            # The CRD's schema requires it; a retry cannot help until the spec changes.
+            ctx.set_condition("Ready", False, "InvalidSpec", "spec.source needs a kind and a name")
+            raise TerminalError("spec.source needs a kind and a name")
         await ensure_record(ctx)
         status = ctx.obj["status"]
         generation = int(ctx.obj["metadata"]["generation"])
