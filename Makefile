@@ -31,7 +31,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 
 typecheck: $(STAMP)
-	$(PY) -m mypy --strict informers controllers
+	$(PY) -m mypy --strict informers controllers examples/backup-controller/backup_controller
 
 # Lint, type checks, then unit and integration tests (integration tests run against a real etcd + kube-apiserver).
 test: assets lint typecheck
