@@ -11,11 +11,15 @@ Exit codes: 0 success, 1 a runtime failure, 2 bad usage or an invalid config.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
+import threading
+import time
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -25,15 +29,18 @@ from informers import ApiClient, InformerdError, InformerFactory, load_config
 from informers._log import get_logger
 from informers.events import Notification, ObjectAdded, ObjectDeleted, ObjectUpdated
 
-from .config import ConfigFileError, DaemonConfig, config_schema, load_config_file
+from .config import ConfigFileError, DaemonConfig, config_lines, config_schema, load_config_file
 from .daemon import client_config, manager_from_config
 from .logsetup import configure_logging
-from .plugins import discover
+from .manager import Manager
+from .plugins import PluginConfigError, discover
 from .sharding import resolve_shard
 
 __all__ = ["main"]
 
 _log = get_logger("informerd")
+
+_STUCK_THREAD_GRACE = 1.0  # seconds a thread still running plugin code at exit gets to return
 
 
 def _version() -> str:
@@ -129,10 +136,33 @@ def _with_flags(config: DaemonConfig, args: argparse.Namespace) -> DaemonConfig:
     return config.model_copy(update=updates)
 
 
+def _with_lines(error: PluginConfigError, path: str | None) -> ConfigFileError:
+    """The plugin problems of the config file ``path`` as a ``ConfigFileError``, each with its line."""
+    lines: dict[str, int] = {}
+    if path:
+        with contextlib.suppress(OSError):
+            lines = config_lines(Path(path).read_text())
+    problems = [p.model_copy(update={"line": lines.get(p.path)}) for p in error.problems]
+    return ConfigFileError(path or "<config>", problems)
+
+
+def _manager(config: DaemonConfig, path: str | None, **options: Any) -> Manager:
+    try:
+        return manager_from_config(config, **options)
+    except PluginConfigError as exc:
+        raise _with_lines(exc, path) from exc
+
+
 def _run(args: argparse.Namespace) -> int:
     config = _with_flags(_load(args.config), args)
-    shard = resolve_shard(args.total_shards, args.shard)
-    manager = manager_from_config(config, client_config=client_config(config, kubeconfig=args.kubeconfig), shard=shard)
+    try:
+        shard = resolve_shard(args.total_shards, args.shard)
+    except ValueError as exc:
+        print(f"informerd: {exc}", file=sys.stderr)
+        return 2
+    manager = _manager(
+        config, args.config, client_config=client_config(config, kubeconfig=args.kubeconfig), shard=shard
+    )
     _log.info(
         "informerd starting",
         version=_version(),
@@ -141,12 +171,33 @@ def _run(args: argparse.Namespace) -> int:
         handlers=[h.plugin for h in config.handlers],
     )
     manager.run()
+    _exit_past_stuck_threads()
     return 0
+
+
+def _exit_past_stuck_threads() -> None:
+    """Exit now if plugin code still runs on threads the drain abandoned (a sync reconciler or
+    handler that hangs): Python would otherwise wait for them at exit, forever. Everything the
+    daemon owns is closed by now; only the stuck calls are cut off."""
+    stuck = [
+        t.name for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon and t.is_alive()
+    ]
+    if not stuck:
+        return
+    time.sleep(_STUCK_THREAD_GRACE)  # a call that was about to return gets a moment
+    stuck = [
+        t.name for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon and t.is_alive()
+    ]
+    if stuck:
+        _log.warning("exiting with plugin calls still running on threads", threads=len(stuck), names=sorted(set(stuck)))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def _check_config(args: argparse.Namespace) -> int:
     config = _load(args.config)
-    manager_from_config(config, client=object())  # loads and validates every plugin, connects nowhere
+    _manager(config, args.config, client=object())  # loads and validates every plugin, connects nowhere
     print(f"{args.config}: ok ({len(config.reconcilers)} reconciler(s), {len(config.handlers)} handler(s))")
     return 0
 

@@ -34,6 +34,7 @@ __all__ = [
     "RateLimiterSettings",
     "ReconcilerBinding",
     "WatchBinding",
+    "config_lines",
     "config_schema",
     "load_config_file",
     "parse_config",
@@ -244,6 +245,19 @@ def _lines(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], in
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             _lines(item, (*path, index), out)
+
+
+def config_lines(text: str) -> dict[str, int]:
+    """The line of every key and list item of YAML ``text`` by its dotted path (as
+    ``ConfigProblem.path`` writes it: ``reconcilers.0.plugin``); empty if the text is not YAML."""
+    try:
+        node = yaml.compose(text, Loader=_LineLoader)
+    except yaml.YAMLError:
+        return {}
+    lines: dict[tuple[Any, ...], int] = {}
+    if node is not None:
+        _lines(node, (), lines)
+    return {".".join(str(p) for p in path): line for path, line in lines.items()}
 
 
 def parse_config(text: str, source: str = "<config>") -> DaemonConfig:

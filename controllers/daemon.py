@@ -1,7 +1,8 @@
 """From a validated config file to a ready ``Manager``: plugins loaded, bound and registered.
 
 ``manager_from_config`` is what ``informerd run`` does before serving: it loads every plugin the
-config names (failing start-up with a ``PluginError`` naming the entry point and its distribution),
+config names (failing start-up with a ``PluginConfigError`` that lists every binding whose plugin
+could not be loaded, each naming the entry point and its distribution),
 turns the config's settings into the library's options (client, informers, writer, rate limiters,
 predicates by name, ``watches`` mappers exported by the plugin) and registers each reconciler and
 handler on one ``Manager``.
@@ -12,9 +13,6 @@ bad config or plugin never leaves a half-started daemon.
 from __future__ import annotations
 
 import dataclasses
-import functools
-import inspect
-from collections.abc import Callable
 from typing import Any
 
 from informers.config import ClientConfig, load_config
@@ -22,10 +20,10 @@ from informers.informer import InformerOptions
 from informers.resources import Resource
 
 from . import predicates as predicate_module
-from .config import DaemonConfig, RateLimiterSettings, ReconcilerBinding
+from .config import ConfigProblem, DaemonConfig, RateLimiterSettings, ReconcilerBinding
 from .leader import ElectionOptions
 from .manager import Manager
-from .plugins import HANDLERS_GROUP, RECONCILERS_GROUP, LoadedPlugin, PluginError, load_plugin
+from .plugins import HANDLERS_GROUP, RECONCILERS_GROUP, LoadedPlugin, PluginConfigError, PluginError, load_plugin
 from .predicates import Predicate
 from .ratelimit import (
     BucketRateLimiter,
@@ -77,32 +75,6 @@ def _mappers(binding: ReconcilerBinding, plugin: LoadedPlugin) -> dict[Resource 
     return chosen
 
 
-def _counted(manager: Manager, plugin: str, kind: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``fn`` counting its failures in ``informerd_plugin_errors_total{plugin,kind}``; the failure
-    itself still propagates (the worker pool or the handler's listener isolates and logs it)."""
-    if inspect.iscoroutinefunction(fn):
-
-        @functools.wraps(fn)
-        async def counted_async(*args: Any) -> Any:
-            try:
-                return await fn(*args)
-            except Exception:
-                manager.record_plugin_error(plugin, kind)
-                raise
-
-        return counted_async
-
-    @functools.wraps(fn)
-    def counted(*args: Any) -> Any:
-        try:
-            return fn(*args)
-        except Exception:
-            manager.record_plugin_error(plugin, kind)
-            raise
-
-    return counted
-
-
 def _register_reconciler(manager: Manager, binding: ReconcilerBinding) -> None:
     plugin = load_plugin(RECONCILERS_GROUP, binding.plugin, binding.options, binding.permissions)
     predicates: list[Predicate] = [getattr(predicate_module, name) for name in binding.predicates]
@@ -118,7 +90,8 @@ def _register_reconciler(manager: Manager, binding: ReconcilerBinding) -> None:
         rate_limiter=rate_limiter(binding.rate_limiter),
         cache_sync_timeout=binding.cache_sync_timeout,
         name=binding.name,
-    )(_counted(manager, plugin.info.name, "reconcile", plugin.target))
+        plugin=plugin.info.name,
+    )(plugin.target)
 
 
 def manager_from_config(
@@ -155,14 +128,25 @@ def manager_from_config(
         ),
         shard=shard,
     )
-    for binding in config.reconcilers:
-        _register_reconciler(manager, binding)
-    for handler in config.handlers:
-        plugin = load_plugin(HANDLERS_GROUP, handler.plugin, handler.options, handler.permissions)
+    problems: list[ConfigProblem] = []
+    for index, binding in enumerate(config.reconcilers):
+        try:
+            _register_reconciler(manager, binding)
+        except PluginError as exc:
+            problems.append(ConfigProblem(path=f"reconcilers.{index}.plugin", line=None, message=str(exc)))
+    for index, handler in enumerate(config.handlers):
+        try:
+            plugin = load_plugin(HANDLERS_GROUP, handler.plugin, handler.options, handler.permissions)
+        except PluginError as exc:
+            problems.append(ConfigProblem(path=f"handlers.{index}.plugin", line=None, message=str(exc)))
+            continue
         manager.on(
             handler.resource,
             namespace=handler.namespace,
             label_selector=handler.label_selector,
             resync_period=handler.resync_period,
-        )(_counted(manager, plugin.info.name, "handler", plugin.target))
+            plugin=plugin.info.name,
+        )(plugin.target)
+    if problems:  # every binding was tried: the operator fixes them all in one round
+        raise PluginConfigError(problems)
     return manager

@@ -25,6 +25,7 @@ closed.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import os
 import signal
@@ -33,6 +34,7 @@ from typing import Any, TypeVar
 
 import anyio
 import anyio.abc
+import structlog.contextvars
 
 from informers import _bridge
 from informers._log import get_logger
@@ -75,6 +77,7 @@ class _Registration:
     resource: Resource | str
     triggers: list[Trigger]
     options: dict[str, Any]
+    plugin: str | None = None
 
 
 @dataclasses.dataclass
@@ -84,6 +87,7 @@ class _Handler:
     namespace: str | None
     label_selector: str | None
     resync_period: float | None
+    plugin: str | None = None
 
 
 class Manager:
@@ -163,12 +167,15 @@ class Manager:
         rate_limiter: RateLimiter | None = None,
         cache_sync_timeout: float = 120.0,
         name: str | None = None,
+        plugin: str | None = None,
     ) -> Callable[[_F], _F]:
         """Register ``async def fn(ctx: Context)`` (or ``def fn(ctx: BlockingContext)``) as the
         reconciler of ``resource``, keyed by UID. ``owns``: child resources whose controller owner
         is enqueued (``ctx.own(child)`` sets that reference); ``watches``: other resources with a
         mapper from their objects to primary UIDs/objects. ``workers`` (default 1) reconciles run
-        at once; ``timeout`` (seconds, default none) bounds each one; the rest as ``Controller``.
+        at once; ``timeout`` (seconds, default none) bounds each one; ``plugin`` (the daemon's
+        entry point name) is added to every log line of the controller and its failures (errors,
+        timeouts) are counted in ``informerd_plugin_errors_total``; the rest as ``Controller``.
         Returns ``fn`` unchanged."""
         triggers: list[Trigger] = [owns_trigger(r) for r in owns]
         triggers += [watches_trigger(r, mapper) for r, mapper in (watches or {}).items()]
@@ -186,7 +193,7 @@ class Manager:
         def register(fn: _F) -> _F:
             if self._serving:
                 raise ControllerStateError("register reconcilers before the manager starts")
-            self._registrations.append(_Registration(fn, resource, triggers, options))
+            self._registrations.append(_Registration(fn, resource, triggers, options, plugin))
             return fn
 
         return register
@@ -198,15 +205,18 @@ class Manager:
         namespace: str | None = None,
         label_selector: str | None = None,
         resync_period: float | None = None,
+        plugin: str | None = None,
     ) -> Callable[[_F], _F]:
         """Register ``fn(notification)`` (plain or ``async def``) for every notification of
         ``resource``'s shared informer (``ObjectAdded``/``ObjectUpdated``/``ObjectDeleted``). It
-        runs isolated: if it raises, the error is logged and counted and it keeps receiving."""
+        runs isolated: if it raises, the error is logged and counted and it keeps receiving.
+        ``plugin`` (the daemon's entry point name) names the handler in logs and metrics and counts
+        its failures in ``informerd_plugin_errors_total``."""
 
         def register(fn: _F) -> _F:
             if self._serving:
                 raise ControllerStateError("register handlers before the manager starts")
-            self._handlers.append(_Handler(resource, fn, namespace, label_selector, resync_period))
+            self._handlers.append(_Handler(resource, fn, namespace, label_selector, resync_period, plugin))
             return fn
 
         return register
@@ -258,10 +268,10 @@ class Manager:
         name = registration.options.get("name") or default_controller_name(registration.resource)
         hooks: dict[str, Any] = {}
         if self.exporter is not None:
-            hooks = {
-                "metrics": self.exporter.reconcile_metrics(name),
-                "queue_metrics": self.exporter.workqueue_metrics(name),
-            }
+            metrics: Any = self.exporter.reconcile_metrics(name)
+            if registration.plugin is not None:
+                metrics = _PluginFailures(metrics, self.exporter, registration.plugin)
+            hooks = {"metrics": metrics, "queue_metrics": self.exporter.workqueue_metrics(name)}
         if self.shard.enabled:
             hooks["key_filter"] = ShardFilter(self.shard)
         options["name"] = name
@@ -320,10 +330,13 @@ class Manager:
                     informer = await factory.informer(
                         handler.resource, namespace=handler.namespace, label_selector=handler.label_selector
                     )
+                    fn = handler.fn
+                    if handler.plugin is not None:
+                        fn = _count_failures(fn, self, handler.plugin)
                     informer.add_handler(
-                        on_notification=handler.fn,
+                        on_notification=fn,
                         resync_period=handler.resync_period,
-                        name=getattr(handler.fn, "__qualname__", None),
+                        name=handler.plugin or getattr(handler.fn, "__qualname__", None),
                     )
                 _log.info(
                     "manager starting",
@@ -344,9 +357,11 @@ class Manager:
                     writer.close()
 
     async def _run_controllers(self) -> None:
+        if not self._controllers:  # handlers only: they run in the informers; serve until cancelled
+            await anyio.sleep_forever()
         async with anyio.create_task_group() as group:
-            for controller in self._controllers:
-                group.start_soon(controller.run, name=f"controller {controller.name}")
+            for controller, registration in zip(self._controllers, self._registrations, strict=True):
+                group.start_soon(_run_logged, controller, registration.plugin, name=f"controller {controller.name}")
 
     async def _lead(self, factory: InformerFactory, writer: ApiWriter) -> None:
         """Warm every cache, then reconcile only while holding the Lease (controller-runtime's order)."""
@@ -377,6 +392,57 @@ class Manager:
             with serving:
                 await self.serve()
             outer.cancel_scope.cancel()
+
+
+async def _run_logged(controller: Controller, plugin: str | None) -> None:
+    """Run ``controller`` with its plugin's name bound to every log line of it (its workers' tasks
+    and threads inherit the context)."""
+    if plugin is None:
+        await controller.run()
+        return
+    with structlog.contextvars.bound_contextvars(plugin=plugin):
+        await controller.run()
+
+
+class _PluginFailures:
+    """A controller's ``metrics=`` hook that also counts its plugin's failed calls (errors and
+    timeouts alike) in ``informerd_plugin_errors_total{kind="reconcile"}``."""
+
+    __slots__ = ("_exporter", "_inner", "_plugin")
+
+    def __init__(self, inner: Any, exporter: MetricsExporter, plugin: str) -> None:
+        self._inner, self._exporter, self._plugin = inner, exporter, plugin
+
+    def on_reconcile(self, result: str, seconds: float) -> None:
+        if result == "error":
+            self._exporter.record_plugin_error(self._plugin, "reconcile")
+        self._inner.on_reconcile(result, seconds)
+
+
+def _count_failures(fn: Callable[..., Any], manager: Manager, plugin: str) -> Callable[..., Any]:
+    """The handler ``fn`` counting what it raises in ``informerd_plugin_errors_total{kind="handler"}``;
+    the error still propagates (the handler's listener isolates and logs it)."""
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def counted_async(*args: Any) -> Any:
+            try:
+                return await fn(*args)
+            except Exception:
+                manager.record_plugin_error(plugin, "handler")
+                raise
+
+        return counted_async
+
+    @functools.wraps(fn)
+    def counted(*args: Any) -> Any:
+        try:
+            return fn(*args)
+        except Exception:
+            manager.record_plugin_error(plugin, "handler")
+            raise
+
+    return counted
 
 
 async def _unwrap(work: Awaitable[None]) -> None:

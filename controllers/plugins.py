@@ -31,12 +31,14 @@ from pydantic import BaseModel, ValidationError
 
 from informers.errors import InformerdError
 
+from .config import ConfigProblem
 from .triggers import ObjectMapper
 
 __all__ = [
     "HANDLERS_GROUP",
     "RECONCILERS_GROUP",
     "LoadedPlugin",
+    "PluginConfigError",
     "PluginError",
     "PluginInfo",
     "PluginSpec",
@@ -120,6 +122,15 @@ class PluginInfo:
 
 class PluginError(InformerdError):
     """A plugin could not be found, imported, configured or constructed."""
+
+
+class PluginConfigError(PluginError):
+    """Some bindings of a config name plugins that could not be loaded; ``problems`` lists each one
+    with its path in the config (``reconcilers.0.plugin``) and the ``PluginError``'s message."""
+
+    def __init__(self, problems: Sequence[ConfigProblem]) -> None:
+        self.problems = list(problems)
+        super().__init__(f"{len(self.problems)} plugin problem(s):\n" + "\n".join(f"  {p}" for p in self.problems))
 
 
 @dataclass(frozen=True)

@@ -152,6 +152,7 @@ class HandlerRegistration:
         self._synced = _bridge.Flag()
         self._stopped = _bridge.Flag()
         self._discard = False
+        self._busy = False  # a thread is inside the handler (read when a stop abandons it)
         self._delivered = 0
         self._errors = 0
         self._last_error: str | None = None
@@ -279,7 +280,11 @@ class HandlerRegistration:
                 return False
             if step is _STOP:
                 return True
-            self._deliver_one(step)  # type: ignore[arg-type]
+            self._busy = True
+            try:
+                self._deliver_one(step)  # type: ignore[arg-type]
+            finally:
+                self._busy = False
         return False
 
     async def _deliver_async(self) -> bool:
@@ -310,7 +315,9 @@ class HandlerRegistration:
                     if self.mode == "async":
                         done = await self._deliver_async()
                     else:
-                        done = await _bridge.to_thread(self._deliver_batch, limiter=limiter)
+                        # Abandoned on cancellation: a handler that hangs must not hang the
+                        # informer's stop (the thread ends after its current call, see finally).
+                        done = await _bridge.to_thread(self._deliver_batch, limiter=limiter, abandon_on_cancel=True)
                     if done:
                         return
                     continue
@@ -319,6 +326,11 @@ class HandlerRegistration:
                 if not self._buffer:  # pushed between the drain and publishing the waiter?
                     await waiter.wait()
                 self._waiter = None
+        except anyio.get_cancelled_exc_class():
+            self._discard = True  # an abandoned batch delivers nothing more
+            if self._busy:
+                _log.warning("handler still running after its informer stopped; abandoned", handler=self.name)
+            raise
         finally:
             self._waiter = None
             self._stopped.set()

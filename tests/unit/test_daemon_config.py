@@ -15,7 +15,7 @@ import pytest
 
 from controllers.config import ConfigFileError, DaemonConfig, config_schema, load_config_file, parse_config
 from controllers.daemon import manager_from_config, rate_limiter
-from controllers.plugins import HANDLERS_GROUP, RECONCILERS_GROUP, PluginError, discover, load_plugin
+from controllers.plugins import HANDLERS_GROUP, RECONCILERS_GROUP, PluginConfigError, PluginError, discover, load_plugin
 from controllers.ratelimit import MaxWaitRateLimiter
 
 PLUGIN_MODULE = """
@@ -250,3 +250,36 @@ def test_a_binding_must_grant_the_permissions_its_plugin_declares(plugins: Path)
     config = parse_config("reconcilers:\n- {plugin: fake-backup, resource: v1/ConfigMap}\n")
     with pytest.raises(PluginError, match="needs permissions the config does not grant"):
         manager_from_config(config, client=object())
+
+
+def test_every_binding_whose_plugin_fails_is_reported_at_once_with_its_config_path(plugins: Path):
+    config = parse_config(
+        textwrap.dedent("""\
+        reconcilers:
+          - {plugin: broken, name: a, resource: v1/ConfigMap}
+          - {plugin: backup, name: b, resource: v1/ConfigMap,
+             permissions: {batch/v1/jobs: [create, delete], v1/configmaps: [create]}}
+          - {plugin: explodes, name: c, resource: v1/ConfigMap}
+          - {plugin: unmarked, name: d, resource: v1/ConfigMap}
+        handlers:
+          - {plugin: nothing-here, resource: v1/ConfigMap}
+          - {plugin: logger, resource: v1/ConfigMap, options: {verbose: true}}
+        """)
+    )
+    with pytest.raises(PluginConfigError) as info:
+        manager_from_config(config, client=object())
+    problems = {p.path: p.message for p in info.value.problems}
+    assert sorted(problems) == [
+        "handlers.0.plugin",
+        "handlers.1.plugin",
+        "reconcilers.0.plugin",
+        "reconcilers.2.plugin",
+        "reconcilers.3.plugin",
+    ]
+    assert "cannot import" in problems["reconcilers.0.plugin"] and "fakeplugins 1.2" in problems["reconcilers.0.plugin"]
+    assert "failed to start" in problems["reconcilers.2.plugin"]
+    assert "not marked" in problems["reconcilers.3.plugin"]
+    assert "no informerd.handlers plugin named 'nothing-here'" in problems["handlers.0.plugin"]
+    assert "takes no options" in problems["handlers.1.plugin"]
+    assert "5 plugin problem(s)" in str(info.value)
+    assert isinstance(info.value, PluginError)  # callers catching the base class still catch it

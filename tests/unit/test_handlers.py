@@ -195,3 +195,27 @@ async def test_a_raising_handler_is_counted_keeps_receiving_and_disturbs_no_othe
     stats = handler.statistics()
     assert (stats.errors, stats.delivered) == (1, 2) and "handler bug" in (stats.last_error or "")
     assert [name_of(n) for n in others] == ["boom", "fine"]
+
+
+async def test_a_plain_handler_that_hangs_does_not_hang_the_informers_stop() -> None:
+    cluster = FakeCluster()
+    informer = SharedInformer(cluster, CONFIGMAPS, options=FAST)  # type: ignore[arg-type]
+    gate = threading.Event()
+    handled: list[str] = []
+
+    def hangs(note: Notification) -> None:
+        handled.append(name_of(note))
+        gate.wait(30)  # "forever", as far as the stop is concerned
+
+    try:
+        with anyio.fail_after(10):  # before the fix: the stop waited for the handler's thread
+            async with running(informer):
+                handler = informer.add_handler(on_notification=hangs)
+                for i in range(5):
+                    cluster.create(CONFIGMAPS, cm(f"o{i}"))
+                await wait_until_async(lambda: handled == ["o0"] and handler.statistics().pending == 4)
+        assert handler.stopped
+    finally:
+        gate.set()  # the abandoned call returns; the four behind it are dropped, not delivered
+    await anyio.sleep(0.2)
+    assert handled == ["o0"]

@@ -316,3 +316,88 @@ async def test_with_leader_election_only_the_leader_reconciles_and_a_clean_stop_
         await wait_until_async(lambda: "two" in seen["b"])
         group.cancel_scope.cancel()
     assert "two" not in seen["a"]
+
+
+async def test_a_plugins_errors_and_timeouts_are_counted_under_its_name_and_bound_to_its_logs():
+    import structlog
+
+    cluster = cluster_with_widgets()
+    mgr = Manager(client=cluster, informer_options=FAST, metrics_bind_address="127.0.0.1:0")
+    plugins_seen: list[object] = []
+
+    @mgr.reconcile(WIDGETS, name="raising", plugin="raiser", label_selector="kind=raise")
+    async def raising(ctx: Context) -> None:
+        plugins_seen.append(structlog.contextvars.get_contextvars().get("plugin"))
+        raise RuntimeError("plugin bug")
+
+    @mgr.reconcile(WIDGETS, name="hanging", plugin="hanger", label_selector="kind=hang", timeout=0.05)
+    async def hanging(ctx: Context) -> None:
+        await anyio.sleep_forever()
+
+    @mgr.reconcile(WIDGETS, name="plain", label_selector="kind=fine")
+    async def plain(ctx: Context) -> None:
+        plugins_seen.append(structlog.contextvars.get_contextvars().get("plugin"))
+
+    @mgr.on("v1/ConfigMap", plugin="bad-handler")
+    def handler(note: Notification) -> None:
+        raise ValueError("handler bug")
+
+    def labelled(name: str, kind: str) -> dict[str, Any]:
+        obj = widget(name)
+        obj["metadata"]["labels"] = {"kind": kind}
+        return obj
+
+    async def body() -> None:
+        cluster.create(WIDGETS, labelled("r", "raise"))
+        cluster.create(WIDGETS, labelled("h", "hang"))
+        cluster.create(WIDGETS, labelled("f", "fine"))
+        cluster.create("v1/configmaps", {"metadata": {"name": "c", "namespace": "ns"}})
+        assert mgr.exporter is not None
+
+        def errors() -> dict[tuple[str, str], int]:
+            assert mgr.exporter is not None
+            return dict(mgr.exporter._plugin_errors)
+
+        await wait_until_async(
+            lambda: (
+                errors().get(("raiser", "reconcile"), 0) >= 2
+                and errors().get(("hanger", "reconcile"), 0) >= 2
+                and errors().get(("bad-handler", "handler"), 0) >= 1
+                and None in plugins_seen
+            )
+        )
+        by_name = {c.name: c.statistics().workers for c in mgr.controllers}
+        assert by_name["hanging"].timeouts_total >= 2
+        assert by_name["plain"].error_total == 0
+        assert {k for k in errors() if k[0] not in ("raiser", "hanger", "bad-handler")} == set()
+        status, text = await _get(mgr.servers["metrics"], "/metrics")
+        assert status == 200 and 'informerd_plugin_errors_total{kind="handler",plugin="bad-handler"} 1.0' in text
+        assert "informerd_handler_errors_total{" in text and 'handler="bad-handler"' in text
+
+    await serving(mgr, body)
+    assert set(plugins_seen) == {"raiser", None}  # bound for the plugin's controller only
+
+
+async def test_a_manager_with_handlers_only_serves_until_cancelled():
+    cluster = cluster_with_widgets()
+    mgr = Manager(client=cluster, informer_options=FAST)
+    seen: list[str] = []
+
+    @mgr.on("v1/ConfigMap")
+    def note(notification: Notification) -> None:
+        seen.append(type(notification).__name__)
+
+    finished = anyio.Event()
+
+    async def serve() -> None:
+        await mgr.serve()
+        finished.set()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(serve)
+        await wait_until_async(lambda: mgr.factory is not None and all(i.has_synced() for i in mgr.factory.informers))
+        await anyio.sleep(0.2)
+        assert not finished.is_set()  # before the fix it returned as soon as it had started
+        cluster.create("v1/configmaps", {"metadata": {"name": "late", "namespace": "ns"}})
+        await wait_until_async(lambda: seen == ["ObjectAdded"])
+        group.cancel_scope.cancel()
