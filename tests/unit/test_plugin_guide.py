@@ -16,6 +16,7 @@ from typing import Any
 
 import anyio
 import pytest
+import structlog
 
 from controllers import plugins
 from controllers.config import parse_config
@@ -31,8 +32,11 @@ FAKE_TESTS = "tests/test_greeting.py"
 
 @pytest.fixture
 def guide(tmp_path: Path) -> Iterator[dict[str, ModuleType]]:
+    configured = structlog.is_configured()
     with imported_samples(GUIDE.read_text(), tmp_path, "greeting_plugin") as modules:
         yield modules
+    if not configured:  # capture_logs() leaves structlog "configured" (printing) behind it
+        structlog.reset_defaults()
 
 
 @pytest.fixture
