@@ -150,3 +150,40 @@ def test_the_console_format_shows_bound_fields_as_key_value(monkeypatch: pytest.
     inside, outside = buffer.getvalue().splitlines()
     assert "inside" in inside and "controller=widgets" in inside and "uid=u-1" in inside
     assert "outside" in outside and "controller=" not in outside and "{" not in inside
+
+
+async def test_a_traceback_in_the_json_logs_carries_no_local_variables(json_log: io.StringIO):
+    """structlog's dict tracebacks show every frame's locals by default: a reconciler holding a
+    Secret's data (and the worker's frames holding the object) would leak it into the logs."""
+    marker = "sup3r-s3cr3t-value"
+    cluster = FakeCluster()
+    cluster.create("v1/secrets", {"metadata": {"name": "s", "namespace": "ns"}, "stringData": {"k": marker}})
+    mgr = Manager(client=cluster, name="leak-test", informer_options=FAST)
+    calls: list[int] = []
+
+    @mgr.reconcile("v1/secrets")
+    def reconcile(ctx: BlockingContext) -> None:
+        calls.append(1)
+        password = ctx.obj["data"]["k"] if ctx.obj else None  # a local holding Secret data
+        raise RuntimeError(f"a bug (password is {type(password).__name__})")
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(mgr.serve)
+        await wait_until_async(lambda: len(calls) >= 2)
+        group.cancel_scope.cancel()
+    try:
+        secret_value = marker
+        raise KeyError("boom")
+    except KeyError:
+        logging.getLogger("user.stdlib").exception("stdlib failure")
+        structlog.get_logger("user.code").exception("structlog failure")
+    assert secret_value
+    records = lines(json_log)
+    failed = [r for r in records if r["event"] == "reconcile failed; requeued with backoff"]
+    assert failed and failed[0]["exception"][0]["frames"], failed
+    assert any(r["event"] == "stdlib failure" and "KeyError" in str(r["exception"]) for r in records)
+    text = json_log.getvalue()
+    import base64
+
+    assert marker not in text and base64.b64encode(marker.encode()).decode() not in text
+    assert '"locals"' not in text
