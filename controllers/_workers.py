@@ -23,8 +23,8 @@ two calls never reconcile one key at the same time.
 
 from __future__ import annotations
 
+import random
 import threading
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -52,6 +52,9 @@ __all__ = [
 ]
 
 _log = get_logger(__name__)
+# Reconcile ids only need to tell calls apart in the logs: 64 random bits from a generator seeded
+# once from the OS cost ~0.5 us, where str(uuid.uuid4()) costs 5-12 us on every call.
+_IDS = random.Random()
 
 _Resolver = Callable[[Request], RawObject | None]
 
@@ -274,7 +277,7 @@ class WorkerPool:
             deadline=None if timeout is None else started + timeout,
             clock=self._clock,
             resource=self.resource,
-            reconcile_id=str(uuid.uuid4()),
+            reconcile_id=f"{_IDS.getrandbits(64):016x}",
         )
         call = _Call(request, ctx, started)
         self._inflight[request] = call

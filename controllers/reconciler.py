@@ -89,7 +89,7 @@ class ReconcileContext:
         self.controller = controller
         #: The primary resource (``"apps/v1/deployments"``; log field); default ``request.kind``.
         self.resource = resource or request.kind
-        #: Names this one call in the logs (a UUID, as controller-runtime's ``reconcileID``).
+        #: Names this one call in the logs (16 random hex digits; controller-runtime's ``reconcileID``).
         self.reconcile_id = reconcile_id
         #: Failures of this key since it last succeeded (0 on a first try): the rate limiter's
         #: ``num_requeues`` when the call began.
