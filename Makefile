@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv assets lint format typecheck test test-unit test-integration demo bench clean
+.PHONY: venv assets lint format typecheck test test-unit test-integration demo bench docs clean
 
 # The example plugin package (examples/backup-controller) is installed too: the daemon's tests and demo use it.
 $(STAMP): setup.cfg setup.py pyproject.toml examples/backup-controller/pyproject.toml
@@ -54,6 +54,10 @@ bench: assets
 	$(PY) bench/store_forms.py
 	$(PY) bench/informer_sync.py
 	$(PY) bench/metrics_scrape.py
+
+# docs/reference.md is generated from the config model, the CLI and the metrics collector (a unit test checks it).
+docs: $(STAMP)
+	$(PY) -m controllers._reference docs/reference.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info
