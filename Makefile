@@ -7,10 +7,12 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: venv assets lint format typecheck test test-unit test-integration demo bench clean
 
-$(STAMP): setup.cfg setup.py pyproject.toml
+# The example plugin package (examples/backup-controller) is installed too: the daemon's tests and demo use it.
+$(STAMP): setup.cfg setup.py pyproject.toml examples/backup-controller/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -e '.[dev]'
+	$(PIP) install --quiet -e examples/backup-controller
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -41,9 +43,9 @@ test-unit: $(STAMP)
 test-integration: assets
 	$(PY) -m pytest -p no:cacheprovider -m integration tests
 
-# A local control plane plus a watch printing events for the objects it creates.
+# A local control plane, the example Backup CRD and `informerd run` reconciling Backups, then a clean SIGTERM.
 demo: assets
-	$(PY) -m informers.testing demo
+	$(PY) -m backup_controller.demo
 
 # Measurements (minutes; figures and how to read them in bench/README.md). Not part of `make test`.
 bench: assets
