@@ -73,3 +73,15 @@ def test_default_config_is_a_valid_daemon_config():
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     config = DaemonConfig.model_validate(values["config"])
     assert [r.plugin for r in config.reconcilers] == ["backup"]
+
+
+def test_default_config_is_the_example_backup_controller_config():
+    """The chart sets the bind addresses itself (flags from its ports); everything else is the example's."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    example = yaml.safe_load((ROOT / "examples" / "backup-controller" / "config.yaml").read_text())
+    for managed in ("metricsBindAddress", "healthProbeBindAddress"):
+        example.pop(managed)
+    assert values["config"] == example
+    assert values["rbac"]["permissionNamespaces"] == {
+        "v1/configmaps": [example["reconcilers"][0]["options"]["recordNamespace"]]
+    }
