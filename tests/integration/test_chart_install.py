@@ -66,7 +66,7 @@ def _apply_crds(plane: ControlPlane, documents: list[dict[str, Any]]) -> None:
         path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd['metadata']['name']}"
 
         def established(path: str = path) -> bool:
-            conditions = plane.request_json("GET", path).get("status", {}).get("conditions", [])
+            conditions = (plane.request_json("GET", path).get("status") or {}).get("conditions") or []
             return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
 
         wait_for(established, 30, f"{path} established", interval=0.2)
