@@ -16,13 +16,12 @@ from typing import Any
 import pytest
 import urllib3
 import yaml
-from backup_controller.kit import DaemonProcess, backup_manifest, install_crd, succeed_job
+from backup_controller.kit import DaemonProcess, backup_manifest, install_crd, succeed_job, wait_for
 from backup_controller.names import record_name
 
 from informers.testing import ControlPlane
 
 from .chart_support import CHART, helm
-from .support import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -102,6 +101,9 @@ def install(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactor
         ns: control_plane.request_json("GET", f"{RBAC}/namespaces/{ns}/roles/{FULLNAME}")
         for ns in (watched, records, release_ns)
     }
+    # In the pod the Lease's namespace comes from the ServiceAccount's namespace file; here from POD_NAMESPACE.
+    env = pytest.MonkeyPatch()
+    env.setenv("POD_NAMESPACE", release_ns)
     yield Install(
         control_plane,
         watched,
@@ -114,6 +116,7 @@ def install(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactor
         workdir,
         roles,
     )
+    env.undo()
     helm("uninstall", RELEASE, "-n", release_ns, kubeconfig=admin, home=home)
 
 
