@@ -275,3 +275,4 @@ def test_every_generated_rule_is_needed(install: Install):
     assert len(rules) == 7, rules  # 4 in the watched namespace, 1 for records, 2 for the Lease
     failures = {f"{ns}: {rule}": _failure_without(install, n, ns, i) for n, (ns, i, rule) in enumerate(rules)}
     assert len(failures) == len(rules)
+    print("\n".join(f"{k}\n    -> {v[:400]}" for k, v in failures.items()))
