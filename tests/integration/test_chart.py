@@ -109,6 +109,19 @@ def test_two_replicas_turn_leader_election_on_with_lease_rules_in_the_release_na
     assert roles == {**DEFAULT_RULES, "informerd": LEADER_RULES}
 
 
+def test_chart_readme_lists_the_rules_rendered_for_the_default_values(home):
+    objects = render(home, "--set", "replicaCount=2")
+    rows = []
+    for role in find(objects, "Role"):
+        for groups, resource, verbs in rules_of(role):
+            quoted = ", ".join(f'"{g}"' for g in groups)
+            rows.append(f"| {role['metadata']['namespace']} | `{quoted}` | {resource} | {', '.join(verbs)} |")
+    readme = (CHART / "README.md").read_text()
+    section = readme.split("| Role in | API groups | Resource | Verbs |\n| --- | --- | --- | --- |\n", 1)[1]
+    table = section.split("\n\n", 1)[0].splitlines()
+    assert sorted(rows) == sorted(table)
+
+
 def test_namespaced_values_put_every_rule_in_one_role(home):
     objects = render(home, "-f", str(CHART / "ci" / "namespaced-values.yaml"))
     assert not find(objects, "ClusterRole") and not find(objects, "ClusterRoleBinding")
