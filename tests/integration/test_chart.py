@@ -155,6 +155,27 @@ def test_cluster_wide_values_use_a_cluster_role_and_keep_leases_namespaced(home)
     assert rules_of(one(objects, "Role", "informerd")) == LEADER_RULES
 
 
+def test_resources_written_as_kinds_or_with_subresources_map_to_rbac_names(home, tmp_path):
+    forms = {
+        "example.com/v1/Policy": (("example.com",), "policies"),
+        "example.com/v1/Gateway/status": (("example.com",), "gateways/status"),
+        "Ingress": (("networking.k8s.io",), "ingresses"),
+        "NetworkPolicy": (("networking.k8s.io",), "networkpolicies"),
+        "v1/Endpoints": (("",), "endpoints"),
+        "apps/v1/Deployment": (("apps",), "deployments"),
+        "v1/pods/log": (("",), "pods/log"),
+        "storage.k8s.io/v1/StorageClass": (("storage.k8s.io",), "storageclasses"),
+    }
+    handlers = [{"plugin": "event-log", "resource": r} for r in forms]
+    values = tmp_path / "forms.yaml"
+    values.write_text(yaml.safe_dump({"config": {"namespace": "apps", "handlers": handlers}}))
+    objects = render(home, "-f", str(values))
+    namespaced = {(g, r) for g, r, _ in rules_of(one(objects, "Role", "apps"))}
+    cluster = {(g, r) for g, r, _ in rules_of(one(objects, "ClusterRole"))}
+    assert cluster == {(("storage.k8s.io",), "storageclasses")}  # cluster-scoped: never in a Role
+    assert set(forms.values()) - cluster <= namespaced
+
+
 def test_no_rendered_rule_has_a_wildcard(home):
     for options in ([], *(["-f", str(v)] for v in CI_VALUES)):
         for role in [o for o in render(home, *options) if o["kind"] in ("Role", "ClusterRole")]:

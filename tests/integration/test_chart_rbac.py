@@ -48,8 +48,7 @@ class Install:
         return f"/apis/backup.informerd.dev/v1/namespaces/{ns or self.watched}/backups"
 
     def daemon(self, name: str) -> DaemonProcess:
-        # What the chart's Deployment sets through INFORMERD_LEADER_ELECT with replicaCount 2.
-        return DaemonProcess(self.config, self.kubeconfig, self.workdir, name=name, args=["--leader-elect"])
+        return DaemonProcess(self.config, self.kubeconfig, self.workdir, name=name)
 
     def as_daemon(self, method: str, path: str, body: Any = None) -> int:
         """One request with the ServiceAccount's token; returns the HTTP status."""
@@ -101,8 +100,17 @@ def install(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactor
         ns: control_plane.request_json("GET", f"{RBAC}/namespaces/{ns}/roles/{FULLNAME}")
         for ns in (watched, records, release_ns)
     }
-    # In the pod the Lease's namespace comes from the ServiceAccount's namespace file; here from POD_NAMESPACE.
+    # The daemon runs with the environment the installed Deployment gives its container (the bind
+    # addresses aside: DaemonProcess picks free ports); in the pod the Lease's namespace comes from the
+    # ServiceAccount's namespace file, here from POD_NAMESPACE.
+    deployment = control_plane.request_json("GET", f"/apis/apps/v1/namespaces/{release_ns}/deployments/{FULLNAME}")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    chart_env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    assert chart_env["INFORMERD_LEADER_ELECT"] == "true"  # replicaCount 2
     env = pytest.MonkeyPatch()
+    for name, value in chart_env.items():
+        if name.startswith("INFORMERD_") and not name.endswith("_BIND_ADDRESS"):
+            env.setenv(name, value)
     env.setenv("POD_NAMESPACE", release_ns)
     yield Install(
         control_plane,
