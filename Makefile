@@ -7,10 +7,12 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: venv assets lint format typecheck test test-unit test-integration demo bench clean
 
-$(STAMP): setup.cfg setup.py pyproject.toml
+# The example plugin package (examples/backup-controller) is installed too: the daemon's tests and demo use it.
+$(STAMP): setup.cfg setup.py pyproject.toml examples/backup-controller/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -e '.[dev]'
+	$(PIP) install --quiet -e examples/backup-controller
 	touch $(STAMP)
 
 venv: $(STAMP)
