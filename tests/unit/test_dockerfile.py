@@ -121,11 +121,13 @@ def _find_key(data: Any, key: str) -> list[Any]:
 def test_chart_mounts_the_config_and_runs_as_the_image_user() -> None:
     """Once the chart is on this branch, its values and templates must agree with the constants above."""
     values = yaml.safe_load((CHART / "values.yaml").read_text())
-    users = _find_key(values, "runAsUser")
+    users = _find_key(values, "runAsUser") + _find_key(values, "runAsGroup")
     assert users and all(u == RUN_AS_USER for u in users), users
     templates = "\n".join(p.read_text() for p in sorted((CHART / "templates").rglob("*")) if p.is_file())
     mounts = re.findall(r"mountPath:\s*[\"']?([^\"'\s}]+)", templates)
     assert str(Path(CONFIG_PATH).parent) in mounts, mounts
+    configs = re.findall(r"[\"']--config[\"'],\s*[\"']([^\"']+)[\"']", templates)  # args: ["run", "--config", ...]
+    assert all(c == CONFIG_PATH for c in configs), configs
 
 
 def test_dockerignore_keeps_the_build_inputs_and_drops_the_rest() -> None:
