@@ -9,11 +9,9 @@ about and staying silent on healthy ones."""
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +25,11 @@ from informers.config import load_config
 from informers.errors import InformerdError
 from informers.resources import Resource
 from informers.testing import ControlPlane, MissingBinaryError, find_promtool
-from tests.promql_names import Refs, declared_names, grafana_variable_refs, promql_refs
+from tests.monitoring import RULES, alert_queries, alert_rules, dashboard_queries
+from tests.promql_names import declared_names
 
 pytestmark = pytest.mark.integration
 
-CHART = Path(__file__).resolve().parents[2] / "charts" / "informerd"
-DASHBOARD = CHART / "dashboards" / "informerd.json"
-RULES = CHART / "alerts" / "rules.yaml"
 CONFIGMAPS = Resource("", "v1", "configmaps", "ConfigMap", True)
 # Labels Prometheus attaches to every series of a target (Kubernetes service discovery and the
 # ServiceMonitor's relabelling), so the daemon never exports them itself.
@@ -48,33 +44,6 @@ def promtool() -> Path:
         return find_promtool()
     except MissingBinaryError as exc:
         pytest.fail(str(exc), pytrace=False)
-
-
-def panels(items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    for panel in items:
-        yield panel
-        yield from panels(panel.get("panels", []))  # rows may nest their panels
-
-
-def dashboard_queries() -> dict[str, Refs]:
-    board = json.loads(DASHBOARD.read_text())
-    out: dict[str, Refs] = {}
-    for panel in panels(board["panels"]):
-        for target in panel.get("targets", []):
-            out[f"panel {panel['title']!r} {target['refId']}: {target['expr']}"] = promql_refs(target["expr"])
-    for variable in board["templating"]["list"]:
-        if variable["type"] == "query":
-            query = variable["query"]["query"] if isinstance(variable["query"], dict) else variable["query"]
-            out[f"variable {variable['name']}: {query}"] = grafana_variable_refs(query)
-    return out
-
-
-def alert_rules() -> list[dict[str, Any]]:
-    return [rule for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]]
-
-
-def alert_queries() -> dict[str, Refs]:
-    return {f"alert {rule['alert']}: {rule['expr']}": promql_refs(rule["expr"]) for rule in alert_rules()}
 
 
 def scrape_running_manager(plane: ControlPlane, namespace: str) -> str:
@@ -172,35 +141,6 @@ def test_every_query_names_only_exported_metrics_and_labels(scrape: str, source:
         if strange:
             problems.append(f"{where}: labels not on these series: {', '.join(strange)}")
     assert not problems, "\n".join(problems)
-
-
-def test_dashboard_covers_the_standard_metrics_and_variables() -> None:
-    named = set().union(*(refs.metrics for refs in dashboard_queries().values()))
-    for metric in (
-        "controller_runtime_reconcile_total",
-        "controller_runtime_reconcile_errors_total",
-        "controller_runtime_reconcile_time_seconds_bucket",
-        "workqueue_depth",
-        "workqueue_queue_duration_seconds_bucket",
-        "workqueue_retries_total",
-        "informerd_informer_watch_restarts_total",
-        "informerd_informer_relists_total",
-        "informerd_informer_cached_objects",
-        "rest_client_requests_total",
-        "rest_client_request_duration_seconds_bucket",
-        "informerd_client_throttle_seconds_total",
-        "leader_election_master_status",
-    ):
-        assert metric in named, metric
-    board = json.loads(DASHBOARD.read_text())
-    variables = {v["name"]: v for v in board["templating"]["list"]}
-    assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
-    assert {"namespace", "pod"} <= variables.keys()
-    for panel in panels(board["panels"]):
-        if panel["type"] != "row":
-            assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
-            for target in panel["targets"]:
-                assert '"$namespace"' in target["expr"] and '"$pod"' in target["expr"], target["expr"]
 
 
 def test_promtool_accepts_the_rules() -> None:
