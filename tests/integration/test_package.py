@@ -20,6 +20,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import yaml
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]  # a cold pip cache downloads every dependency
 
@@ -154,10 +155,42 @@ def test_informerd_plugins_lists_the_example_with_distribution_and_version(insta
     ), text
 
 
-def test_informerd_check_config_loads_the_example_config(installed: Path, tmp_path: Path) -> None:
+def configs() -> dict[str, str]:
+    """The example's config file and, once the chart is on this branch, the chart's default ``config``."""
+    out = {"example": (PLUGIN / "config.yaml").read_text()}
+    values = ROOT / "charts" / "informerd" / "values.yaml"
+    if values.exists():
+        out["chart-default"] = yaml.safe_dump(yaml.safe_load(values.read_text())["config"])
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(configs()))
+def test_informerd_check_config_loads_the_plugins_of_the_config(installed: Path, tmp_path: Path, name: str) -> None:
+    text = configs()[name]
     config = tmp_path / "config.yaml"
-    config.write_text((PLUGIN / "config.yaml").read_text())  # outside the checkout, as a ConfigMap mount is
+    config.write_text(text)  # outside the checkout, as a ConfigMap mount is
+    parsed = yaml.safe_load(text)
     out = informerd(installed, "check-config", "--config", str(config))
-    assert out.strip() == f"{config}: ok (1 reconciler(s), 1 handler(s))"
+    counts = f"{len(parsed.get('reconcilers', []))} reconciler(s), {len(parsed.get('handlers', []))} handler(s)"
+    assert out.strip() == f"{config}: ok ({counts})"
+    assert {r["plugin"] for r in parsed.get("reconcilers", [])} <= {"backup"}  # what this venv has installed
+
+
+def test_a_config_naming_a_missing_plugin_fails_check_config(installed: Path, tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("reconcilers:\n  - plugin: not-installed\n    resource: v1/configmaps\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("INFORMERD_")}
+    done = subprocess.run(
+        [str(installed / "bin" / "informerd"), "check-config", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode != 0 and "not-installed" in done.stdout + done.stderr, done
+
+
+def test_informerd_config_schema(installed: Path) -> None:
     schema = json.loads(informerd(installed, "config-schema"))
     assert schema["title"] == "informerd daemon configuration"
