@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv assets lint format typecheck test test-unit test-integration demo bench clean
+.PHONY: venv assets lint format typecheck test test-unit test-integration demo bench chart clean
 
 # The example plugin package (examples/backup-controller) is installed too: the daemon's tests and demo use it.
 $(STAMP): setup.cfg setup.py pyproject.toml examples/backup-controller/pyproject.toml
@@ -54,6 +54,10 @@ bench: assets
 	$(PY) bench/store_forms.py
 	$(PY) bench/informer_sync.py
 	$(PY) bench/metrics_scrape.py
+
+# Regenerates the chart's values.schema.json (from `informerd config-schema`) and its README values table.
+chart: $(STAMP)
+	$(PY) -m tools.chartgen
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -91,6 +91,18 @@ def test_pod_is_hardened_probed_and_wired_to_its_ports(home):
     assert c["resources"]["requests"] and c["resources"]["limits"]["memory"]
 
 
+def test_rbac_and_service_account_can_be_left_to_the_user(home):
+    objects = render(
+        home, "--set", "rbac.create=false", "--set", "serviceAccount.create=false", "--set", "serviceAccount.name=ops"
+    )
+    assert not [
+        o
+        for o in objects
+        if o["kind"] in ("Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "ServiceAccount")
+    ]
+    assert one(objects, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "ops"
+
+
 def test_config_change_changes_the_checksum_annotation(home):
     def checksum(*options: str) -> str:
         d = one(render(home, *options), "Deployment")
