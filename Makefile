@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv assets lint format typecheck test test-unit test-integration demo bench docs clean
+.PHONY: venv assets lint format typecheck test test-unit test-integration demo bench docs chart clean
 
 # The example plugin package (examples/backup-controller) is installed too: the daemon's tests and demo use it.
 $(STAMP): setup.cfg setup.py pyproject.toml examples/backup-controller/pyproject.toml
@@ -58,6 +58,10 @@ bench: assets
 # docs/reference.md is generated from the config model, the CLI and the metrics collector (a unit test checks it).
 docs: $(STAMP)
 	$(PY) -m controllers._reference docs/reference.md
+
+# Regenerates the chart's values.schema.json (from `informerd config-schema`) and its README values table.
+chart: $(STAMP)
+	$(PY) -m tools.chartgen
 
 clean:
 	rm -rf $(VENV) build *.egg-info
