@@ -46,6 +46,12 @@ def promtool() -> Path:
         pytest.fail(str(exc), pytrace=False)
 
 
+def fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        text: str = answer.read().decode()
+        return text
+
+
 def scrape_running_manager(plane: ControlPlane, namespace: str) -> str:
     """The ``/metrics`` text of a leading Manager that has reconciled, failed once and recorded Events."""
     for name in ("good", "bad"):
@@ -92,8 +98,7 @@ def scrape_running_manager(plane: ControlPlane, namespace: str) -> str:
                 while not reconciled() or len(seen) < 2:
                     await anyio.sleep(0.1)
             url = f"http://127.0.0.1:{mgr.servers['metrics']}/metrics"
-            with urllib.request.urlopen(url, timeout=10) as answer:
-                body: str = answer.read().decode()
+            body = await anyio.to_thread.run_sync(fetch, url)  # the server runs on this loop
             group.cancel_scope.cancel()
         return body
 
