@@ -307,7 +307,7 @@ def test_alerts_fire_on_what_they_describe_and_not_on_healthy_series(tmp_path: P
                         "alertname": "InformerdReconcileErrorsRising",
                         "exp_alerts": [expected("InformerdReconcileErrorsRising", bad, "50%")],
                     },
-                    {"eval_time": "12m", "alertname": "InformerdWatchStalled", "exp_alerts": []},
+                    {"eval_time": "18m", "alertname": "InformerdWatchStalled", "exp_alerts": []},
                     {
                         "eval_time": "30m",
                         "alertname": "InformerdWatchStalled",
