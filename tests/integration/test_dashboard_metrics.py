@@ -1,7 +1,8 @@
 """The chart's Grafana dashboard and alert rules query only what the daemon exports.
 
-A Manager (leader election on, a controller and a notification handler) runs against the real
-apiserver and serves ``/metrics``; every metric named by a dashboard query, a dashboard variable
+The daemon itself (``informerd run`` with the example backup-controller config: a reconciler and a
+handler plugin, leader election on) runs against the real apiserver, fails some reconciles and
+then succeeds, and serves ``/metrics``; every metric named by a dashboard query, a dashboard variable
 or an alert expression must be declared in that scrape, and every label they select or group by
 must be on those series (or be one Prometheus attaches to the target). ``promtool check rules``
 accepts the rule file, and ``promtool test rules`` shows each alert firing on the series it is
@@ -9,28 +10,33 @@ about and staying silent on healthy ones."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import signal
 import subprocess
+import sys
+import threading
+import time
 import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import anyio
+import orjson
 import pytest
 import yaml
+from backup_controller import BACKUPS, crd
 from prometheus_client.parser import text_string_to_metric_families
 
-from controllers import Context, Manager
-from informers.config import load_config
-from informers.errors import InformerdError
-from informers.resources import Resource
 from informers.testing import ControlPlane, MissingBinaryError, find_promtool
 from tests.monitoring import RULES, alert_queries, alert_rules, dashboard_queries
 from tests.promql_names import declared_names
 
 pytestmark = pytest.mark.integration
 
-CONFIGMAPS = Resource("", "v1", "configmaps", "ConfigMap", True)
+PLUGIN = Path(__file__).resolve().parents[2] / "examples" / "backup-controller"
+CRD = "backups.backup.informerd.dev"
 # Labels Prometheus attaches to every series of a target (Kubernetes service discovery and the
 # ServiceMonitor's relabelling), so the daemon never exports them itself.
 TARGET_LABELS = frozenset({"namespace", "pod", "job", "instance", "service", "container", "endpoint"})
@@ -46,68 +52,152 @@ def promtool() -> Path:
         pytest.fail(str(exc), pytrace=False)
 
 
-def scrape_running_manager(plane: ControlPlane, namespace: str) -> str:
-    """The ``/metrics`` text of a leading Manager that has reconciled, failed once and recorded Events."""
-    for name in ("good", "bad"):
-        plane.request_json("POST", CONFIGMAPS.path(namespace), {"metadata": {"name": name}, "data": {"k": name}})
-    mgr = Manager(
-        load_config(str(plane.admin_kubeconfig)),
-        namespace=namespace,
-        name="dashboard-test",
-        metrics_bind_address="127.0.0.1:0",
-        health_probe_bind_address="0",
-        leader_election=True,
-        leader_election_namespace=namespace,
+_T = TypeVar("_T")
+
+
+def wait_for(get: Callable[[], _T | None], timeout: float, what: str) -> _T:
+    """The first truthy value of ``get()`` within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (got := get()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.1)
+    return got
+
+
+def fetch(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            return answer.status, answer.read().decode()
+    except OSError as exc:
+        return 0, str(exc)
+
+
+class Daemon:
+    """``informerd run`` as a child process, its JSON log lines collected by a thread."""
+
+    def __init__(self, *args: str) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("INFORMERD_")}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "controllers.cli", "run", *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        self.logs: list[dict[str, Any]] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            with contextlib.suppress(ValueError):
+                self.logs.append(orjson.loads(line))
+
+    def metrics_url(self) -> str | None:
+        for entry in list(self.logs):
+            if entry.get("event") == "serving" and entry.get("server") == "metrics":
+                return f"{entry['address']}/metrics"
+        return None
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(60)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self._reader.join(10)
+
+
+def value(scrape: str, name: str, **labels: str) -> float:
+    want = set(labels.items())
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(scrape)
+        for sample in family.samples
+        if sample.name == name and want <= set(sample.labels.items())
     )
-    seen: list[object] = []
 
-    @mgr.reconcile(CONFIGMAPS, workers=2, timeout=30)
-    async def reconcile(ctx: Context) -> None:
-        if ctx.obj is None:
-            return
-        ctx.event("Seen", "seen by the dashboard test")
-        if ctx.name == "bad":  # a write the server refuses: a writer error and a reconcile error
-            try:
-                await ctx.api(CONFIGMAPS).create(
-                    {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "good"}}
-                )
-            except InformerdError:
-                mgr.record_plugin_error("dashboard-test", "reconcile")  # as the daemon's plugin wrapper does
-                raise
 
-    @mgr.on(CONFIGMAPS)
-    def handler(note: object) -> None:
-        seen.append(note)
-
-    def reconciled() -> bool:
-        if mgr.elector is None or not mgr.elector.is_leader() or not mgr.controllers or mgr.recorder is None:
-            return False
-        workers = mgr.controllers[0].statistics().workers
-        return workers.success_total >= 1 and workers.error_total >= 1 and mgr.recorder.statistics().created >= 1
-
-    async def main() -> str:
-        async with anyio.create_task_group() as group:
-            group.start_soon(mgr.serve)
-            with anyio.fail_after(90):
-                while not reconciled() or len(seen) < 2:
-                    await anyio.sleep(0.1)
-            url = f"http://127.0.0.1:{mgr.servers['metrics']}/metrics"
-            with urllib.request.urlopen(url, timeout=10) as answer:
-                body: str = answer.read().decode()
-            group.cancel_scope.cancel()
-        return body
-
-    return anyio.run(main)
+def scrape_running_daemon(plane: ControlPlane, namespace: str, records: str, tmp: Path) -> str:
+    """The ``/metrics`` text of ``informerd run`` with the example backup-controller config (its
+    reconciler and handler plugins), leading its Lease, after its reconciles failed (the record
+    namespace did not exist yet: writer, reconcile and plugin errors) and then succeeded."""
+    config = yaml.safe_load((PLUGIN / "config.yaml").read_text())
+    config["namespace"] = namespace
+    config["reconcilers"][0]["options"]["recordNamespace"] = records
+    path = tmp / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    daemon = Daemon(
+        "--config",
+        str(path),
+        "--kubeconfig",
+        str(plane.admin_kubeconfig),
+        "--metrics-bind-address",
+        "127.0.0.1:0",
+        "--health-probe-bind-address",
+        "0",
+        "--leader-elect",
+        "--leader-election-namespace",
+        namespace,
+    )
+    try:
+        for name in ("nightly", "weekly"):
+            body = {
+                "apiVersion": "backup.informerd.dev/v1",
+                "kind": "Backup",
+                "metadata": {"name": name},
+                "spec": {"source": {"kind": "ConfigMap", "name": name}},
+            }
+            plane.request_json("POST", BACKUPS.path(namespace), body)
+        url = wait_for(daemon.metrics_url, 60, "the daemon's metrics server")
+        wait_for(
+            lambda: (
+                daemon.proc.poll() is None
+                and value(fetch(url)[1], "controller_runtime_reconcile_errors_total", controller="backups") >= 1
+            ),
+            60,
+            "a failed reconcile (no record namespace yet)",
+        )
+        plane.request_json("POST", "/api/v1/namespaces", {"metadata": {"name": records}})
+        wait_for(
+            lambda: all(
+                plane.request_json("GET", BACKUPS.path(namespace, name)).get("status", {}).get("jobName")
+                for name in ("nightly", "weekly")
+            ),
+            60,
+            "both Backups reconciled once the record namespace exists",
+        )
+        status, text = fetch(url)
+        assert status == 200, text
+    except AssertionError as exc:
+        daemon.stop()
+        raise AssertionError(f"{exc}\ndaemon log (last 30 lines):\n" + "\n".join(map(str, daemon.logs[-30:]))) from None
+    finally:
+        code = daemon.stop()
+    assert code == 0, daemon.logs[-20:]
+    assert value(text, "leader_election_master_status") == 1
+    assert value(text, "informerd_plugin_errors_total", plugin="backup", kind="reconcile") >= 1
+    assert value(text, "controller_runtime_reconcile_total", controller="backups", result="success") >= 2
+    return text
 
 
 @pytest.fixture(scope="module")
-def scrape(control_plane: ControlPlane) -> str:
-    namespace = "dashboard-metrics"
+def scrape(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    namespace, records = "dashboard-metrics", "dashboard-metrics-records"
+    created = control_plane.request("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{CRD}")[0] == 404
+    if created:
+        control_plane.request_json("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd())
+        wait_for(lambda: control_plane.request("GET", BACKUPS.path(None))[0] == 200, 30, "the Backup CRD served")
     control_plane.request_json("POST", "/api/v1/namespaces", {"metadata": {"name": namespace}})
     try:
-        return scrape_running_manager(control_plane, namespace)
+        yield scrape_running_daemon(control_plane, namespace, records, tmp_path_factory.mktemp("daemon"))
     finally:
-        control_plane.request("DELETE", f"/api/v1/namespaces/{namespace}")
+        for ns in (namespace, records):
+            control_plane.request("DELETE", f"/api/v1/namespaces/{ns}")
+        if created:
+            control_plane.request("DELETE", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{CRD}")
 
 
 def sample_labels(scrape: str) -> dict[str, set[str]]:
@@ -217,7 +307,7 @@ def test_alerts_fire_on_what_they_describe_and_not_on_healthy_series(tmp_path: P
                         "alertname": "InformerdReconcileErrorsRising",
                         "exp_alerts": [expected("InformerdReconcileErrorsRising", bad, "50%")],
                     },
-                    {"eval_time": "12m", "alertname": "InformerdWatchStalled", "exp_alerts": []},
+                    {"eval_time": "18m", "alertname": "InformerdWatchStalled", "exp_alerts": []},
                     {
                         "eval_time": "30m",
                         "alertname": "InformerdWatchStalled",
