@@ -9,6 +9,7 @@ authorisation (the identity may list but not watch for a while, then is granted 
 
 from __future__ import annotations
 
+import base64
 import random
 import threading
 import time
@@ -28,13 +29,23 @@ RBAC = "/apis/rbac.authorization.k8s.io/v1"
 FLOWCONTROL = "/apis/flowcontrol.apiserver.k8s.io/v1"
 
 
-def grant(plane: ControlPlane, namespace: str, user: str, verbs: list[str]) -> None:
-    """``user`` may do ``verbs`` on configmaps and podtemplates in ``namespace`` (Role + binding)."""
+DEFAULT_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (("", ("configmaps", "podtemplates")),)
+
+
+def grant(
+    plane: ControlPlane,
+    namespace: str,
+    user: str,
+    verbs: list[str],
+    rules: tuple[tuple[str, tuple[str, ...]], ...] = DEFAULT_RULES,
+) -> None:
+    """``user`` may do ``verbs`` on the ``rules``' (apiGroup, resources) in ``namespace`` (a Role
+    and its binding, replaced if they exist)."""
     role = {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
         "metadata": {"name": user, "namespace": namespace},
-        "rules": [{"apiGroups": [""], "resources": ["configmaps", "podtemplates"], "verbs": verbs}],
+        "rules": [{"apiGroups": [group], "resources": list(resources), "verbs": verbs} for group, resources in rules],
     }
     status, _ = plane.request("PUT", f"{RBAC}/namespaces/{namespace}/roles/{user}", role)
     if status == 404:
@@ -49,9 +60,13 @@ def grant(plane: ControlPlane, namespace: str, user: str, verbs: list[str]) -> N
     plane.request("POST", f"{RBAC}/namespaces/{namespace}/rolebindings", binding)
 
 
-def restrict_priority(plane: ControlPlane, user: str) -> None:
-    """Put ``user`` alone in a priority level of one seat that rejects what it cannot seat at once
-    (no queueing, no borrowing): two concurrent requests of that user and one gets 429."""
+def restrict_priority(plane: ControlPlane, user: str, *, queue: int = 0) -> None:
+    """Put ``user`` alone in a priority level of one seat, no borrowing, that rejects what it
+    cannot seat at once (``queue=0``: two concurrent requests of that user and one gets 429) or
+    queues up to ``queue`` requests first (then only a flood gets 429s)."""
+    response: dict[str, Any] = {"type": "Reject"}
+    if queue:
+        response = {"type": "Queue", "queuing": {"queues": 1, "handSize": 1, "queueLengthLimit": queue}}
     level = {
         "apiVersion": "flowcontrol.apiserver.k8s.io/v1",
         "kind": "PriorityLevelConfiguration",
@@ -62,7 +77,7 @@ def restrict_priority(plane: ControlPlane, user: str) -> None:
                 "nominalConcurrencyShares": 1,
                 "lendablePercent": 0,
                 "borrowingLimitPercent": 0,
-                "limitResponse": {"type": "Reject"},
+                "limitResponse": response,
             },
         },
     }
@@ -107,22 +122,31 @@ class FaultKit:
         rng: random.Random,
         *,
         stall_seconds: float,
-        namespace: str,
-        user: str,
         user_kubeconfig: Path,
+        storm_path: str,
+        allow_watch: Callable[[bool], None],
         paged: SharedInformer | None = None,
     ) -> None:
+        """``user_kubeconfig``: the non-admin identity the 429 storms flood as (GETs of
+        ``storm_path``); ``allow_watch(False)`` leaves it allowed to list but not to watch."""
         self.plane = plane
         self.proxy = proxy
         self.rng = rng
         self.stall_seconds = stall_seconds
-        self.namespace = namespace
-        self.user = user
         self.user_kubeconfig = user_kubeconfig
+        self.storm_path = storm_path
+        self.allow_watch = allow_watch
         self.paged = paged  # an informer listing in small pages, for the mid-list death
         self.counts: Counter[str] = Counter()
         self.notes: Counter[str] = Counter()  # what the faults observed (429s seen, lists caught...)
         self.restart_seconds: list[float] = []
+        self.last_fault_end = time.monotonic()
+
+    def inject(self, kind: str) -> None:
+        """One fault of ``kind``, counted; returns once it has ended."""
+        self.kinds()[kind]()
+        self.counts[kind] += 1
+        self.last_fault_end = time.monotonic()
 
     def kinds(self) -> dict[str, Callable[[], None]]:
         return {
@@ -167,6 +191,11 @@ class FaultKit:
         self._compact()
         self.proxy.pass_through()
 
+    def _bump_etcd(self) -> None:
+        """One write to etcd outside the apiserver's keys: the revision moves on."""
+        key, value = base64.b64encode(b"/chaos/bump").decode(), base64.b64encode(b"x").decode()
+        self.plane._etcd_post("/v3/kv/put", {"key": key, "value": value})
+
     def _compact(self) -> None:
         try:
             self.plane.compact_etcd()
@@ -194,18 +223,21 @@ class FaultKit:
         informer = self.paged
         assert informer is not None
         self.proxy.set_latency(0.05)
-        self._compact()
-        self.proxy.cut()
-        deadline = time.monotonic() + 10
         caught = False
-        while time.monotonic() < deadline:
-            phase = informer.watcher.phase
-            if isinstance(phase, Listing) and phase.continue_token:
-                caught = True
+        for _ in range(3):  # the relist may be over before it is seen: try again
+            self._bump_etcd()  # the compacted revision is then past the informer's: its watch gets 410
+            self._compact()
+            self.proxy.cut()
+            deadline = time.monotonic() + 5
+            while not caught and time.monotonic() < deadline:
+                phase = informer.watcher.phase
+                caught = isinstance(phase, Listing) and bool(phase.continue_token)
+                time.sleep(0.002)
+            if caught:
                 break
-            time.sleep(0.005)
         started = time.monotonic()
         self.plane.stop_apiserver(kill=True)
+        self._bump_etcd()
         self._compact()
         self.proxy.set_latency(0)
         self.plane.start_apiserver()
@@ -222,7 +254,7 @@ class FaultKit:
             maxsize=8,
         )
         stop = threading.Event()
-        path = f"{self.plane.server}/api/v1/namespaces/{self.namespace}/configmaps"
+        path = self.plane.server + self.storm_path
 
         def flood() -> Counter[int]:
             seen: Counter[int] = Counter()
@@ -233,8 +265,8 @@ class FaultKit:
                     seen[0] += 1
             return seen
 
-        with ThreadPoolExecutor(4) as threads:
-            futures = [threads.submit(flood) for _ in range(4)]
+        with ThreadPoolExecutor(6) as threads:
+            futures = [threads.submit(flood) for _ in range(6)]
             time.sleep(self.rng.uniform(1.5, 3.0))
             stop.set()
             for future in futures:
@@ -249,18 +281,15 @@ class FaultKit:
 
     def rbac_list_only(self) -> None:
         """The identity may list but not watch, its open watches cut; then it is granted again."""
-        grant(self.plane, self.namespace, self.user, ["get", "list"])
+        self.allow_watch(False)
         self.proxy.cut()
         time.sleep(self.rng.uniform(1.5, 3.0))
-        grant(self.plane, self.namespace, self.user, ["get", "list", "watch"])
+        self.allow_watch(True)
 
     # -- the schedule -------------------------------------------------------------------------
     def run(self, kinds: list[str], seconds: float, calm: tuple[float, float] = (0.3, 1.5)) -> None:
         """Draw faults from ``kinds`` (seeded) until ``seconds`` have passed."""
-        table = self.kinds()
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            kind = self.rng.choice(kinds)
-            table[kind]()
-            self.counts[kind] += 1
+            self.inject(self.rng.choice(kinds))
             time.sleep(self.rng.uniform(*calm))
