@@ -214,7 +214,8 @@ peers within this file (the ratios), not across files. `x` columns: peer median 
 (lower is better for times, CPU, memory; higher for rates).
 
 - **sync s**: start -> the peer's own "synced" (informerd `wait_synced` + handler synced; client-go
-  `HasSynced` + registration; controller-runtime `WaitForCacheSync`; the official SharedInformer
+  `HasSynced` + registration; controller-runtime its pod informer's `HasSynced`, polled every ms as
+  for client-go; informerd's Controller `wait_synced`; the official SharedInformer
   its first list applied; kopf, which has no cache, every pod seen by its `on.event` handler).
   **CPU sync s**: the child's process CPU over the same span (what the sync costs on a cluster whose
   apiserver does not share the cores).
@@ -227,7 +228,9 @@ peers within this file (the ratios), not across files. `x` columns: peer median 
   time (annotation, set just before the PATCH) -> handler call, or -> reconcile start; one clock.
 - **Controller path**: **all N s** = start -> every pod reconciled once (the initial pass);
   **N rec/s** = N over (all N s - sync s), the pipeline's rate with no writer in the way;
-  **burst s** = first patch sent -> last patched pod reconciled; kopf has no initial pass
+  **burst s** = first patch sent -> last patched pod reconciled. controller-runtime starts its
+  workers once its own sync check passes, which polls every 100 ms: at small N that poll, not the
+  pipeline, sets **N rec/s**. kopf has no initial pass
   (`on.update` fires on changes only) and no worker setting.
 - **Scaling**: growth of a figure when N grows 10x; 9-11 is linear, below 9 means fixed costs
   dominate at the small N.
