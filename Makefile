@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv assets lint format typecheck test test-unit test-integration demo bench docs chart clean
+.PHONY: venv assets lint format typecheck test test-unit test-integration demo bench bench-micro docs chart clean
 
 # The example plugin package (examples/backup-controller) is installed too: the daemon's tests and demo use it.
 $(STAMP): setup.cfg setup.py pyproject.toml examples/backup-controller/pyproject.toml
@@ -47,8 +47,13 @@ test-integration: assets
 demo: assets
 	$(PY) -m backup_controller.demo
 
-# Measurements (minutes; figures and how to read them in bench/README.md). Not part of `make test`.
+# Measurements (tens of minutes on 2 cores): every peer side by side, written to bench/results.json and
+# bench/RESULTS.md (BENCH_ARGS=--full adds N=50,000). Not part of `make test`.
 bench: assets
+	$(PY) -m bench.peers $(BENCH_ARGS)
+
+# The single-purpose scripts (figures and how to read them in bench/README.md).
+bench-micro: assets
 	$(PY) bench/workqueue_bench.py
 	$(PY) bench/reconcile_dispatch_bench.py
 	$(PY) bench/store_forms.py
