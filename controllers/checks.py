@@ -16,7 +16,11 @@ informer flags, so they are cheap enough to run on the event loop at every probe
   informer whose signs of life stop for longer is not recovering by itself: its thread is stuck,
   or every reopen fails (the apiserver is unreachable or refuses it: the reason carries the last
   error and the stalled restarts). With the defaults that is 11.5 minutes; lower
-  ``InformerOptions.idle_timeout`` to detect stalls sooner, the deadline follows it.
+  ``InformerOptions.idle_timeout`` to detect stalls sooner, the deadline follows it. It also fails
+  once an informer's progress check (``InformerStatistics.progress``) has found it making no
+  progress for longer than ``grace``: its resume point is ahead of the server (a resourceVersion
+  from the future, which a watch waits for silently while looking alive), or the server holds a
+  change of its selection that its watch has not delivered.
 * ``workers_not_wedged`` (liveness): a controller whose workers are all busy while the oldest of
   their calls has run far past the reconcile timeout (default twice the timeout plus 30 s) is
   wedged: the timeout could not free the workers (a call that ignores cancellation, or waits on a
@@ -133,6 +137,10 @@ def watches_healthy(factory: _Many, *, grace: float = 30.0, clock: Clock = SYSTE
                     f"{stats.name}: watch failing for {now - failing:.0f} s (deadline {deadline:.0f} s; "
                     f"last error: {_error_text(stats.watcher.last_error)})"
                 )
+            progress: Any = getattr(stats, "progress", None)
+            stalled = None if progress is None else progress.stalled_since
+            if stalled is not None and now - stalled > grace:
+                problems.append(f"{stats.name}: no progress for {now - stalled:.0f} s: {progress.stall_reason}")
         if problems:
             raise HealthCheckError(f"{len(problems)} informer(s) not recovering: {_summary(problems)}")
 

@@ -248,6 +248,7 @@ class Controller:
         to warm its caches before it leads. Idempotent; returns the informers in trigger order."""
         resources = [await self.factory.resolve(t.resource) for t in self._triggers]
         self.primary = resources[0]
+        self.pool.resource = f"{self.primary.api_version}/{self.primary.plural}"
         informers = []
         for trigger, resource in zip(self._triggers, resources, strict=True):
             ns = trigger.namespace if trigger.namespace is not None else self.namespace

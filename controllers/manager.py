@@ -34,10 +34,9 @@ from typing import Any, TypeVar
 
 import anyio
 import anyio.abc
-import structlog.contextvars
 
 from informers import _bridge
-from informers._log import get_logger
+from informers._log import bind_context, get_logger, reset_context
 from informers.client import ApiClient
 from informers.config import ClientConfig, load_config
 from informers.factory import InformerFactory
@@ -400,8 +399,11 @@ async def _run_logged(controller: Controller, plugin: str | None) -> None:
     if plugin is None:
         await controller.run()
         return
-    with structlog.contextvars.bound_contextvars(plugin=plugin):
+    tokens = bind_context(plugin=plugin)
+    try:
         await controller.run()
+    finally:
+        reset_context(tokens)
 
 
 class _PluginFailures:

@@ -430,6 +430,11 @@ def _informer_families(informers: list[tuple[Any, InformerStatistics]], now: flo
         il,
     )
     synced = _gauge("informerd_informer_synced", "1 once the first full list is in the cache, else 0.", il)
+    stalled = _gauge(
+        "informerd_informer_stalled_seconds",
+        "Seconds the progress check has found the informer behind or ahead of the server (0: keeping up).",
+        il,
+    )
     transform = _counter(
         "informerd_informer_transform_errors_total", "Objects whose transform raised (cached untransformed).", il
     )
@@ -457,6 +462,8 @@ def _informer_families(informers: list[tuple[Any, InformerStatistics]], now: flo
         if w.last_event_time is not None:
             age.add_metric(labels, max(0.0, now - w.last_event_time))
         synced.add_metric(labels, 1.0 if s.synced else 0.0)
+        since = s.progress.stalled_since
+        stalled.add_metric(labels, 0.0 if since is None else max(0.0, now - since))
         transform.add_metric(labels, s.transform_errors)
         index.add_metric(labels, s.store.index_errors)
         backoffs.add_metric(labels, s.reflector.backoffs)
@@ -475,6 +482,7 @@ def _informer_families(informers: list[tuple[Any, InformerStatistics]], now: flo
         held,
         age,
         synced,
+        stalled,
         transform,
         index,
         backoffs,

@@ -60,7 +60,18 @@ _EVENT_LOCK = threading.Lock()
 class ReconcileContext:
     """Per-call facts and the cancellation signal, created by the worker pool for each call."""
 
-    __slots__ = ("_cancelled", "_clock", "_event", "_log", "attempt", "controller", "deadline", "request")
+    __slots__ = (
+        "_cancelled",
+        "_clock",
+        "_event",
+        "_log",
+        "attempt",
+        "controller",
+        "deadline",
+        "reconcile_id",
+        "request",
+        "resource",
+    )
 
     def __init__(
         self,
@@ -70,10 +81,16 @@ class ReconcileContext:
         attempt: int = 0,
         deadline: float | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        resource: str = "",
+        reconcile_id: str = "",
     ) -> None:
         self.request = request
         #: The controller's name (metrics label, log field).
         self.controller = controller
+        #: The primary resource (``"apps/v1/deployments"``; log field); default ``request.kind``.
+        self.resource = resource or request.kind
+        #: Names this one call in the logs (16 random hex digits; controller-runtime's ``reconcileID``).
+        self.reconcile_id = reconcile_id
         #: Failures of this key since it last succeeded (0 on a first try): the rate limiter's
         #: ``num_requeues`` when the call began.
         self.attempt = attempt
@@ -87,13 +104,25 @@ class ReconcileContext:
 
     @property
     def log(self) -> Any:
-        """A structlog logger bound to the controller and the key (created on first use)."""
+        """A logger bound to the controller, the key and the reconcile id (created on first use).
+
+        Inside a worker pool the same fields are also bound to the context, so plain
+        ``structlog.get_logger().info(...)`` lines of the call carry them too."""
         if self._log is None:
-            req = self.request
-            self._log = _log.bind(
-                controller=self.controller, kind=req.kind, namespace=req.namespace, name=req.name, uid=req.uid
-            )
+            self._log = _log.bind(**self.log_fields())
         return self._log
+
+    def log_fields(self) -> dict[str, str]:
+        """The fields every log line of this call carries."""
+        req = self.request
+        return {
+            "controller": self.controller,
+            "resource": self.resource,
+            "namespace": req.namespace,
+            "name": req.name,
+            "uid": req.uid,
+            "reconcile_id": self.reconcile_id,
+        }
 
     @property
     def cancelled(self) -> bool:

@@ -11,17 +11,26 @@ Where the lines go is the application's choice, made at the moment of each call:
   the application configured ``logging`` (both packages' root loggers carry a ``NullHandler``, so
   Python's last-resort handler never writes to the terminal).
 
+Context bound with ``bind_context`` (the worker pool binds the controller, resource, key and a
+reconcile id around each reconcile) is carried by ``contextvars``: it rides along into threads
+started with a copy of the context (``_bridge.to_thread`` does that), is merged into every line
+that structlog's ``merge_contextvars`` processor sees (the daemon's configuration has it), and is
+added to the fields of the standard-library fallback lines.
+
 Invariant: importing and using the packages writes nothing to stdout or stderr by itself.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
+import structlog.contextvars
 
-__all__ = ["Logger", "get_logger"]
+__all__ = ["Logger", "bind_context", "get_logger", "reset_context"]
 
 for _package in ("informers", "controllers"):
     logging.getLogger(_package).addHandler(logging.NullHandler())
@@ -72,7 +81,7 @@ class Logger:
         if not logger.isEnabledFor(levelno):
             return
         exc_info = fields.pop("exc_info", None)
-        merged = {**self._context, **fields}
+        merged = {**structlog.contextvars.get_contextvars(), **self._context, **fields}
         message = " ".join([event, *(f"{key}={value!r}" for key, value in merged.items())])
         logger.log(levelno, message, exc_info=exc_info)
 
@@ -80,3 +89,14 @@ class Logger:
 def get_logger(name: str) -> Logger:
     """The logger for module ``name`` (pass ``__name__``)."""
     return Logger(name)
+
+
+def bind_context(**fields: Any) -> Mapping[str, contextvars.Token[Any]]:
+    """Bind ``fields`` to every line logged in the current context (task or thread) until
+    ``reset_context`` is called with the returned tokens."""
+    return structlog.contextvars.bind_contextvars(**fields)
+
+
+def reset_context(tokens: Mapping[str, contextvars.Token[Any]]) -> None:
+    """Undo one ``bind_context`` (restores what was bound before it, in the same context)."""
+    structlog.contextvars.reset_contextvars(**tokens)

@@ -242,7 +242,8 @@ class Reflector:
                 try:
                     event = orjson.loads(line)
                 except orjson.JSONDecodeError as exc:
-                    raise MalformedResponseError(f"undecodable watch line ({exc}): {line[:200]!r}") from exc
+                    # Never quote the line: it is an object's JSON (a Secret's data, say).
+                    raise MalformedResponseError(f"undecodable watch line of {len(line)} bytes ({exc})") from None
                 self._deliver(self.watcher.on_watch_event(event))
         finally:
             with self._stream_lock:

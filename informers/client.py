@@ -53,6 +53,7 @@ from .errors import (
     MalformedResponseError,
     RequestInterruptedError,
     StreamStalledError,
+    TLSVerificationError,
     TransportError,
     api_error_from_response,
 )
@@ -241,11 +242,42 @@ def _transport_error(
                 f"{where}: no answer within the idle deadline of {read_timeout:g} s (stalled or half-open connection)"
             )
         return TransportError(f"{where}: no answer within the read timeout of {read_timeout:g} s")
+    if _certificate_rejected(exc):
+        return TLSVerificationError(
+            f"{where}: cannot connect: the server's TLS certificate could not be verified ({_verify_reason(exc)}); "
+            "check the CA (certificate-authority in the kubeconfig, ca_file / ca_data) and the server name"
+        )
     if isinstance(exc, (ConnectTimeoutError, SSLError, ProxyError)):
         return ConnectError(f"{where}: cannot connect: {exc}")
     if isinstance(exc, ProtocolError):
         return TransportError(f"{where}: connection dropped before a complete answer: {exc}")
     return TransportError(f"{where}: {type(exc).__name__}: {exc}")
+
+
+def _verification_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate verification failure behind ``exc`` (urllib3 wraps ssl's), if any."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return current
+        nested = [a for a in current.args if isinstance(a, BaseException)]
+        current = current.__cause__ or current.__context__ or (nested[0] if nested else None)
+    return None
+
+
+def _certificate_rejected(exc: BaseException) -> bool:
+    return _verification_failure(exc) is not None or (
+        isinstance(exc, SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(exc)
+    )
+
+
+def _verify_reason(exc: BaseException) -> str:
+    failure = _verification_failure(exc)
+    if failure is not None and failure.verify_message:
+        return str(failure.verify_message)
+    return "certificate verify failed"
 
 
 def _connection_failed(exc: BaseException) -> bool:
@@ -277,6 +309,13 @@ class ApiClient:
         self._host_label = urlsplit(config.host).netloc
         self._bucket = TokenBucket(config.qps, config.burst, clock=clock)
         self._pool = _build_pool(config)
+        if not config.verify_ssl and self._base.startswith("https"):
+            # Only an explicit setting gets here (verify_ssl=False, insecure-skip-tls-verify).
+            _log.warning(
+                "TLS verification is off: the server's certificate is not checked, so anyone on the path "
+                "can impersonate the apiserver; set a CA instead (certificate-authority, ca_file, ca_data)",
+                host=self._host_label,
+            )
         self._lock = threading.Lock()
         self._requests: Counter[tuple[str, str]] = Counter()
         self._retries = 0

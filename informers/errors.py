@@ -39,6 +39,7 @@ __all__ = [
     "ServiceUnavailableError",
     "StreamStalledError",
     "SyncTimeoutError",
+    "TLSVerificationError",
     "TooManyRequestsError",
     "TransportError",
     "UnauthorizedError",
@@ -81,6 +82,14 @@ class TransportError(InformerdError):
 
 class ConnectError(TransportError):
     """The TCP/TLS connection could not be made."""
+
+
+class TLSVerificationError(ConnectError):
+    """The server's TLS certificate was not trusted: not signed by the configured CA (``ca_file`` /
+    ``ca_data``, else the system CAs), expired, or not issued for the host (or ``tls_server_name``).
+    The connection is refused (fails closed) and never retried: the answer will not change."""
+
+    retryable = False
 
 
 class RequestInterruptedError(TransportError):

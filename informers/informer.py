@@ -38,6 +38,7 @@ import orjson
 from . import _bridge
 from ._backoff import Backoff, BackoffStatistics
 from ._log import get_logger
+from ._progress import ProgressCheck, ProgressStatistics
 from ._reflector import Reflector, ReflectorStatistics
 from ._watcher import Watcher, WatcherStatistics
 from .client import ApiClient
@@ -67,7 +68,7 @@ from .objects import RawObject, object_key, resource_version, strip_managed_fiel
 from .resources import Resource
 from .store import ReplaceBuffer, ReplaceResult, Store, StoreStatistics
 
-__all__ = ["InformerOptions", "InformerStatistics", "SharedInformer", "Transform"]
+__all__ = ["InformerOptions", "InformerStatistics", "ProgressStatistics", "SharedInformer", "Transform"]
 
 _log = get_logger(__name__)
 
@@ -100,6 +101,10 @@ class InformerOptions:
     backoff_initial: float = 0.8
     backoff_cap: float = 30.0
     backoff_reset_after: float = 120.0
+    progress_check_interval: float | None = 60.0
+    """Seconds between progress checks (one LIST with ``limit=1``, off the hot path) that catch a
+    watch waiting for a resourceVersion the server has not reached, or not delivering what the
+    server has (``InformerStatistics.progress``); ``None`` turns them off."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +121,9 @@ class InformerStatistics:
     resyncs: int
     transform_errors: int
     """Objects whose transform raised; they were cached untransformed."""
+    progress: ProgressStatistics
+    """The progress check's verdict: ``progress.stalled_since`` is set while the informer makes no
+    progress the server has made (see ``InformerOptions.progress_check_interval``)."""
 
 
 class SharedInformer:
@@ -175,6 +183,15 @@ class SharedInformer:
             idle_timeout=self.options.idle_timeout,
             clock=clock,
             name=self.name,
+        )
+        selectors = {k: v for k, v in (("labelSelector", label_selector), ("fieldSelector", field_selector)) if v}
+        self.progress = ProgressCheck(
+            client,
+            resource.path(namespace=self.namespace),
+            selectors,
+            resume_point=lambda: self.watcher.resource_version,
+            cached_version=self._cached_version,
+            clock=clock,
         )
         self._lock = threading.RLock()  # store writes + notification fan-out + handler registration
         self._handlers: list[HandlerRegistration] = []
@@ -335,6 +352,8 @@ class SharedInformer:
                 for handler in handlers:
                     group.start_soon(handler.run, name=f"informer-handler-{handler.name}")
                 group.start_soon(self._resync_loop, name=f"informer-resync-{self.name}")
+                if self.options.progress_check_interval is not None:
+                    group.start_soon(self._progress_loop, self.options.progress_check_interval)
                 thread.start()
                 try:
                     await anyio.sleep_forever()
@@ -429,6 +448,18 @@ class SharedInformer:
             waits = [h.next_resync - now for h in self._handlers if h.next_resync is not None]
         return max(0.05, min(waits)) if waits else None
 
+    # -- progress -------------------------------------------------------------------------------
+    async def _progress_loop(self, interval: float) -> None:
+        while True:
+            await anyio.sleep(interval)
+            if self._synced.is_set():  # before the first list there is nothing to compare
+                # abandoned on stop: a check blocked on a dead connection must not hold run() up
+                await _bridge.to_thread(self.progress.check, abandon_on_cancel=True)
+
+    def _cached_version(self, key: str) -> str | None:
+        obj = self.store.get(key)
+        return resource_version(obj) if obj is not None else None
+
     # -- introspection --------------------------------------------------------------------------
     def statistics(self) -> InformerStatistics:
         with self._lock:
@@ -445,6 +476,7 @@ class SharedInformer:
             handlers=handlers,
             resyncs=self._resyncs,
             transform_errors=self._transform_errors,
+            progress=self.progress.statistics(),
         )
 
     def __repr__(self) -> str:

@@ -6,7 +6,9 @@
 // a GC), then waits until the handler has seen -updates pod updates whose "bench-tick" label starts
 // with -token (the parent script issues them) and prints a second JSON line with their timing and
 // the CPU they cost. Everything else (klog) goes to stderr. Invariant: stdout carries exactly those
-// two lines, in that order, or the process exits non-zero.
+// two lines, in that order, or the process exits non-zero. bench/peers reads the same two lines,
+// plus the events line's "latencies_ms": write -> handler, the write time taken from the pod's
+// "bench.informerd.io/written" annotation (unix seconds) when the parent sets it.
 package main
 
 import (
@@ -121,6 +123,7 @@ func main() {
 	informer := factory.Core().V1().Pods().Informer()
 
 	var seen atomic.Int64
+	var latencies []float64 // appended by the handler only (client-go calls one handler serially)
 	var firstNs, lastNs atomic.Int64
 	var adds atomic.Int64
 	done := make(chan struct{})
@@ -133,6 +136,9 @@ func main() {
 				return
 			}
 			now := time.Now().UnixNano()
+			if written, err := strconv.ParseFloat(pod.Annotations["bench.informerd.io/written"], 64); err == nil && written > 0 {
+				latencies = append(latencies, (float64(now)/1e9-written)*1000)
+			}
 			firstNs.CompareAndSwap(0, now)
 			lastNs.Store(now)
 			if seen.Add(1) == want {
@@ -148,6 +154,7 @@ func main() {
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	started := time.Now()
+	cpuStart := cpuSeconds()
 	factory.Start(ctx.Done())
 	// Poll every millisecond: cache.WaitForCacheSync polls every 100 ms, too coarse to time with.
 	for !informer.HasSynced() {
@@ -166,6 +173,7 @@ func main() {
 		time.Sleep(time.Millisecond)
 	}
 	handlerSyncS := time.Since(started).Seconds()
+	cpuSync := cpuSeconds() - cpuStart
 
 	runtime.GC()
 	var ms runtime.MemStats
@@ -190,6 +198,7 @@ func main() {
 		"heap_inuse_bytes":  ms.HeapInuse,
 		"watch_list":        clientfeatures.FeatureGates().Enabled(clientfeatures.WatchListClient),
 		"cpu_s":             cpu0,
+		"cpu_sync_s":        cpuSync,
 		"gomaxprocs":        runtime.GOMAXPROCS(0),
 		"go_version":        runtime.Version(),
 	})
@@ -201,6 +210,9 @@ func main() {
 		}
 	}
 	first, last := float64(firstNs.Load())/1e9, float64(lastNs.Load())/1e9
+	if latencies == nil {
+		latencies = []float64{}
+	}
 	emit(map[string]interface{}{
 		"phase":         "events",
 		"events":        seen.Load(),
@@ -209,5 +221,7 @@ func main() {
 		"cpu_s":         cpuSeconds() - cpu0,
 		"timed_out":     seen.Load() < want,
 		"now_t":         unixNow(),
+		"latencies_ms":  latencies,
+		"peak_rss_kb":   procStatusKB("VmHWM"),
 	})
 }

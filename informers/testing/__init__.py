@@ -17,17 +17,19 @@ from .assets import (
     MissingBinaryError,
     cache_dir,
     find_assets,
+    find_helm,
     find_promtool,
     install,
 )
 from .proxy import FaultProxy, ProxyMode, ProxyStatistics
-from .versions import ETCD_VERSION, KUBERNETES_VERSION, PROMETHEUS_VERSION
+from .versions import ETCD_VERSION, HELM_VERSION, KUBERNETES_VERSION, PROMETHEUS_VERSION
 
 if TYPE_CHECKING:
     from .controlplane import ControlPlane, ControlPlaneError, free_port
 
 __all__ = [
     "ETCD_VERSION",
+    "HELM_VERSION",
     "INSTALL_COMMAND",
     "KUBERNETES_VERSION",
     "PROMETHEUS_VERSION",
@@ -41,6 +43,7 @@ __all__ = [
     "ProxyStatistics",
     "cache_dir",
     "find_assets",
+    "find_helm",
     "find_promtool",
     "free_port",
     "install",

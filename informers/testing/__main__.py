@@ -1,6 +1,6 @@
 """``python -m informers.testing install|up|demo``: build the binaries, or run a control plane.
 
-``install`` builds the pinned etcd, kube-apiserver and promtool into the cache (idempotent) and prints the
+``install`` builds the pinned etcd, kube-apiserver, promtool and helm into the cache (idempotent) and prints the
 directory as its last line, ready for ``KUBEBUILDER_ASSETS``. ``up`` runs a control plane in the
 foreground, prints the admin kubeconfig path, and stops cleanly on Ctrl-C or SIGTERM.
 """
@@ -39,7 +39,7 @@ def _up(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m informers.testing")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("install", help="build the pinned etcd, kube-apiserver and promtool into the cache")
+    sub.add_parser("install", help="build the pinned etcd, kube-apiserver, promtool and helm into the cache")
     up = sub.add_parser("up", help="run a control plane in the foreground")
     up.add_argument("--apiserver-arg", action="append", help="extra kube-apiserver flag (repeatable)")
     demo = sub.add_parser("demo", help="control plane + a watch printing events for objects it creates")

@@ -1,10 +1,11 @@
-"""Finding, and if needed building, the binaries the kit runs: etcd, kube-apiserver and promtool.
+"""Finding, and if needed building, the binaries the kit runs: etcd, kube-apiserver, promtool and helm.
 
 Lookup per binary follows the envtest convention: ``TEST_ASSET_<NAME>``, then ``$KUBEBUILDER_ASSETS``,
 then our per-user cache (``$INFORMERD_CACHE_DIR``, else ``$XDG_CACHE_HOME/informerd``, else
 ``~/.cache/informerd``), then ``/usr/local/kubebuilder/bin``. ``install()`` builds the pinned versions
 with the machine's Go into that cache: etcd and kube-apiserver in one directory per version pair,
-promtool (for ``promtool check metrics`` in the metrics tests) in one per Prometheus version.
+promtool (for ``promtool check metrics`` in the metrics tests) in one per Prometheus version, helm
+(the chart tests) in one per Helm version.
 promtool cannot be ``go install``-ed (the prometheus module has carried ``replace`` directives) and
 no git clone is needed: the module source comes from the Go module proxy (``go mod download``) and
 is built in a writable temporary copy. Invariant: a binary appears in the cache only complete (it
@@ -26,7 +27,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InformerdError
-from .versions import ETCD_VERSION, KUBERNETES_VERSION, PROMETHEUS_VERSION, asset_set_name, prometheus_module_version
+from .versions import (
+    ETCD_VERSION,
+    HELM_KUBERNETES_MINOR,
+    HELM_VERSION,
+    KUBERNETES_VERSION,
+    PROMETHEUS_VERSION,
+    asset_set_name,
+    prometheus_module_version,
+)
 
 __all__ = [
     "INSTALL_COMMAND",
@@ -35,6 +44,7 @@ __all__ = [
     "MissingBinaryError",
     "cache_dir",
     "find_assets",
+    "find_helm",
     "find_promtool",
     "install",
 ]
@@ -79,6 +89,10 @@ def _promtool_dir() -> Path:
     return cache_dir() / "assets" / f"prometheus-{PROMETHEUS_VERSION}"
 
 
+def _helm_dir() -> Path:
+    return cache_dir() / "assets" / f"helm-{HELM_VERSION}"
+
+
 @dataclass(frozen=True)
 class Assets:
     etcd: Path
@@ -107,6 +121,12 @@ def find_promtool() -> Path:
     """Locate ``promtool`` (``TEST_ASSET_PROMTOOL``, ``$KUBEBUILDER_ASSETS``, the cache) or raise
     ``MissingBinaryError``."""
     return _find("promtool", _promtool_dir())
+
+
+def find_helm() -> Path:
+    """Locate ``helm`` (``TEST_ASSET_HELM``, ``$KUBEBUILDER_ASSETS``, the cache) or raise
+    ``MissingBinaryError``."""
+    return _find("helm", _helm_dir())
 
 
 def _go() -> str:
@@ -202,12 +222,30 @@ def _build_promtool(go: str, target: Path, log: Path) -> None:
         )
 
 
+def _build_helm(go: str, target: Path, log: Path) -> None:
+    """helm from its Go module (no ``replace`` directives, so a wrapper module builds it)."""
+    work = cache_dir() / "build" / f"helm-{HELM_VERSION}"
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "go.mod").write_text(
+        f"module informerd.local/helm-build\n\ngo 1.26.0\n\nrequire helm.sh/helm/v3 v{HELM_VERSION}\n"
+    )
+    pkg = "helm.sh/helm/v3/cmd/helm"
+    _run([go, "get", f"{pkg}@v{HELM_VERSION}"], work, log)
+    # As helm's Makefile: the version `helm version` prints, and the Kubernetes version that
+    # `helm template` and `helm lint` assume (its k8s.io modules' minor).
+    ldflags = ["-s", "-w", f"-X helm.sh/helm/v3/internal/version.version=v{HELM_VERSION}"]
+    ldflags.append("-X helm.sh/helm/v3/internal/version.gitTreeState=clean")
+    for module in ("helm.sh/helm/v3/pkg/lint/rules", "helm.sh/helm/v3/pkg/chartutil"):
+        ldflags += [f"-X {module}.k8sVersionMajor=1", f"-X {module}.k8sVersionMinor={HELM_KUBERNETES_MINOR}"]
+    _run([go, "build", "-trimpath", "-ldflags", " ".join(ldflags), "-o", str(target), pkg], work, log)
+
+
 _Builder = Callable[[str, Path, Path], None]
 
 
 def install(*, quiet: bool = False) -> Path:
     """Build any missing pinned binary into the cache; return the directory holding etcd and
-    kube-apiserver (promtool is cached beside it, see ``find_promtool``)."""
+    kube-apiserver (promtool and helm are cached beside it, see ``find_promtool``, ``find_helm``)."""
     target_dir = _asset_dir()
     target_dir.mkdir(parents=True, exist_ok=True)
     log = cache_dir() / "build" / "build.log"
@@ -216,6 +254,7 @@ def install(*, quiet: bool = False) -> Path:
         ("etcd", target_dir, _build_etcd),
         ("kube-apiserver", target_dir, _build_kube_apiserver),
         ("promtool", _promtool_dir(), _build_promtool),
+        ("helm", _helm_dir(), _build_helm),
     ]
     for name, directory, build in builders:
         directory.mkdir(parents=True, exist_ok=True)

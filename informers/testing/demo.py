@@ -1,4 +1,5 @@
-"""The README's first command: a control plane, a shared informer, and objects created so events flow.
+"""The kit's informer demo (``python -m informers.testing demo``; ``make demo`` runs the daemon's,
+``backup_controller.demo``): a control plane, a shared informer, and objects created so events flow.
 
 A ``SharedInformer`` on ConfigMaps prints one line per notification (added/updated/deleted, with the
 resourceVersion) while the demo creates, updates and deletes ConfigMaps, and prints the informer's

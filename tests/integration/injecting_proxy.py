@@ -1,11 +1,13 @@
 """A plain-HTTP reverse proxy in front of the real apiserver that can inject raw lines into watch
-streams: how the tests feed a real watch malformed events. It authenticates upstream as admin, so
+streams, or rewrite the lines it forwards: how the tests feed a real watch malformed events or
+events the apiserver would not send (e.g. a bookmark from the future). It authenticates upstream as admin, so
 the client under test talks plain HTTP to it with no credentials."""
 
 from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -28,6 +30,9 @@ class InjectingProxy:
         )
         self.pending: deque[bytes] = deque()
         self.injected = 0
+        self.rewrite: Callable[[bytes], bytes] | None = None
+        """Applied to every whole line of a watch stream while set (returns the line to send)."""
+        self.rewritten = 0
         self._lock = threading.Lock()
         proxy = self
 
@@ -75,6 +80,14 @@ class InjectingProxy:
         )
         return path
 
+    def _rewritten(self, rewrite: Callable[[bytes], bytes] | None, line: bytes) -> bytes:
+        if rewrite is None:
+            return line
+        out = rewrite(line)
+        if out != line:
+            self.rewritten += 1
+        return out
+
     def _forward(self, handler: BaseHTTPRequestHandler) -> None:
         watching = "watch=" in handler.path
         upstream = self.pool.request(
@@ -88,7 +101,12 @@ class InjectingProxy:
             handler.send_response(upstream.status)
             handler.send_header("Content-Type", upstream.headers.get("Content-Type", "application/json"))
             handler.end_headers()
+            partial = b""
             for chunk in upstream.stream(65536):
+                rewrite = self.rewrite if watching else None
+                if rewrite is not None or partial:
+                    *lines, partial = (partial + chunk).split(b"\n")
+                    chunk = b"".join(self._rewritten(rewrite, line) + b"\n" for line in lines)
                 handler.wfile.write(chunk)
                 if watching and chunk.endswith(b"\n"):
                     with self._lock:

@@ -139,3 +139,79 @@ def test_stop_aborts_a_request_stalled_on_a_half_open_connection(
     assert not thread.is_alive(), "the reflector thread outlived stop()"
     assert elapsed < 5, f"stop() took {elapsed:.1f} s"  # the semantics: aborted, not waited out
     assert not informer.statistics().reflector.running
+
+
+def test_a_bookmark_from_the_future_is_surfaced_in_statistics_and_health(
+    control_plane: ControlPlane, namespace: str, tmp_path: Any
+):
+    """The remaining defect: a BOOKMARK whose resourceVersion is from the future leaves the informer
+    waiting for that version (the apiserver answers such a watch with 200 and nothing else, so the
+    watch looks alive). The progress check must see the informer ahead of the server, in
+    statistics and in the liveness check."""
+    import time
+
+    import orjson
+
+    from controllers.checks import watches_healthy
+    from controllers.probes import HealthCheckError
+    from informers.informer import InformerOptions, SharedInformer
+
+    from .injecting_proxy import InjectingProxy
+    from .support import api_client, configmap, wait_for
+
+    configmaps = Resource("", "v1", "configmaps", "ConfigMap", namespaced=True)
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    elsewhere = "/api/v1/namespaces/default/configmaps"
+    future = 10**9
+
+    def bookmark_from_the_future(line: bytes) -> bytes:
+        event = orjson.loads(line)
+        if event.get("type") != "BOOKMARK":
+            return line
+        meta = event["object"]["metadata"]
+        meta["resourceVersion"] = str(int(meta["resourceVersion"]) + future)
+        return orjson.dumps(event)
+
+    def healthy(check: Any) -> bool:
+        try:
+            check()
+        except HealthCheckError:
+            return False
+        return True
+
+    written: list[str] = []
+    options = InformerOptions(watch_timeout_range=(5, 6), progress_check_interval=0.5, backoff_cap=1.0)
+    with InjectingProxy(control_plane) as proxy, api_client(proxy.kubeconfig(tmp_path)) as client:
+        informer = SharedInformer(client, configmaps, namespace=namespace, options=options)
+        check = watches_healthy([informer], grace=1.0)
+        informer.start()
+        try:
+            assert informer.wait_synced_blocking(30)
+            control_plane.request_json("POST", path, configmap("before"))
+            wait_for(lambda: informer.store.get(f"{namespace}/before") is not None, 20, "the first write")
+            wait_for(lambda: informer.statistics().progress.checks >= 3, 20, "progress checks")
+            assert informer.statistics().progress.stalled_since is None  # keeping up: no verdict
+            assert healthy(check)
+            proxy.rewrite = bookmark_from_the_future
+            for n in range(30):  # bookmarks come once the type's version moved past the watch's
+                written.append(f"elsewhere-{namespace}-{n}")
+                control_plane.request_json("POST", elsewhere, configmap(written[-1]))
+                deadline = time.monotonic() + 1.5
+                while proxy.rewritten == 0 and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                if proxy.rewritten:
+                    break
+            assert proxy.rewritten, "no bookmark arrived"
+            proxy.rewrite = None  # one lie is enough: the server never sends that version
+            wait_for(lambda: informer.statistics().progress.stalled_since is not None, 20, "the stall to be seen")
+            progress = informer.statistics().progress
+            assert "ahead of the server" in (progress.stall_reason or ""), progress
+            resume = int(informer.statistics().watcher.last_resource_version or 0)
+            assert resume > int(progress.server_resource_version or 0), progress
+            wait_for(lambda: not healthy(check), 20, "the liveness check to fail")
+            with pytest.raises(HealthCheckError, match="no progress .* ahead of the server"):
+                check()
+        finally:
+            informer.stop()
+            for name in written:
+                control_plane.request("DELETE", f"{elsewhere}/{name}")

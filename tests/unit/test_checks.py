@@ -249,3 +249,21 @@ def test_without_a_timeout_or_threshold_a_pool_is_never_judged() -> None:
     assert verdict(workers_not_wedged(controller)) is None
     with pytest.raises(ValueError):
         workers_not_wedged(controller, threshold=0)
+
+
+def test_a_bookmark_from_the_future_fails_the_check_once_the_progress_check_saw_it_past_grace() -> None:
+    clock = FakeClock()
+    informer, client = started_informer(clock)
+    check = watches_healthy(lambda: [informer], clock=clock, grace=30)
+    list_once(informer)  # the server's resourceVersion is 10
+    informer.progress.check()
+    assert informer.statistics().progress.stalled_since is None
+    future = b'{"type":"BOOKMARK","object":{"kind":"Pod","metadata":{"resourceVersion":"1000000010"}}}'
+    watch_once(informer, client, ScriptedStream([future]))
+    for _ in range(3):  # every later watch resumes from the future version and sees nothing
+        watch_once(informer, client, ScriptedStream([]))
+        informer.progress.check()
+        clock.advance(15)
+    assert informer.watcher.resource_version == "1000000010"
+    reason = verdict(check)
+    assert reason is not None and "pods.v1: no progress for 45 s" in reason and "ahead of the server" in reason

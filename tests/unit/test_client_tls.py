@@ -12,7 +12,7 @@ import pytest
 
 from informers.client import ApiClient
 from informers.config import ClientConfig
-from informers.errors import ConnectError
+from informers.errors import ConnectError, TLSVerificationError
 from informers.testing import certs  # the testing extra (cryptography) is part of the test install
 
 from ._local_http import Handler, LocalServer
@@ -61,11 +61,31 @@ def test_ca_data_instead_of_a_file(server: LocalServer, pki: dict[str, Path]) ->
     assert server.requests[0].client_cert_subject == ""
 
 
-def test_unknown_ca_fails_to_connect_without_retries(server: LocalServer, pki: dict[str, Path]) -> None:
+def test_unknown_ca_fails_closed_with_a_typed_error_and_no_retries(server: LocalServer, pki: dict[str, Path]) -> None:
     config = ClientConfig(host=server.url, ca_file=str(pki["other_ca"]))
-    with ApiClient(config) as client, pytest.raises(ConnectError, match="cannot connect"):
+    with ApiClient(config) as client, pytest.raises(TLSVerificationError) as caught:
         client.get_json("/api")
     assert client.statistics().connection_retries == 0
+    assert isinstance(caught.value, ConnectError) and not caught.value.retryable
+    assert "certificate could not be verified (self-signed certificate in certificate chain)" in str(caught.value)
+    assert server.requests == []  # nothing was sent over the untrusted connection
+
+
+def test_the_system_cas_do_not_trust_a_private_ca(server: LocalServer) -> None:
+    assert ClientConfig(host=server.url).verify_ssl is True  # verification is the default
+    with ApiClient(ClientConfig(host=server.url)) as client, pytest.raises(TLSVerificationError):
+        client.get_json("/api")
+
+
+def test_turning_verification_off_logs_a_warning(server: LocalServer, pki: dict[str, Path]) -> None:
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logs:
+        ApiClient(ClientConfig(host=server.url, verify_ssl=False)).close()
+        ApiClient(ClientConfig(host=server.url, ca_file=str(pki["ca"]))).close()
+    warnings = [e for e in logs if e["log_level"] == "warning"]
+    assert len(warnings) == 1 and warnings[0]["event"].startswith("TLS verification is off")
+    assert warnings[0]["host"] == server.url.split("//", 1)[1]
 
 
 def test_verify_ssl_off_accepts_any_certificate(server: LocalServer, pki: dict[str, Path]) -> None:
@@ -79,7 +99,7 @@ def test_tls_server_name_checks_the_certificate_against_that_name(server: LocalS
     with ApiClient(good) as client:
         assert client.get_json("/api")["versions"] == ["v1"]
     bad = ClientConfig(host=server.url, ca_file=str(pki["ca"]), tls_server_name="elsewhere.internal")
-    with ApiClient(bad) as client, pytest.raises(ConnectError):
+    with ApiClient(bad) as client, pytest.raises(TLSVerificationError, match="Hostname mismatch"):
         client.get_json("/api")
 
 

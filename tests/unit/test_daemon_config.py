@@ -53,7 +53,8 @@ def unmarked(options):
 
 @pytest.fixture
 def plugins(tmp_path: Path) -> Iterator[Path]:
-    """A distribution 'fakeplugins 1.2' declaring entry points, importable from ``tmp_path``."""
+    """A distribution 'fakeplugins 1.2' declaring entry points, importable from ``tmp_path`` (its
+    reconciler is 'fake-backup': 'backup' is the example package's, installed in the venv)."""
     (tmp_path / "fakeplugins.py").write_text(PLUGIN_MODULE)
     (tmp_path / "broken_plugin.py").write_text("raise ImportError('missing dependency: boto3')\n")
     info = tmp_path / "fakeplugins-1.2.dist-info"
@@ -62,7 +63,7 @@ def plugins(tmp_path: Path) -> Iterator[Path]:
     (info / "entry_points.txt").write_text(
         textwrap.dedent(f"""\
         [{RECONCILERS_GROUP}]
-        backup = fakeplugins:backup
+        fake-backup = fakeplugins:backup
         explodes = fakeplugins:explodes
         unmarked = fakeplugins:unmarked
         broken = broken_plugin:factory
@@ -96,7 +97,7 @@ def test_every_problem_is_reported_with_its_path_and_line(tmp_path: Path):
         client:
           bogus: 1
         reconcilers:
-          - plugin: backup
+          - plugin: fake-backup
             resource: example.com/v1/Backup
             workers: 0
             predicates: [nope]
@@ -171,19 +172,19 @@ def test_rate_limiter_settings_build_the_controller_limiter():
 
 def test_discover_lists_plugins_with_their_distribution(plugins: Path):
     found = {(p.group, p.name): p for p in discover()}
-    backup = found[(RECONCILERS_GROUP, "backup")]
+    backup = found[(RECONCILERS_GROUP, "fake-backup")]
     assert (backup.distribution, backup.version, backup.value) == ("fakeplugins", "1.2", "fakeplugins:backup")
     assert (HANDLERS_GROUP, "logger") in found
 
 
 def test_options_are_validated_by_the_plugins_model(plugins: Path):
-    loaded = load_plugin(RECONCILERS_GROUP, "backup", {"record_namespace": "vault", "copies": 2})
+    loaded = load_plugin(RECONCILERS_GROUP, "fake-backup", {"record_namespace": "vault", "copies": 2})
     assert loaded.target.options.copies == 2  # type: ignore[attr-defined]
     assert "by-annotation" in loaded.mappers
     with pytest.raises(PluginError) as info:
-        load_plugin(RECONCILERS_GROUP, "backup", {"copies": "many", "colour": "red"})
+        load_plugin(RECONCILERS_GROUP, "fake-backup", {"copies": "many", "colour": "red"})
     message = str(info.value)
-    assert "'backup'" in message and "fakeplugins 1.2" in message
+    assert "'fake-backup'" in message and "fakeplugins 1.2" in message
     assert "options.copies" in message and "options.colour" in message
     with pytest.raises(PluginError, match="takes no options"):
         load_plugin(HANDLERS_GROUP, "logger", {"x": 1})
@@ -210,7 +211,7 @@ def test_a_config_becomes_a_manager_with_every_plugin_registered(plugins: Path):
         textwrap.dedent("""\
         name: backups.example.com
         reconcilers:
-          - plugin: backup
+          - plugin: fake-backup
             resource: example.com/v1/Backup
             permissions: {batch/v1/jobs: [create, delete], v1/configmaps: [create]}
             owns: [batch/v1/Job]
@@ -231,7 +232,7 @@ def test_a_config_becomes_a_manager_with_every_plugin_registered(plugins: Path):
     assert registration.options["max_concurrent_reconciles"] == 3
     assert len(manager._handlers) == 1
     bad = parse_config(
-        "reconcilers:\n- {plugin: backup, resource: v1/ConfigMap, watches: [{resource: v1/Secret, mapper: nope}],"
+        "reconcilers:\n- {plugin: fake-backup, resource: v1/ConfigMap, watches: [{resource: v1/Secret, mapper: nope}],"
         " permissions: {batch/v1/jobs: [create, delete], v1/configmaps: [create]}}\n"
     )
     with pytest.raises(PluginError, match="has no mapper 'nope'.*by-annotation"):
@@ -240,13 +241,13 @@ def test_a_config_becomes_a_manager_with_every_plugin_registered(plugins: Path):
 
 def test_a_binding_must_grant_the_permissions_its_plugin_declares(plugins: Path):
     with pytest.raises(PluginError) as info:
-        load_plugin(RECONCILERS_GROUP, "backup", {}, {"batch/v1/jobs": ["create"]})
+        load_plugin(RECONCILERS_GROUP, "fake-backup", {}, {"batch/v1/jobs": ["create"]})
     message = str(info.value)
     assert "batch/v1/jobs: delete" in message and "v1/configmaps: create" in message
     granted = {"batch/v1/jobs": ["create", "delete", "get"], "v1/configmaps": ["create"]}
-    loaded = load_plugin(RECONCILERS_GROUP, "backup", {}, granted)
+    loaded = load_plugin(RECONCILERS_GROUP, "fake-backup", {}, granted)
     assert loaded.permissions == {"batch/v1/jobs": ("create", "delete"), "v1/configmaps": ("create",)}
-    config = parse_config("reconcilers:\n- {plugin: backup, resource: v1/ConfigMap}\n")
+    config = parse_config("reconcilers:\n- {plugin: fake-backup, resource: v1/ConfigMap}\n")
     with pytest.raises(PluginError, match="needs permissions the config does not grant"):
         manager_from_config(config, client=object())
 
@@ -256,7 +257,7 @@ def test_every_binding_whose_plugin_fails_is_reported_at_once_with_its_config_pa
         textwrap.dedent("""\
         reconcilers:
           - {plugin: broken, name: a, resource: v1/ConfigMap}
-          - {plugin: backup, name: b, resource: v1/ConfigMap,
+          - {plugin: fake-backup, name: b, resource: v1/ConfigMap,
              permissions: {batch/v1/jobs: [create, delete], v1/configmaps: [create]}}
           - {plugin: explodes, name: c, resource: v1/ConfigMap}
           - {plugin: unmarked, name: d, resource: v1/ConfigMap}

@@ -186,6 +186,7 @@ EXPECTED: dict[str, tuple[str, set[str]]] = {
     "informerd_informer_cached_bytes": ("gauge", {"informer", "resource"}),
     "informerd_informer_last_event_age_seconds": ("gauge", {"informer", "resource"}),
     "informerd_informer_synced": ("gauge", {"informer", "resource"}),
+    "informerd_informer_stalled_seconds": ("gauge", {"informer", "resource"}),
     "informerd_informer_transform_errors_total": ("counter", {"informer", "resource"}),
     "informerd_informer_index_errors_total": ("counter", {"informer", "resource"}),
     "informerd_informer_backoffs_total": ("counter", {"informer", "resource"}),
@@ -352,6 +353,7 @@ def test_informer_metrics_come_from_its_statistics(world: dict[str, Any]) -> Non
     assert samples(families["informerd_informer_synced"]) == [(labels, 1.0)]
     assert samples(families["informerd_informer_lists_total"]) == [(labels, 1.0)]
     assert samples(families["informerd_informer_last_event_age_seconds"]) == [(labels, 42.0)]
+    assert samples(families["informerd_informer_stalled_seconds"]) == [(labels, 0.0)]  # keeping up
     events = {l["type"]: v for l, v in samples(families["informerd_informer_events_total"])}
     assert events == {"ADDED": 0, "BOOKMARK": 0, "DELETED": 0, "ERROR": 0, "MODIFIED": 1}
     restarts = {l["cause"] for l, _ in samples(families["informerd_informer_watch_restarts_total"])}

@@ -1,5 +1,5 @@
 """Binary lookup follows the envtest order and a missing binary names the install command; promtool
-is found and cached the same way, keyed by the pinned Prometheus version."""
+and helm are found and cached the same way, keyed by their pinned versions."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from informers.testing import assets as assets_mod
-from informers.testing.assets import INSTALL_COMMAND, MissingBinaryError, find_assets, find_promtool
-from informers.testing.versions import PROMETHEUS_VERSION, prometheus_module_version
+from informers.testing.assets import INSTALL_COMMAND, MissingBinaryError, find_assets, find_helm, find_promtool
+from informers.testing.versions import HELM_VERSION, PROMETHEUS_VERSION, prometheus_module_version
 
 
 def _exe(path: Path) -> Path:
@@ -21,7 +21,13 @@ def _exe(path: Path) -> Path:
 
 @pytest.fixture
 def isolated(monkeypatch, tmp_path):
-    for var in ("TEST_ASSET_ETCD", "TEST_ASSET_KUBE_APISERVER", "TEST_ASSET_PROMTOOL", "KUBEBUILDER_ASSETS"):
+    for var in (
+        "TEST_ASSET_ETCD",
+        "TEST_ASSET_KUBE_APISERVER",
+        "TEST_ASSET_PROMTOOL",
+        "TEST_ASSET_HELM",
+        "KUBEBUILDER_ASSETS",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("INFORMERD_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(assets_mod, "_SYSTEM_DIR", tmp_path / "system")
@@ -56,13 +62,14 @@ def test_cache_directory_is_used_when_nothing_is_set(isolated):
 def test_install_is_idempotent_when_binaries_are_cached(isolated, monkeypatch):
     cached = assets_mod._asset_dir()
     _exe(cached / "etcd"), _exe(cached / "kube-apiserver"), _exe(assets_mod._promtool_dir() / "promtool")
+    _exe(assets_mod._helm_dir() / "helm")
     monkeypatch.setattr(assets_mod, "_go", lambda: pytest.fail("must not build what is cached"))
     assert assets_mod.install(quiet=True) == cached
 
 
 def test_install_builds_only_a_missing_promtool(isolated, monkeypatch):
     cached = assets_mod._asset_dir()
-    _exe(cached / "etcd"), _exe(cached / "kube-apiserver")
+    _exe(cached / "etcd"), _exe(cached / "kube-apiserver"), _exe(assets_mod._helm_dir() / "helm")
     built: list[str] = []
 
     def fake_build(go, target, log):
@@ -95,3 +102,27 @@ def test_prometheus_releases_map_to_their_go_module_versions():
     assert prometheus_module_version("3.16.0") == "v0.316.0"
     assert prometheus_module_version("3.0.1") == "v0.300.1"
     assert prometheus_module_version("2.53.4") == "v0.53.4"
+
+
+def test_install_builds_only_a_missing_helm_and_finds_it_by_version(isolated, monkeypatch):
+    cached = assets_mod._asset_dir()
+    _exe(cached / "etcd"), _exe(cached / "kube-apiserver"), _exe(assets_mod._promtool_dir() / "promtool")
+    built: list[Path] = []
+
+    def fake_build(go, target, log):
+        built.append(target)
+        target.write_text("#!/bin/sh\n")
+
+    monkeypatch.setattr(assets_mod, "_go", lambda: "go")
+    monkeypatch.setattr(assets_mod, "_build_helm", fake_build)
+    monkeypatch.setattr(assets_mod, "_build_promtool", lambda *a: pytest.fail("promtool is cached"))
+    with pytest.raises(MissingBinaryError) as info:
+        find_helm()
+    assert "TEST_ASSET_HELM" in str(info.value) and INSTALL_COMMAND in str(info.value)
+    assets_mod.install(quiet=True)
+    assert len(built) == 1 and built[0].parent == assets_mod._helm_dir()
+    assert find_helm() == assets_mod._helm_dir() / "helm"
+    assert f"helm-{HELM_VERSION}" in str(find_helm())  # keyed by the pinned version
+    special = _exe(isolated / "special" / "my-helm")
+    monkeypatch.setenv("TEST_ASSET_HELM", str(special))
+    assert find_helm() == special

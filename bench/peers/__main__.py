@@ -1,0 +1,3 @@
+from bench.peers.driver import main
+
+main()

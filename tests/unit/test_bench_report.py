@@ -1,0 +1,100 @@
+"""The peers benchmark's arithmetic (``bench/peers``): figures from a child's lines, medians, ratios
+against each scenario's base, growth per 10x, and the Markdown tables. Pure logic, no processes."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import pytest
+
+from bench.peers import driver, report
+from bench.peers.scenarios import SCENARIOS
+
+
+def test_percentile_is_nearest_rank_and_nan_when_empty() -> None:
+    values = [float(v) for v in range(1, 101)]  # 1..100
+    assert driver.percentile(values, 0.5) == 51.0  # index round(0.5 * 99) = 50
+    assert driver.percentile(values, 0.99) == 99.0  # index round(0.99 * 99) = 98
+    assert driver.percentile([7.0], 0.99) == 7.0
+    assert math.isnan(driver.percentile([], 0.5))
+
+
+def synced(objects: int = 1000) -> dict[str, float]:
+    return {"sync_s": 2.0, "cpu_sync_s": 1.5, "objects": objects, "rss_base_kb": 10_000, "rss_kb": 14_000,
+            "peak_rss_kb": 20_000}  # fmt: skip
+
+
+def test_informer_figures_come_from_the_child_lines() -> None:
+    events = {"events": 100, "first_event_t": 1000.0, "last_event_t": 1002.0, "cpu_s": 0.05,
+              "latencies_ms": [float(v) for v in range(1, 101)], "timed_out": False, "peak_rss_kb": 24_000}  # fmt: skip
+    f = driver.figures(SCENARIOS["informerd"], 1000, 100, synced(), None, events, 999.0, 1001.0)
+    assert f["rss_mb"] == pytest.approx(4000 / 1024)
+    assert f["bytes_per_object"] == pytest.approx(4000 * 1024 / 1000)
+    assert f["peak_mb"] == pytest.approx((24_000 - 10_000) / 1024)  # the highest VmHWM of any line
+    assert f["write_per_s"] == pytest.approx(50.0)
+    assert f["events_per_s"] == pytest.approx(50.0)
+    assert f["cpu_us_per_event"] == pytest.approx(500.0)
+    assert f["handler_p50_ms"] == driver.percentile(events["latencies_ms"], 0.5)
+    assert "reconcile_p50_ms" not in f and f["timed_out"] is False
+
+
+def test_controller_figures_include_the_initial_pass_and_the_burst() -> None:
+    initial = {"reconciled": 1000, "reconciles": 1000, "seconds": 4.0, "cpu_s": 3.0, "timed_out": False}
+    events = {"events": 10, "first_event_t": 1000.5, "last_event_t": 1001.0, "cpu_s": 0.01,
+              "latencies_ms": [5.0] * 10, "timed_out": False}  # fmt: skip
+    f = driver.figures(SCENARIOS["controller-runtime-w4"], 1000, 10, synced(), initial, events, 1000.0, 1000.4)
+    assert f["initial_reconciles_per_s"] == pytest.approx(1000 / (4.0 - 2.0))
+    assert f["all_reconciled_s"] == pytest.approx(1.0)
+    assert f["reconciles_per_s"] == pytest.approx(10 / 0.5)
+    assert f["reconcile_p99_ms"] == 5.0
+    assert "handler_p50_ms" not in f
+
+
+def test_a_peer_that_saw_nothing_reports_nan_not_zero() -> None:
+    events = {"events": 0, "first_event_t": 0.0, "last_event_t": 0.0, "cpu_s": 0.2, "latencies_ms": [],
+              "timed_out": True}  # fmt: skip
+    f = driver.figures(SCENARIOS["client-go"], 1000, 100, synced(), None, events, 1.0, 2.0)
+    assert math.isnan(f["cpu_us_per_event"]) and math.isnan(f["events_per_s"]) and f["timed_out"]
+
+
+def test_medians_skip_nan_and_flags() -> None:
+    rows = [{"a": 1.0, "b": float("nan"), "ok": True}, {"a": 3.0, "b": 2.0, "ok": False}, {"a": 2.0, "b": 4.0}]
+    assert driver.medians(rows) == {"a": 2.0, "b": 3.0}
+
+
+def test_ratios_are_taken_against_each_scenarios_base_and_growth_per_10x() -> None:
+    chosen = [SCENARIOS[n] for n in ("informerd", "client-go", "informerd-controller-w1", "controller-runtime-w1")]
+    rows = []
+    for n, scale in ((1000, 1.0), (10_000, 10.0)):
+        for name, sync_s, rate in (("informerd", 2.0, 0), ("client-go", 1.0, 0),
+                                   ("informerd-controller-w1", 4.0, 500.0), ("controller-runtime-w1", 3.0, 1000.0)):  # fmt: skip
+            row = {"scenario": name, "n": n, "sync_s": sync_s * scale, "rss_mb": 5.0 * scale}
+            if rate:
+                row["initial_reconciles_per_s"] = rate
+            rows.append(row)
+    args = argparse.Namespace(sizes=[1000, 10_000], note="", runs=1, updates=10, qps=5.0, burst=10, chosen=[])
+    results = report.build(args, "cmd", {}, {}, chosen, rows, [], driver.medians)
+    r = results["ratios"]["1000"]
+    assert r["informerd"]["sync_s"] == 1.0
+    assert r["client-go"]["sync_s"] == 0.5
+    assert r["controller-runtime-w1"]["sync_s"] == 0.75  # controllers against their informerd controller
+    assert r["controller-runtime-w1"]["initial_reconciles_per_s"] == 2.0
+    assert "initial_reconciles_per_s" not in r["client-go"]
+    growth = results["growth_per_10x"]["client-go"]["1000->10000"]
+    assert growth["sync_s"] == pytest.approx(10.0) and growth["rss_mb"] == pytest.approx(10.0)
+
+
+def test_render_has_one_section_per_scale_point_and_a_row_per_peer() -> None:
+    chosen = [SCENARIOS["informerd"], SCENARIOS["kopf"]]
+    rows = [{"scenario": s.name, "n": 100, "sync_s": 0.1, "reconcile_p99_ms": 9.0} for s in chosen]
+    args = argparse.Namespace(sizes=[100], note="noisy", runs=1, updates=10, qps=5.0, burst=10, chosen=[])
+    facts = {"python": "3", "orjson": "x", "go": "go", "client_go": "v", "controller_runtime": "v", "cpus": 2,
+             "mem_total_kb": 2**21, "loadavg_start": (1.0, 1.0, 1.0), "loadavg_end": (2.0, 1.0, 1.0)}  # fmt: skip
+    queues = [{"peer": "client-go workqueue", "one_thread": 5.0, "workers": 4.0}]
+    text = report.render(report.build(args, "the command", facts, {}, chosen, rows, queues, driver.medians))
+    assert "## N = 100 pods" in text and "**Note:** noisy" in text and "`the command`" in text
+    rows_of = [line for line in text.splitlines() if line.startswith("| informerd |")]
+    assert len(rows_of) == 2  # the peers table and the informer table
+    assert "| kopf |" in text and "Controller path" in text  # kopf is in both tables
+    assert "| 1 thread | 5 |" in text
