@@ -171,14 +171,14 @@ def _run(args: argparse.Namespace) -> int:
         handlers=[h.plugin for h in config.handlers],
     )
     manager.run()
-    _exit_past_stuck_threads()
     return 0
 
 
-def _exit_past_stuck_threads() -> None:
-    """Exit now if plugin code still runs on threads the drain abandoned (a sync reconciler or
-    handler that hangs): Python would otherwise wait for them at exit, forever. Everything the
-    daemon owns is closed by now; only the stuck calls are cut off."""
+def _exit_past_stuck_threads(code: int) -> None:
+    """Exit with ``code`` now if plugin code still runs on threads the drain abandoned (a sync
+    reconciler or handler that hangs): Python would otherwise wait for them at exit, forever.
+    Everything the daemon owns is closed by now (a clean stop, a lost lease, a failure); only the
+    stuck calls are cut off."""
     stuck = [
         t.name for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon and t.is_alive()
     ]
@@ -192,7 +192,7 @@ def _exit_past_stuck_threads() -> None:
         _log.warning("exiting with plugin calls still running on threads", threads=len(stuck), names=sorted(set(stuck)))
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(0)
+        os._exit(code)
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -296,6 +296,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"informerd: {exc}", file=sys.stderr)
         return 2
+    code = _command(args)
+    if args.command == "run":
+        _exit_past_stuck_threads(code)
+    return code
+
+
+def _command(args: argparse.Namespace) -> int:
     try:
         if args.command == "plugins":
             return _plugins(args)

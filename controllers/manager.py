@@ -296,16 +296,19 @@ class Manager:
         client, owned = self._open_client()
         self._client = client
         try:
-            async with anyio.create_task_group() as servers:
-                await self._start_servers(servers)
-                try:
-                    await _unwrap(self._serve_with(client))
-                finally:
-                    servers.cancel_scope.cancel()
+            await _unwrap(self._serve_and_servers(client))
         finally:
             if owned:
                 client.close()
             _log.info("manager stopped", manager=self.name)
+
+    async def _serve_and_servers(self, client: Any) -> None:
+        async with anyio.create_task_group() as servers:
+            await self._start_servers(servers)
+            try:
+                await _unwrap(self._serve_with(client))
+            finally:
+                servers.cancel_scope.cancel()
 
     async def _start_servers(self, group: anyio.abc.TaskGroup) -> None:
         """``/metrics`` and the probes come up first, so the kubelet sees the start-up and the drain."""
@@ -382,7 +385,7 @@ class Manager:
 
     def run(self, *, backend: str = "asyncio") -> None:
         """Serve until SIGTERM or SIGINT, then drain and stop; a second signal exits at once (1)."""
-        anyio.run(self._serve_until_signalled, backend=backend)
+        anyio.run(_unwrap, self._serve_until_signalled(), backend=backend)
 
     async def _serve_until_signalled(self) -> None:
         async with anyio.create_task_group() as outer:
@@ -447,15 +450,25 @@ def _count_failures(fn: Callable[..., Any], manager: Manager, plugin: str) -> Ca
     return counted
 
 
+def _lone(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    """The one error inside nested task-group wrapping, or None when there are several."""
+    while len(group.exceptions) == 1:
+        inner = group.exceptions[0]
+        if not isinstance(inner, BaseExceptionGroup):
+            return inner
+        group = inner
+    return None
+
+
 async def _unwrap(work: Awaitable[None]) -> None:
-    """Raise a lone error out of task-group wrapping as itself (callers catch by type)."""
+    """Raise a lone error out of task-group wrapping (however deep) as itself (callers catch by type)."""
     try:
         await work
     except BaseExceptionGroup as group:
-        if len(group.exceptions) == 1 and not isinstance(group.exceptions[0], BaseExceptionGroup):
-            error = group.exceptions[0]
-            raise error from error.__cause__
-        raise
+        error = _lone(group)
+        if error is None:
+            raise
+        raise error from error.__cause__
 
 
 def _pod_namespace() -> str:

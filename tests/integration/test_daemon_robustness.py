@@ -9,6 +9,7 @@ test waits for something that must happen; nothing asserts on timing.
 
 from __future__ import annotations
 
+import datetime
 import signal
 import socket
 import time
@@ -534,3 +535,38 @@ def test_a_second_signal_exits_at_once_without_draining(
         daemon.signal(signal.SIGINT)
         assert daemon.wait(30) != 0  # well before the drain deadline
         assert daemon.log_lines(event="second signal: exiting without draining")
+
+
+def test_losing_the_lease_exits_non_zero_even_with_a_plugin_call_stuck_on_a_thread(
+    control_plane: ControlPlane, namespace: str, plugin_root: Path, tmp_path: Path
+) -> None:
+    binding = {
+        "plugin": "robust-hangs-blocking",
+        "name": "blocks",
+        "resource": "v1/configmaps",
+        "labelSelector": "robust/role=b",
+        "timeout": 1,
+    }
+    election = {"enabled": True, "namespace": namespace, "leaseDuration": 4, "renewDeadline": 3, "retryPeriod": 1}
+    config = daemon_config(namespace, reconcilers=[binding], leaderElection=election)
+    path = write_config(tmp_path / "config.yaml", config)
+    with running(run_args(control_plane, path), cli_env(plugin_root)) as daemon:
+        daemon.wait_ready()
+        wait_for(lambda: total(daemon.scrape(), "leader_election_master_status") == 1, 60, "leading")
+        create(control_plane, namespace, "b-0", "b")
+        wait_for(
+            lambda: total(daemon.scrape(), "informerd_controller_overrun_threads", controller="blocks") >= 1,
+            60,
+            "a thread stuck in the plugin",
+        )
+        # Another holder takes the Lease: the leader cannot renew and must stop.
+        lease_path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/robust-leader"
+        lease = control_plane.request_json("GET", lease_path)
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        lease["spec"].update(holderIdentity="thief", leaseDurationSeconds=3600, renewTime=now, acquireTime=now)
+        control_plane.request_json("PUT", lease_path, lease)
+        # Before the fix: a traceback of an exception group, then Python waited an hour for the thread.
+        assert daemon.wait(60) == 1
+        assert daemon.log_lines(event="informerd failed")[0]["error"].startswith("LeaderElectionLostError")
+        assert not [line for line in daemon.logs if "Traceback" in line.get("raw", "")]
+        assert daemon.log_lines(event="exiting with plugin calls still running on threads")

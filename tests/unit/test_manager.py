@@ -401,3 +401,41 @@ async def test_a_manager_with_handlers_only_serves_until_cancelled():
         cluster.create("v1/configmaps", {"metadata": {"name": "late", "namespace": "ns"}})
         await wait_until_async(lambda: seen == ["ObjectAdded"])
         group.cancel_scope.cancel()
+
+
+async def test_losing_the_lease_raises_leader_election_lost_error_itself_not_a_group():
+    from controllers.leader import ElectionOptions, LeaderElectionLostError
+
+    cluster = cluster_with_widgets()
+    mgr = Manager(
+        client=cluster,
+        informer_options=FAST,
+        leader_election=True,
+        leader_election_id="widgets",
+        leader_election_namespace="ns",
+        election_options=ElectionOptions(lease_duration=3, renew_deadline=2, retry_period=0.2),
+        events=False,
+        metrics_bind_address="127.0.0.1:0",  # a server task group around the election, as in the daemon
+    )
+
+    @mgr.reconcile(WIDGETS)
+    async def reconcile(ctx: Context) -> None:
+        return None
+
+    raised: list[BaseException] = []
+
+    async def serve() -> None:
+        try:
+            await mgr.serve()
+        except BaseException as exc:
+            raised.append(exc)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(serve)
+        await wait_until_async(lambda: mgr.elector is not None and mgr.elector.is_leader())
+        lease = cluster.get("coordination.k8s.io/v1/leases", "widgets", namespace="ns")
+        lease["spec"]["holderIdentity"] = "thief"
+        lease["spec"]["leaseDurationSeconds"] = 3600
+        cluster.update("coordination.k8s.io/v1/leases", lease)
+        await wait_until_async(lambda: bool(raised), timeout=10)
+    assert len(raised) == 1 and type(raised[0]) is LeaderElectionLostError, repr(raised)
