@@ -257,7 +257,7 @@ def test_every_binding_whose_plugin_fails_is_reported_at_once_with_its_config_pa
         textwrap.dedent("""\
         reconcilers:
           - {plugin: broken, name: a, resource: v1/ConfigMap}
-          - {plugin: backup, name: b, resource: v1/ConfigMap,
+          - {plugin: fake-backup, name: b, resource: v1/ConfigMap,
              permissions: {batch/v1/jobs: [create, delete], v1/configmaps: [create]}}
           - {plugin: explodes, name: c, resource: v1/ConfigMap}
           - {plugin: unmarked, name: d, resource: v1/ConfigMap}
