@@ -33,7 +33,13 @@ from .chaos_faults import FaultKit, grant, restrict_priority
 from .chaos_invariants import Recorder, check_informer, server_state
 from .chaos_writer import ChaosWriter, configmap_body, podtemplate_body
 
-pytestmark = [pytest.mark.integration, pytest.mark.chaos]
+
+def chaos_scale() -> float:
+    return float(os.environ.get("INFORMERD_CHAOS_SCALE", "1"))
+
+
+# The suite's default per-test timeout (300 s) would end a long run: scale it with the run.
+pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.timeout(int(300 + 120 * chaos_scale()))]
 
 CONFIGMAPS = Resource("", "v1", "configmaps", "ConfigMap", namespaced=True)
 PODTEMPLATES = Resource("", "v1", "podtemplates", "PodTemplate", namespaced=True)
@@ -58,10 +64,6 @@ def chaos_kinds(available: list[str]) -> list[str]:
     """``INFORMERD_CHAOS_FAULTS=cut,stall`` narrows the schedule to those kinds (to chase one)."""
     wanted = [k for k in os.environ.get("INFORMERD_CHAOS_FAULTS", "").split(",") if k]
     return [k for k in available if k in wanted] if wanted else available
-
-
-def chaos_scale() -> float:
-    return float(os.environ.get("INFORMERD_CHAOS_SCALE", "1"))
 
 
 @pytest.fixture(scope="module")
