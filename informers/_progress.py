@@ -49,6 +49,8 @@ class ProgressStatistics:
     """Wall-clock time since which the informer has made no progress the server has (its resume
     point ahead of the server, or a change of its selection not delivered); None: keeping up."""
     stall_reason: str | None
+    stalls: int = 0
+    """Stalls found since the start (each counted once, when it began)."""
 
 
 def _as_int(rv: object) -> int | None:
@@ -84,6 +86,7 @@ class ProgressCheck:
         self._checked_time: float | None = None
         self._stalled_since: float | None = None
         self._reason: str | None = None
+        self._stalls = 0
         self._undelivered: tuple[str, str] | None = None  # (key, server rv) the cache lacked at the last check
 
     def check(self) -> None:
@@ -128,6 +131,7 @@ class ProgressCheck:
         else:
             if self._stalled_since is None:
                 self._stalled_since = self._clock.time()
+                self._stalls += 1
             self._reason = reason
 
     def statistics(self) -> ProgressStatistics:
@@ -138,4 +142,5 @@ class ProgressCheck:
             server_checked_time=self._checked_time,
             stalled_since=self._stalled_since,
             stall_reason=self._reason,
+            stalls=self._stalls,
         )

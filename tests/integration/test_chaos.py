@@ -17,7 +17,6 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -157,7 +156,6 @@ def test_informers_converge_to_the_server_under_a_seeded_schedule_of_faults(
     chaos_plane: ControlPlane,
     chaos_namespace: str,
     chaos_proxy: FaultProxy,
-    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     seed, scale = chaos_seed(), chaos_scale()
@@ -241,7 +239,8 @@ def test_informers_converge_to_the_server_under_a_seeded_schedule_of_faults(
             report.add(
                 f"{w.informer.name}: {len(w.recorder.notes)} notifications, {w.informer.statistics().objects} cached; "
                 f"relists {s.relists} ({_counts(s.relist_causes)}); re-watches {_counts(s.watch_restarts)}; "
-                f"continue-token fallbacks {s.list_fallbacks}; list retries {s.list_retries}"
+                f"continue-token fallbacks {s.list_fallbacks}; list retries {s.list_retries}; "
+                f"progress stalls seen {w.informer.statistics().progress.stalls}"
             )
         report.add(f"time to converge after the last fault: {converge_seconds:.1f} s")
         report.add("objects lost: " + ("0" if not failures else f"see {len(failures)} failure(s)"))

@@ -55,6 +55,7 @@ def test_a_resume_point_ahead_of_the_server_is_a_stall_at_once_and_clears_when_c
     resume[0] = "120"
     check.check()
     assert check.statistics().stalled_since is None and check.statistics().stall_reason is None
+    assert check.statistics().stalls == 1
 
 
 def test_an_undelivered_change_is_a_stall_only_when_seen_twice() -> None:
