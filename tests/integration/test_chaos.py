@@ -129,6 +129,14 @@ def _counts(counter: Counter[str] | dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(counter.items()) if v) or "none"
 
 
+def _client_line(label: str, client: ApiClient) -> str:
+    stats = client.statistics()
+    answers: Counter[str] = Counter()
+    for (_, status), n in stats.requests.items():
+        answers[status] += n
+    return f"{label} client: answers {_counts(answers)}; retries after Retry-After {stats.retries}"
+
+
 def _wait_converged(watched: list[Watched], plane: ControlPlane, timeout: float) -> tuple[float, list[str]]:
     """Seconds until every invariant holds for every informer (and none is stalled), or the
     failures at the timeout."""
@@ -242,6 +250,8 @@ def test_informers_converge_to_the_server_under_a_seeded_schedule_of_faults(
                 f"continue-token fallbacks {s.list_fallbacks}; list retries {s.list_retries}; "
                 f"progress stalls seen {w.informer.statistics().progress.stalls}"
             )
+        report.add(_client_line("admin", admin))
+        report.add(_client_line("chaos-user", user))
         report.add(f"time to converge after the last fault: {converge_seconds:.1f} s")
         report.add("objects lost: " + ("0" if not failures else f"see {len(failures)} failure(s)"))
         with capsys.disabled():
@@ -439,6 +449,7 @@ def test_a_controller_converges_under_faults_and_raising_and_hanging_reconcilers
                     group.cancel_scope.cancel()
                 result["stats"] = controller.statistics().workers
                 result["calls"] = reconciler.calls
+                result["client"] = _client_line("controller", client)
                 result["overlap"] = reconciler.probe.max_per_key
                 result["relists"] = {
                     i.name: i.statistics().watcher.relists
@@ -458,6 +469,7 @@ def test_a_controller_converges_under_faults_and_raising_and_hanging_reconcilers
         f"timeouts {stats.timeouts_total}; most at once for one UID: {result['overlap']}"
     )
     report.add(f"relists: {_counts(result['relists'])}")
+    report.add(result["client"])
     report.add(f"time to converge after the last fault: {result['converge_seconds']:.1f} s")
     with capsys.disabled():
         print("\n" + report.text())
