@@ -5,7 +5,11 @@ quiescence, every invariant of ``chaos_invariants`` for every informer.
 Seeded and reproducible: the seed is printed with the report (``INFORMERD_CHAOS_SEED=<seed>`` runs
 the same schedule again; timing still varies, as it does on any real network). CI size by default
 (about a minute of faults); ``INFORMERD_CHAOS_SCALE=<n>`` runs n times longer, e.g. 30 for a half
-hour soak; ``INFORMERD_CHAOS_FAULTS=kind,kind`` narrows the schedule. It runs on a control plane of its own: it restarts the apiserver and limits admission.
+hour soak; ``INFORMERD_CHAOS_FAULTS=kind,kind`` narrows the schedule. It runs on a control plane
+of its own: it restarts the apiserver and limits admission.
+
+The controller test runs the sample Widget reconciler (``test_controller.WidgetReconciler``) as a
+non-admin identity under the same faults, with a seeded share of raising and hanging calls.
 """
 
 from __future__ import annotations
