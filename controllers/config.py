@@ -87,6 +87,11 @@ class InformerSettings(_Model):
     idle_timeout: _Seconds | None = Field(
         None, description="Seconds without a byte before a watch counts as stalled. Default: the watch's timeout + 30."
     )
+    progress_check_interval: _Seconds | None = Field(
+        60.0,
+        description="Seconds between progress checks (one LIST with limit=1) that catch a watch waiting for a "
+        "resourceVersion the server has not reached or not delivering a change; null: off. Default 60.",
+    )
 
 
 class RateLimiterSettings(_Model):

@@ -113,6 +113,7 @@ def manager_from_config(
             streaming_list=informers.streaming_list,
             resync_period=informers.resync_period,
             idle_timeout=informers.idle_timeout,
+            progress_check_interval=informers.progress_check_interval,
         ),
         writer_options=WriterOptions(field_manager=config.name),
         drain_timeout=config.drain_timeout,
