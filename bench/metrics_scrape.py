@@ -1,7 +1,7 @@
 """What the Prometheus exporter costs: per observation, per reconcile, and per scrape.
 
 Usage: ``.venv/bin/python bench/metrics_scrape.py [--objects N] [--controllers C] [--scrapes S]
-[--keys K] [--runs R] [--backend asyncio|trio]``.
+[--keys K] [--runs R] [--backend asyncio|trio] [--live [--kubeconfig PATH]]``.
 
 1. **hooks**: CPU microseconds per call of each hook the exporter hands out (``on_reconcile``,
    the work queue's ``on_get``/``on_done``/``on_add``, the REST client's ``request_done``), next to
@@ -15,20 +15,31 @@ Usage: ``.venv/bin/python bench/metrics_scrape.py [--objects N] [--controllers C
    it, each wired through its inline handler and done reconciling every object (histograms
    filled). Medians of S scrapes: ``MetricsExporter.render()`` in the calling thread, and a full
    ``GET /metrics`` over loopback from the ``metrics_server`` (the loop renders in a worker thread).
+4. **live** (``--live``, instead of 1-3): the daemon's own setup on a real control plane (started
+   here, or ``--kubeconfig`` of a running one): N ConfigMaps in one namespace, a ``Manager`` with C
+   no-op reconcilers on ``v1/configmaps`` (one shared informer, 4 workers each) and ``/metrics`` on
+   loopback, every controller done reconciling every object. Medians of S scrapes:
+   ``manager.exporter.render()`` in a worker thread while the manager runs, and a full
+   ``GET /metrics`` over HTTP (rest-client, leader-election-free, process metrics included).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
+import sys
 import time
 import timeit
 import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import anyio
 from prometheus_client import CollectorRegistry, Histogram
 
+from controllers import Context, Manager
 from controllers._workers import WorkerPool
 from controllers.controller import Controller
 from controllers.metrics import MetricsExporter
@@ -36,6 +47,9 @@ from controllers.observers import RECONCILE_TIME_BUCKETS
 from controllers.ratelimited import RateLimitingQueue
 from controllers.request import Request
 from controllers.servers import metrics_server
+from informers.client import ApiClient
+from informers.config import load_config
+from informers.errors import AlreadyExistsError
 from informers.informer import InformerOptions, SharedInformer
 from informers.resources import Resource
 
@@ -207,6 +221,111 @@ def scrape(objects: int, controllers_n: int, scrapes: int, backend: str) -> None
         )
 
 
+@contextlib.contextmanager
+def _cluster(kubeconfig: str | None) -> Iterator[str]:
+    if kubeconfig:
+        yield kubeconfig
+        return
+    from informers.testing import ControlPlane
+
+    started = time.perf_counter()
+    with ControlPlane() as plane:
+        print(f"   control plane up in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+        yield str(plane.admin_kubeconfig)
+
+
+def _configmap(i: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": f"cm-{i:05d}", "labels": {"app": f"app-{i % 50}"}},
+        "data": {"index": str(i), "payload": "x" * 200},
+    }
+
+
+def _create_configmaps(kubeconfig: str, namespace: str, n: int) -> tuple[int, float]:
+    """Create cm-0..n-1 in ``namespace`` (409s: already there); returns (created, seconds)."""
+    with ApiClient(load_config(kubeconfig, qps=-1, pool_maxsize=16)) as admin:
+        with contextlib.suppress(AlreadyExistsError):
+            admin.request("POST", "/api/v1/namespaces", body={"metadata": {"name": namespace}})
+
+        def one(i: int) -> int:
+            try:
+                admin.request("POST", f"/api/v1/namespaces/{namespace}/configmaps", body=_configmap(i))
+            except AlreadyExistsError:
+                return 0
+            return 1
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(8) as pool:
+            created = sum(pool.map(one, range(n), chunksize=64))
+        return created, time.perf_counter() - started
+
+
+async def _live_noop(ctx: Context) -> None:
+    return None
+
+
+def live(objects: int, controllers_n: int, scrapes: int, kubeconfig: str | None, backend: str) -> None:
+    namespace = "bench-scrape"
+    results: dict[str, list[float]] = {"render": [], "http": []}
+    size = series = 0
+    with _cluster(kubeconfig) as path:
+        created, seconds = _create_configmaps(path, namespace, objects)
+        print(f"   {created} ConfigMaps created in {seconds:.1f} s", file=sys.stderr, flush=True)
+        manager = Manager(
+            load_config(path), namespace=namespace, name="bench-scrape", metrics_bind_address="127.0.0.1:0"
+        )
+        for c in range(controllers_n):
+            manager.reconcile("v1/configmaps", workers=4, name=f"controller-{c}")(_live_noop)
+
+        async def main() -> None:
+            nonlocal size, series
+            async with anyio.create_task_group() as group:
+                group.start_soon(manager.serve)
+                started = time.perf_counter()
+                with anyio.fail_after(600):
+                    while len(manager.controllers) < controllers_n or any(
+                        c.statistics().workers.success_total < objects for c in manager.controllers
+                    ):
+                        await anyio.sleep(0.1)
+                print(
+                    f"   {controllers_n} x {objects} reconciles done {time.perf_counter() - started:.1f} s after start",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                exporter, url = manager.exporter, f"http://127.0.0.1:{manager.servers['metrics']}/metrics"
+                assert exporter is not None
+
+                def measure() -> None:
+                    nonlocal size, series
+                    for _ in range(scrapes):
+                        started = time.perf_counter()
+                        exporter.render()
+                        results["render"].append((time.perf_counter() - started) * 1e3)
+                        started = time.perf_counter()
+                        with urllib.request.urlopen(url, timeout=30) as answer:
+                            body = answer.read()
+                        results["http"].append((time.perf_counter() - started) * 1e3)
+                    size = len(body)
+                    series = sum(1 for line in body.decode().splitlines() if line and not line.startswith("#"))
+
+                await anyio.to_thread.run_sync(measure)
+                cached = [i.statistics().objects for i in (manager.factory.informers if manager.factory else ())]
+                group.cancel_scope.cancel()
+            print(
+                f"4. live scrape: {sum(cached)} cached objects in {len(cached)} informer(s) on a real apiserver, "
+                f"{controllers_n} controllers x {objects} reconciles; {size:,} bytes ({series:,} samples), "
+                f"{scrapes} scrapes"
+            )
+
+        anyio.run(main, backend=backend)
+    for label, values in results.items():
+        print(
+            f"   {label:<7} median {statistics.median(values):6.2f} ms (min {min(values):.2f}, max {max(values):.2f})"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--objects", type=int, default=10_000, help="cached objects (default 10000)")
@@ -215,7 +334,12 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=20_000, help="keys per dispatch run (default 20000)")
     parser.add_argument("--runs", type=int, default=11, help="dispatch runs per variant (default 11)")
     parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
+    parser.add_argument("--live", action="store_true", help="only section 4: a Manager on a real control plane")
+    parser.add_argument("--kubeconfig", help="with --live: a running control plane instead of starting one")
     args = parser.parse_args()
+    if args.live:
+        live(args.objects, args.controllers, args.scrapes, args.kubeconfig, args.backend)
+        return
     hooks()
     dispatch(args.keys, args.runs, args.backend)
     scrape(args.objects, args.controllers, args.scrapes, args.backend)

@@ -16,7 +16,8 @@ informer flags, so they are cheap enough to run on the event loop at every probe
   informer whose signs of life stop for longer is not recovering by itself: its thread is stuck,
   or every reopen fails (the apiserver is unreachable or refuses it: the reason carries the last
   error and the stalled restarts). With the defaults that is 11.5 minutes; lower
-  ``InformerOptions.idle_timeout`` to detect stalls sooner, the deadline follows it. It also fails
+  ``InformerOptions.idle_timeout`` and ``backoff_cap`` (the daemon's ``informers.idleTimeout`` and
+  ``informers.maxBackoff``) and ``grace`` (``health.stallGrace``) to detect stalls sooner. It also fails
   once an informer's progress check (``InformerStatistics.progress``) has found it making no
   progress for longer than ``grace``: its resume point is ahead of the server (a resourceVersion
   from the future, which a watch waits for silently while looking alive), or the server holds a

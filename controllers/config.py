@@ -29,6 +29,7 @@ __all__ = [
     "ConfigProblem",
     "DaemonConfig",
     "HandlerBinding",
+    "HealthSettings",
     "InformerSettings",
     "LeaderElectionSettings",
     "RateLimiterSettings",
@@ -86,6 +87,18 @@ class InformerSettings(_Model):
     )
     idle_timeout: _Seconds | None = Field(
         None, description="Seconds without a byte before a watch counts as stalled. Default: the watch's timeout + 30."
+    )
+    progress_check_interval: _Seconds | None = Field(
+        60.0,
+        description="Seconds between progress checks (one LIST with limit=1) that catch a watch waiting for a "
+        "resourceVersion the server has not reached or not delivering a change; null: off. Default 60.",
+    )
+    max_backoff: float = Field(
+        30.0,
+        ge=0.8,
+        description="Largest base delay, seconds, between retries of a failed list or watch (client-go's "
+        "reflector: 0.8 s doubling up to it, plus up to 100% jitter). /healthz allows one such "
+        "delay. Default 30.",
     )
 
 
@@ -154,6 +167,18 @@ class ReconcilerBinding(_Binding):
     )
 
 
+class HealthSettings(_Model):
+    """The liveness checks behind /healthz (``controllers.checks``)."""
+
+    stall_grace: float = Field(
+        30.0,
+        ge=0,
+        description="Seconds /healthz waits past an informer's deadline (its idle timeout + maxBackoff) "
+        "before failing its 'watches' check, and past the progress check's first no-progress verdict. "
+        "Default 30.",
+    )
+
+
 class LeaderElectionSettings(_Model):
     """Lease leader election (client-go's defaults)."""
 
@@ -195,6 +220,7 @@ class DaemonConfig(_Model):
     leader_election: LeaderElectionSettings = Field(
         default_factory=LeaderElectionSettings, description="Leader election."
     )
+    health: HealthSettings = Field(default_factory=HealthSettings, description="Liveness checks (/healthz).")
     metrics_bind_address: str = Field(":8080", description="Where /metrics listens; '0' disables. Default ':8080'.")
     health_probe_bind_address: str = Field(
         ":8081", description="Where /healthz and /readyz listen; '0' disables. Default ':8081'."

@@ -97,7 +97,9 @@ class Manager:
 
     Daemon options (controller-runtime's names): ``metrics_bind_address`` / ``health_probe_bind_address``
     (``":8080"``, ``"127.0.0.1:8081"``; None or ``"0"``: off, the default for embedded use);
-    ``leader_election`` (caches warm on every replica, reconcilers run only while holding the Lease
+    ``stall_grace`` (seconds, default 30: the ``grace`` of /healthz's ``watches`` check,
+    ``checks.watches_healthy``; the deadline it is added to follows ``informer_options``'
+    ``idle_timeout`` and ``backoff_cap``); ``leader_election`` (caches warm on every replica, reconcilers run only while holding the Lease
     ``leader_election_id`` in ``leader_election_namespace`` (default: the pod's, else ``default``);
     losing it stops the manager with ``LeaderElectionLostError``); ``shard`` (``Shard(n, m)``: only
     keys whose UID hashes to ``n`` are reconciled, and the Lease name gets the shard suffix)."""
@@ -116,6 +118,7 @@ class Manager:
         drain_timeout: float = 30.0,
         metrics_bind_address: str | None = None,
         health_probe_bind_address: str | None = None,
+        stall_grace: float = 30.0,
         leader_election: bool = False,
         leader_election_id: str | None = None,
         leader_election_namespace: str | None = None,
@@ -132,6 +135,7 @@ class Manager:
         self.drain_timeout = drain_timeout
         self.metrics_bind_address = metrics_bind_address
         self.health_probe_bind_address = health_probe_bind_address
+        self.stall_grace = stall_grace
         self.leader_election = leader_election
         self.leader_election_id = leader_election_id or f"{name.replace('/', '-').replace('.', '-')}-leader"
         self.leader_election_namespace = leader_election_namespace
@@ -253,7 +257,7 @@ class Manager:
             )
         factory = lambda: self.factory.informers if self.factory is not None else ()  # noqa: E731
         self.healthz.add("ping", ping)
-        self.healthz.add("watches", watches_healthy(factory))
+        self.healthz.add("watches", watches_healthy(factory, grace=self.stall_grace))
         self.healthz.add("workers", workers_not_wedged(lambda: self._controllers))
         self.readyz.add("ping", ping)
         self.readyz.add("informers", informers_synced(factory))

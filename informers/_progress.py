@@ -11,9 +11,10 @@ compares the server's answer with what the informer has applied:
   consistent read returns a version at least as new as any event ever sent, and the resume point
   is read *before* the request, so this is never a race: the informer waits for a version that
   does not exist yet.
-* **behind**: the object the LIST returns is newer than the resume point, and the cache still
-  lacks that version, twice in a row with the resume point unmoved in between: the server has a
-  change of this selection that the watch has not delivered for a whole check interval.
+* **behind**: the cache lacks the version of the object the LIST returns (or holds an older one),
+  twice in a row for the same version: a change of this selection the watch has not delivered
+  for a whole check interval -- lagging, stalled, or lost for good when the resume point has
+  already moved past it (e.g. events dropped while bookmarks came through).
 
 Either verdict sets ``stalled_since`` (kept while it lasts; cleared by the first check that finds
 the informer consistent again). resourceVersions are compared as integers, as etcd revisions are;
@@ -48,6 +49,8 @@ class ProgressStatistics:
     """Wall-clock time since which the informer has made no progress the server has (its resume
     point ahead of the server, or a change of its selection not delivered); None: keeping up."""
     stall_reason: str | None
+    stalls: int = 0
+    """Stalls found since the start (each counted once, when it began)."""
 
 
 def _as_int(rv: object) -> int | None:
@@ -83,7 +86,8 @@ class ProgressCheck:
         self._checked_time: float | None = None
         self._stalled_since: float | None = None
         self._reason: str | None = None
-        self._undelivered: tuple[str, str, str] | None = None  # (key, server rv, resume point) last seen
+        self._stalls = 0
+        self._undelivered: tuple[str, str] | None = None  # (key, server rv) the cache lacked at the last check
 
     def check(self) -> None:
         ours = self._resume_point()  # before the request: the server's answer is then at least as new
@@ -104,26 +108,30 @@ class ProgressCheck:
     def _judge(self, ours: str | None, server: str, sample: tuple[str, str] | None) -> None:
         mine, theirs = _as_int(ours), _as_int(server)
         reason: str | None = None
-        undelivered: tuple[str, str, str] | None = None
+        undelivered: tuple[str, str] | None = None
         if ours is not None and mine is not None and theirs is not None:
             if mine > theirs:
                 reason = (
                     f"resume point {ours} is ahead of the server's resourceVersion {server} "
                     "(a version from the future): the watch waits for it"
                 )
-            elif sample is not None:
+            elif sample is not None and _as_int(sample[1]) is not None:
                 key, rv = sample
-                newer = _as_int(rv)
-                if newer is not None and newer > mine and self._cached_version(key) != rv:
-                    undelivered = (key, rv, ours)
-                    if self._undelivered == undelivered:  # seen one whole interval ago, resume point unmoved
-                        reason = f"{key} is at resourceVersion {rv} on the server; the watch is still at {ours}"
+                cached = self._cached_version(key)
+                if cached is None or (_as_int(cached) or 0) < int(rv):
+                    undelivered = sample
+                    if self._undelivered == undelivered:  # the same change, one whole interval ago
+                        reason = (
+                            f"{key} is at resourceVersion {rv} on the server since the last check; "
+                            f"the cache has {cached or 'nothing'} (resume point {ours})"
+                        )
         self._undelivered = undelivered
         if reason is None:
             self._stalled_since, self._reason = None, None
         else:
             if self._stalled_since is None:
                 self._stalled_since = self._clock.time()
+                self._stalls += 1
             self._reason = reason
 
     def statistics(self) -> ProgressStatistics:
@@ -134,4 +142,5 @@ class ProgressCheck:
             server_checked_time=self._checked_time,
             stalled_since=self._stalled_since,
             stall_reason=self._reason,
+            stalls=self._stalls,
         )

@@ -48,7 +48,7 @@ def grant(plane: ControlPlane, user: str, *, read_backups: bool) -> None:
         {"apiGroups": [BACKUPS.group], "resources": ["backups/status"], "verbs": ["get", "patch"]},
         {"apiGroups": [JOBS.group], "resources": ["jobs"], "verbs": ["get", "list", "watch", "create"]},
         {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "get", "delete"]},
-        {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+        {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]},
     ]
     role = {

@@ -5,7 +5,11 @@ quiescence, every invariant of ``chaos_invariants`` for every informer.
 Seeded and reproducible: the seed is printed with the report (``INFORMERD_CHAOS_SEED=<seed>`` runs
 the same schedule again; timing still varies, as it does on any real network). CI size by default
 (about a minute of faults); ``INFORMERD_CHAOS_SCALE=<n>`` runs n times longer, e.g. 30 for a half
-hour soak; ``INFORMERD_CHAOS_FAULTS=kind,kind`` narrows the schedule. It runs on a control plane of its own: it restarts the apiserver and limits admission.
+hour soak; ``INFORMERD_CHAOS_FAULTS=kind,kind`` narrows the schedule. It runs on a control plane
+of its own: it restarts the apiserver and limits admission.
+
+The controller test runs the sample Widget reconciler (``test_controller.WidgetReconciler``) as a
+non-admin identity under the same faults, with a seeded share of raising and hanging calls.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,7 +36,13 @@ from .chaos_faults import FaultKit, grant, restrict_priority
 from .chaos_invariants import Recorder, check_informer, server_state
 from .chaos_writer import ChaosWriter, configmap_body, podtemplate_body
 
-pytestmark = [pytest.mark.integration, pytest.mark.chaos]
+
+def chaos_scale() -> float:
+    return float(os.environ.get("INFORMERD_CHAOS_SCALE", "1"))
+
+
+# The suite's default per-test timeout (300 s) would end a long run: scale it with the run.
+pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.timeout(int(300 + 120 * chaos_scale()))]
 
 CONFIGMAPS = Resource("", "v1", "configmaps", "ConfigMap", namespaced=True)
 PODTEMPLATES = Resource("", "v1", "podtemplates", "PodTemplate", namespaced=True)
@@ -58,10 +67,6 @@ def chaos_kinds(available: list[str]) -> list[str]:
     """``INFORMERD_CHAOS_FAULTS=cut,stall`` narrows the schedule to those kinds (to chase one)."""
     wanted = [k for k in os.environ.get("INFORMERD_CHAOS_FAULTS", "").split(",") if k]
     return [k for k in available if k in wanted] if wanted else available
-
-
-def chaos_scale() -> float:
-    return float(os.environ.get("INFORMERD_CHAOS_SCALE", "1"))
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +133,14 @@ def _counts(counter: Counter[str] | dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(counter.items()) if v) or "none"
 
 
+def _client_line(label: str, client: ApiClient) -> str:
+    stats = client.statistics()
+    answers: Counter[str] = Counter()
+    for (_, status), n in stats.requests.items():
+        answers[status] += n
+    return f"{label} client: answers {_counts(answers)}; retries after Retry-After {stats.retries}"
+
+
 def _wait_converged(watched: list[Watched], plane: ControlPlane, timeout: float) -> tuple[float, list[str]]:
     """Seconds until every invariant holds for every informer (and none is stalled), or the
     failures at the timeout."""
@@ -155,7 +168,6 @@ def test_informers_converge_to_the_server_under_a_seeded_schedule_of_faults(
     chaos_plane: ControlPlane,
     chaos_namespace: str,
     chaos_proxy: FaultProxy,
-    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     seed, scale = chaos_seed(), chaos_scale()
@@ -239,8 +251,11 @@ def test_informers_converge_to_the_server_under_a_seeded_schedule_of_faults(
             report.add(
                 f"{w.informer.name}: {len(w.recorder.notes)} notifications, {w.informer.statistics().objects} cached; "
                 f"relists {s.relists} ({_counts(s.relist_causes)}); re-watches {_counts(s.watch_restarts)}; "
-                f"continue-token fallbacks {s.list_fallbacks}; list retries {s.list_retries}"
+                f"continue-token fallbacks {s.list_fallbacks}; list retries {s.list_retries}; "
+                f"progress stalls seen {w.informer.statistics().progress.stalls}"
             )
+        report.add(_client_line("admin", admin))
+        report.add(_client_line("chaos-user", user))
         report.add(f"time to converge after the last fault: {converge_seconds:.1f} s")
         report.add("objects lost: " + ("0" if not failures else f"see {len(failures)} failure(s)"))
         with capsys.disabled():
@@ -438,6 +453,7 @@ def test_a_controller_converges_under_faults_and_raising_and_hanging_reconcilers
                     group.cancel_scope.cancel()
                 result["stats"] = controller.statistics().workers
                 result["calls"] = reconciler.calls
+                result["client"] = _client_line("controller", client)
                 result["overlap"] = reconciler.probe.max_per_key
                 result["relists"] = {
                     i.name: i.statistics().watcher.relists
@@ -457,6 +473,7 @@ def test_a_controller_converges_under_faults_and_raising_and_hanging_reconcilers
         f"timeouts {stats.timeouts_total}; most at once for one UID: {result['overlap']}"
     )
     report.add(f"relists: {_counts(result['relists'])}")
+    report.add(result["client"])
     report.add(f"time to converge after the last fault: {result['converge_seconds']:.1f} s")
     with capsys.disabled():
         print("\n" + report.text())

@@ -24,7 +24,7 @@ DEFAULT_RULES = {
         (("backup.informerd.dev",), "backups", ("get", "list", "patch", "update", "watch")),
         (("backup.informerd.dev",), "backups/status", ("patch",)),
         (("batch",), "jobs", ("create", "get", "list", "watch")),
-        (("", "events.k8s.io"), "events", ("create", "patch")),
+        (("events.k8s.io",), "events", ("create", "patch")),
     },
     "backup-records": {((("",), "configmaps", ("create", "delete", "get")))},
 }
@@ -143,7 +143,7 @@ def test_namespaced_values_put_every_rule_in_one_role(home):
         (("backup.informerd.dev",), "backups", ("get", "list", "patch", "update", "watch")),
         (("backup.informerd.dev",), "backups/status", ("patch",)),
         (("batch",), "jobs", ("create", "get", "list", "watch")),
-        (("", "events.k8s.io"), "events", ("create", "patch")),
+        (("events.k8s.io",), "events", ("create", "patch")),
         (("",), "configmaps", ("create", "delete", "get")),
         (("coordination.k8s.io",), "leases", ("create", "get", "update")),
     }
@@ -157,7 +157,7 @@ def test_cluster_wide_values_use_a_cluster_role_and_keep_leases_namespaced(home)
         (("backup.informerd.dev",), "backups", ("get", "list", "patch", "update", "watch")),
         (("backup.informerd.dev",), "backups/status", ("patch",)),
         (("batch",), "jobs", ("create", "get", "list", "watch")),  # `owns: [Job]`, a kind the chart knows
-        (("", "events.k8s.io"), "events", ("create", "patch")),
+        (("events.k8s.io",), "events", ("create", "patch")),
         (("",), "configmaps", ("create", "delete", "get")),
         (("",), "namespaces", ("get", "list", "watch")),
     }

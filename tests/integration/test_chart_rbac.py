@@ -162,16 +162,24 @@ def test_the_charts_rbac_lets_the_daemon_do_its_whole_job(install: Install):
                 return _condition(obj, "Ready") == "True"
 
             wait_for(ready, 60, f"{name} Ready after its Job succeeded")
-        events = plane.request_json("GET", f"/apis/events.k8s.io/v1/namespaces/{install.watched}/events")["items"]
-        reasons = {(e["regarding"]["name"], e["reason"]) for e in events}
-        assert {("listed", "JobCreated"), ("watched", "JobCreated"), ("watched", "BackupComplete")} <= reasons
+        wanted = {("listed", "JobCreated"), ("watched", "JobCreated"), ("watched", "BackupComplete")}
+
+        def events_written() -> bool:  # the recorder writes from its own thread, after the status
+            events = plane.request_json("GET", f"/apis/events.k8s.io/v1/namespaces/{install.watched}/events")
+            return wanted <= {(e["regarding"]["name"], e["reason"]) for e in events["items"]}
+
+        wait_for(events_written, 30, f"Events {sorted(wanted)}")
         lease_id = install.config["leaderElection"]["id"]
         lease = plane.request_json(
             "GET", f"/apis/coordination.k8s.io/v1/namespaces/{install.release_ns}/leases/{lease_id}"
         )
         assert lease["spec"]["holderIdentity"]
-        lease_events = plane.request_json("GET", f"/apis/events.k8s.io/v1/namespaces/{install.release_ns}/events")
-        assert any(e["regarding"]["kind"] == "Lease" for e in lease_events["items"])
+        lease_events = f"/apis/events.k8s.io/v1/namespaces/{install.release_ns}/events"
+        wait_for(
+            lambda: any(e["regarding"]["kind"] == "Lease" for e in plane.request_json("GET", lease_events)["items"]),
+            30,
+            "the leader's Event on its Lease",
+        )
         # Deleting runs the finalizer: the record in the other namespace is deleted, then the Backup goes.
         uid = plane.request_json("GET", f"{install.backups()}/watched")["metadata"]["uid"]
         plane.request_json("DELETE", f"{install.backups()}/watched")

@@ -133,13 +133,15 @@ def test_informerd_run_reconciles_backups_serves_probes_and_metrics_and_stops_on
 def test_healthz_fails_while_the_watch_is_stalled_and_recovers(
     control_plane: ControlPlane, namespace: str, fault_proxy: FaultProxy, tmp_path: Path
 ) -> None:
-    """The liveness deadline is the idle timeout + the backoff cap (30 s) + a 30 s grace."""
+    """The liveness deadline is the idle timeout + the backoff cap + the grace: 5 + 2 + 5 s here
+    (informers.idleTimeout, informers.maxBackoff, health.stallGrace; 11.5 min by default)."""
     records_ns = prepare(control_plane, namespace)
     config = example_config(
         namespace,
         records_ns,
         drainTimeout=DRAIN,
-        informers={"idleTimeout": 5},
+        informers={"idleTimeout": 5, "maxBackoff": 2},
+        health={"stallGrace": 5},
         client={"connectTimeout": 2, "readTimeout": 5},
     )
     kubeconfig = control_plane.kubeconfig(server=fault_proxy.url)
@@ -151,7 +153,7 @@ def test_healthz_fails_while_the_watch_is_stalled_and_recovers(
 
         fault_proxy.stall()  # half-open: connections held, nothing forwarded either way
         fault_proxy.cut()  # the live watches end up on stalled connections too
-        wait_for(lambda: daemon.probe("/healthz")[0] == 500, 180, "/healthz to fail while stalled")
+        wait_for(lambda: daemon.probe("/healthz")[0] == 500, 90, "/healthz to fail while stalled")
         status, body = daemon.probe("/healthz?verbose")
         assert status == 500 and "[-]watches failed: reason withheld\n" in body, body
         assert "[+]ping ok\n" in body
@@ -159,7 +161,7 @@ def test_healthz_fails_while_the_watch_is_stalled_and_recovers(
         assert daemon.running()  # liveness fails; restarting is the kubelet's call
 
         fault_proxy.pass_through()
-        wait_for(lambda: daemon.probe("/healthz")[0] == 200, 180, "/healthz to pass after recovery")
+        wait_for(lambda: daemon.probe("/healthz")[0] == 200, 90, "/healthz to pass after recovery")
         create_backup(control_plane, namespace, backup_manifest("after"))
         wait_for(lambda: len(job_runs(control_plane, namespace)) == 2, 120, "a Job for the Backup made after recovery")
         assert daemon.stop(signal.SIGTERM, timeout=DRAIN + 20) == 0

@@ -127,6 +127,7 @@ def scrape_running_daemon(plane: ControlPlane, namespace: str, records: str, tmp
     config = yaml.safe_load((PLUGIN / "config.yaml").read_text())
     config["namespace"] = namespace
     config["reconcilers"][0]["options"]["recordNamespace"] = records
+    config["reconcilers"][0]["name"] = "backup"  # the controller label
     path = tmp / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     daemon = Daemon(
@@ -155,7 +156,7 @@ def scrape_running_daemon(plane: ControlPlane, namespace: str, records: str, tmp
         wait_for(
             lambda: (
                 daemon.proc.poll() is None
-                and value(fetch(url)[1], "controller_runtime_reconcile_errors_total", controller="backups") >= 1
+                and value(fetch(url)[1], "controller_runtime_reconcile_errors_total", controller="backup") >= 1
             ),
             60,
             "a failed reconcile (no record namespace yet)",
@@ -179,7 +180,7 @@ def scrape_running_daemon(plane: ControlPlane, namespace: str, records: str, tmp
     assert code == 0, daemon.logs[-20:]
     assert value(text, "leader_election_master_status") == 1
     assert value(text, "informerd_plugin_errors_total", plugin="backup", kind="reconcile") >= 1
-    assert value(text, "controller_runtime_reconcile_total", controller="backups", result="success") >= 2
+    assert value(text, "controller_runtime_reconcile_total", controller="backup", result="success") >= 2
     return text
 
 

@@ -215,3 +215,52 @@ def test_a_bookmark_from_the_future_is_surfaced_in_statistics_and_health(
             informer.stop()
             for name in written:
                 control_plane.request("DELETE", f"{elsewhere}/{name}")
+
+
+def test_a_watch_that_drops_events_while_bookmarks_come_through_is_surfaced(
+    control_plane: ControlPlane, namespace: str, tmp_path: Any
+):
+    """The other face of a silent wait: the connection lives and bookmarks arrive (so no idle
+    deadline fires and the resume point moves on), but changes never do. The progress check sees
+    the server holding a version the cache lacks, twice in a row."""
+    import orjson
+
+    from controllers.checks import watches_healthy
+    from controllers.probes import HealthCheckError
+    from informers.informer import InformerOptions, SharedInformer
+
+    from .injecting_proxy import InjectingProxy
+    from .support import api_client, configmap, wait_for
+
+    configmaps = Resource("", "v1", "configmaps", "ConfigMap", namespaced=True)
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+
+    def only_bookmarks(line: bytes) -> bytes:
+        return line if orjson.loads(line).get("type") == "BOOKMARK" else b""  # an empty line is skipped
+
+    def failing(check: Any) -> str | None:
+        try:
+            check()
+        except HealthCheckError as exc:
+            return str(exc)
+        return None
+
+    options = InformerOptions(watch_timeout_range=(5, 6), progress_check_interval=0.5, backoff_cap=1.0)
+    with InjectingProxy(control_plane) as proxy, api_client(proxy.kubeconfig(tmp_path)) as client:
+        informer = SharedInformer(client, configmaps, namespace=namespace, options=options)
+        check = watches_healthy([informer], grace=1.0)
+        informer.start()
+        try:
+            assert informer.wait_synced_blocking(30)
+            wait_for(lambda: informer.statistics().progress.checks >= 2, 20, "progress checks")
+            assert failing(check) is None
+            proxy.rewrite = only_bookmarks
+            control_plane.request_json("POST", path, configmap("dropped"))
+            wait_for(lambda: informer.statistics().progress.stalled_since is not None, 20, "the stall to be seen")
+            assert informer.store.get(f"{namespace}/dropped") is None  # the watch really lost it
+            reason = informer.statistics().progress.stall_reason or ""
+            assert f"{namespace}/dropped is at resourceVersion" in reason and "the cache has nothing" in reason
+            wait_for(lambda: failing(check) is not None, 20, "the liveness check to fail")
+            assert "no progress" in (failing(check) or "")
+        finally:
+            informer.stop()

@@ -153,6 +153,17 @@ def test_the_deadline_follows_a_lower_idle_timeout() -> None:
     assert verdict(check) is not None
 
 
+def test_the_deadline_follows_a_lower_backoff_cap_and_grace() -> None:
+    clock = FakeClock()
+    informer, client = started_informer(clock, idle_timeout=5, backoff_cap=2)
+    check = watches_healthy(lambda: [informer], clock=clock, grace=5)
+    list_once(informer)
+    clock.advance(5 + 2 + 5)  # idle deadline + one backoff at the cap + grace
+    assert verdict(check) is None
+    clock.advance(1)
+    assert verdict(check) is not None
+
+
 def test_an_informer_never_heard_from_counts_from_when_first_seen_and_unstarted_ones_are_skipped() -> None:
     clock = FakeClock()
     informer, _ = started_informer(clock)

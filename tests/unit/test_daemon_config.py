@@ -17,6 +17,7 @@ from controllers.config import ConfigFileError, DaemonConfig, config_schema, loa
 from controllers.daemon import manager_from_config, rate_limiter
 from controllers.plugins import HANDLERS_GROUP, RECONCILERS_GROUP, PluginConfigError, PluginError, discover, load_plugin
 from controllers.ratelimit import MaxWaitRateLimiter
+from informers.informer import InformerOptions
 
 PLUGIN_MODULE = """
 from pydantic import BaseModel
@@ -87,6 +88,21 @@ def test_an_empty_file_is_the_defaults():
     config = parse_config("")
     assert config == DaemonConfig()
     assert config.metrics_bind_address == ":8080" and config.health_probe_bind_address == ":8081"
+
+
+def test_liveness_timings_default_to_client_gos_and_reach_the_manager():
+    defaults = manager_from_config(parse_config(""), client=object())
+    assert defaults._informer_options is not None
+    assert defaults._informer_options.backoff_cap == InformerOptions().backoff_cap == 30.0
+    assert defaults.stall_grace == 30.0
+    config = parse_config("informers: {idleTimeout: 5, maxBackoff: 2}\nhealth: {stallGrace: 5}\n")
+    manager = manager_from_config(config, client=object())
+    assert manager._informer_options is not None
+    assert (manager._informer_options.idle_timeout, manager._informer_options.backoff_cap) == (5, 2)
+    assert manager.stall_grace == 5
+    with pytest.raises(ConfigFileError) as info:
+        parse_config("informers: {maxBackoff: 0.5}\nhealth: {stallGrace: -1}\n")
+    assert [(p.path, p.line) for p in info.value.problems] == [("informers.maxBackoff", 1), ("health.stallGrace", 2)]
 
 
 def test_every_problem_is_reported_with_its_path_and_line(tmp_path: Path):

@@ -135,6 +135,15 @@ def test_dockerignore_keeps_the_build_inputs_and_drops_the_rest() -> None:
         line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines() if line.strip() and line[0] != "#"
     }
     assert {".git", "tests", "bench", "**/.venv", "**/__pycache__", "**/*.egg-info"} <= patterns
-    needed = ["setup.cfg", "setup.py", "pyproject.toml", "MANIFEST.in", "README.md", "informers", "controllers", "examples"]
+    needed = [
+        "setup.cfg",
+        "setup.py",
+        "pyproject.toml",
+        "MANIFEST.in",
+        "README.md",
+        "informers",
+        "controllers",
+        "examples",
+    ]
     for name in needed:
         assert not any(name == p or name.startswith(p.rstrip("/") + "/") for p in patterns), name

@@ -82,7 +82,8 @@ def install_crd(plane: Any, timeout: float = 60.0) -> None:
 
     def served() -> bool:
         got = plane.request_json("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
-        conditions = {c["type"]: c["status"] for c in got.get("status", {}).get("conditions", [])}
+        # A CRD just created may carry ``"conditions": null`` until the apiserver's controllers see it.
+        conditions = {c["type"]: c["status"] for c in (got.get("status") or {}).get("conditions") or []}
         if conditions.get("Established") != "True":
             return False
         status, _ = plane.request("GET", BACKUPS.path("default"))

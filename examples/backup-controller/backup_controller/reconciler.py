@@ -40,7 +40,7 @@ PERMISSIONS: dict[str, list[str]] = {
     "v1/configmaps": ["create", "delete", "get"],
     "backup.informerd.dev/v1/backups": ["patch", "update"],
     "backup.informerd.dev/v1/backups/status": ["patch"],
-    "v1/events": ["create", "patch"],
+    "events.k8s.io/v1/events": ["create", "patch"],  # the recorder writes events.k8s.io/v1 Events
 }
 """What the reconciler writes (reads of Backups and Jobs come from the informers)."""
 
