@@ -161,8 +161,13 @@ async def test_ready_with_observed_generation_once_the_job_succeeds_and_a_new_ge
         assert status["observedGeneration"] == 1
         assert get_condition(current(cluster, "weekly"), "Ready")["observedGeneration"] == 1  # type: ignore[index]
         assert condition(cluster, "weekly", "Progressing") == ("False", "JobFinished")
-        events = cluster.list("events.k8s.io/v1/events", namespace=NS)
-        assert {"JobCreated", "BackupComplete"} <= {e["reason"] for e in events}
+        # Events are written by the recorder's own thread, after the status write: wait for them.
+        await wait_until_async(
+            lambda: (
+                {"JobCreated", "BackupComplete"}
+                <= {e["reason"] for e in cluster.list("events.k8s.io/v1/events", namespace=NS)}
+            )
+        )
 
         cluster.patch(BACKUPS, "weekly", {"spec": {"trigger": "again"}}, namespace=NS)  # generation 2
         await wait_until_async(lambda: len(jobs(cluster)) == 2)
