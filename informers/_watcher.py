@@ -48,6 +48,7 @@ from .errors import (
     ServerError,
     StreamStalledError,
     TooManyRequestsError,
+    _bounded,
     api_error_from_status,
 )
 from .events import Apply, Bookmark, Delete, Init, InitApply, InitDone, WatchEvent
@@ -364,7 +365,8 @@ class Watcher:
         etype = event.get("type")
         obj = event.get("object")
         if etype not in self._events:
-            raise MalformedResponseError(f"watch event has unknown type {etype!r}")
+            # Never echo it whole: a hostile line can make it megabytes long.
+            raise MalformedResponseError(f"watch event has unknown type {_bounded(repr(etype), 80)}")
         if not isinstance(obj, Mapping):
             raise MalformedResponseError(f"{etype} watch event has no object")
         self._events[etype] += 1

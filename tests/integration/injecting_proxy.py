@@ -1,20 +1,39 @@
 """A plain-HTTP reverse proxy in front of the real apiserver that can inject raw lines into watch
-streams, or rewrite the lines it forwards: how the tests feed a real watch malformed events or
-events the apiserver would not send (e.g. a bookmark from the future). It authenticates upstream as admin, so
-the client under test talks plain HTTP to it with no credentials."""
+streams, or rewrite what it forwards: how the tests feed a real informer malformed events, events
+the apiserver would not send (e.g. a bookmark from the future), broken LIST bodies or streams cut
+mid-object. It counts the requests it forwards by kind, so a test can bound the retries. It
+authenticates upstream as admin, so the client under test talks plain HTTP to it with no
+credentials."""
 
 from __future__ import annotations
 
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import orjson
 import urllib3
 
 from informers.testing import ControlPlane
+
+
+class Cut(bytes):
+    """A rewrite result after which the answer ends: a watch line sent without its newline, or a
+    LIST body sent under a ``Content-Length`` of the original body (a declared body cut short)."""
+
+
+def request_kind(method: str, path: str) -> str:
+    """``list`` / ``watch`` / ``stream`` (a watch with ``sendInitialEvents``) for GETs, else the
+    method in lower case."""
+    if method != "GET":
+        return method.lower()
+    query = parse_qs(urlsplit(path).query)
+    if query.get("watch") == ["true"]:
+        return "stream" if query.get("sendInitialEvents") == ["true"] else "watch"
+    return "list"
 
 
 class InjectingProxy:
@@ -32,7 +51,13 @@ class InjectingProxy:
         self.injected = 0
         self.rewrite: Callable[[bytes], bytes] | None = None
         """Applied to every whole line of a watch stream while set (returns the line to send)."""
+        self.rewrite_stream: Callable[[str, bytes], bytes] | None = None
+        """Like ``rewrite`` but also given the request's path; a ``Cut`` result ends the stream."""
+        self.rewrite_body: Callable[[str, bytes], bytes] | None = None
+        """Applied to the whole body of every other GET answer (path, body); see ``Cut``."""
         self.rewritten = 0
+        self.requests: Counter[str] = Counter()
+        """Requests forwarded, by ``request_kind``."""
         self._lock = threading.Lock()
         proxy = self
 
@@ -43,6 +68,18 @@ class InjectingProxy:
                 pass
 
             def do_GET(self) -> None:
+                proxy._forward(self)
+
+            def do_POST(self) -> None:
+                proxy._forward(self)
+
+            def do_PUT(self) -> None:
+                proxy._forward(self)
+
+            def do_PATCH(self) -> None:
+                proxy._forward(self)
+
+            def do_DELETE(self) -> None:
                 proxy._forward(self)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -64,6 +101,10 @@ class InjectingProxy:
         with self._lock:
             self.pending.extend(lines)
 
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.requests)
+
     def kubeconfig(self, directory: Path) -> Path:
         path = directory / "injecting-proxy.kubeconfig"
         path.write_bytes(
@@ -80,19 +121,30 @@ class InjectingProxy:
         )
         return path
 
-    def _rewritten(self, rewrite: Callable[[bytes], bytes] | None, line: bytes) -> bytes:
-        if rewrite is None:
-            return line
-        out = rewrite(line)
-        if out != line:
-            self.rewritten += 1
+    def _rewritten(self, path: str, line: bytes) -> bytes:
+        out = line
+        if self.rewrite is not None:
+            out = self.rewrite(out)
+        if self.rewrite_stream is not None:
+            out = self.rewrite_stream(path, out)
+        if out != line or isinstance(out, Cut):
+            with self._lock:
+                self.rewritten += 1
         return out
 
     def _forward(self, handler: BaseHTTPRequestHandler) -> None:
-        watching = "watch=" in handler.path
+        method = handler.command
+        kind = request_kind(method, handler.path)
+        with self._lock:
+            self.requests[kind] += 1
+        watching = kind in ("watch", "stream")
+        length = int(handler.headers.get("Content-Length") or 0)
+        headers = {"Content-Type": handler.headers.get("Content-Type", "application/json")}
         upstream = self.pool.request(
-            "GET",
+            method,
             self.upstream + handler.path,
+            body=handler.rfile.read(length) if length else None,
+            headers=headers,
             preload_content=False,
             retries=False,
             timeout=urllib3.Timeout(connect=5, read=None if watching else 60),
@@ -100,13 +152,31 @@ class InjectingProxy:
         try:
             handler.send_response(upstream.status)
             handler.send_header("Content-Type", upstream.headers.get("Content-Type", "application/json"))
+            rewrite_body = self.rewrite_body
+            if not watching and method == "GET" and rewrite_body is not None:
+                body = upstream.read()
+                out = rewrite_body(handler.path, body)
+                if out != body:
+                    with self._lock:
+                        self.rewritten += 1
+                if isinstance(out, Cut):
+                    handler.send_header("Content-Length", str(len(body)))
+                handler.end_headers()
+                handler.wfile.write(out)
+                return
             handler.end_headers()
             partial = b""
             for chunk in upstream.stream(65536):
-                rewrite = self.rewrite if watching else None
-                if rewrite is not None or partial:
+                rewriting = watching and (self.rewrite is not None or self.rewrite_stream is not None)
+                if rewriting or partial:
                     *lines, partial = (partial + chunk).split(b"\n")
-                    chunk = b"".join(self._rewritten(rewrite, line) + b"\n" for line in lines)
+                    out_lines = [self._rewritten(handler.path, line) for line in lines]
+                    for n, line in enumerate(out_lines):
+                        if isinstance(line, Cut):  # the stream ends here, mid-line
+                            handler.wfile.write(b"".join(x + b"\n" for x in out_lines[:n]) + line)
+                            upstream.close()  # never hand a half-read answer back to the pool
+                            return
+                    chunk = b"".join(line + b"\n" for line in out_lines)
                 handler.wfile.write(chunk)
                 if watching and chunk.endswith(b"\n"):
                     with self._lock:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 
 from controllers.circuit import is_retryable_failure
 from informers.errors import (
+    ForbiddenError,
     InternalServerError,
     RequestTooLargeError,
     ServerError,
+    ServiceUnavailableError,
     api_error_from_response,
+    api_error_from_status,
 )
 
 
@@ -39,3 +43,22 @@ def test_413_request_entity_too_large_is_the_same_error():
 def test_other_internal_errors_stay_retryable_server_errors():
     error = api_error_from_response(500, status_body(500, "etcdserver: leader changed"))
     assert isinstance(error, InternalServerError) and error.retryable
+
+
+@pytest.mark.parametrize("code", ["five hundred", "", None, {"x": 1}, 42, 10**9, True, "503x"])
+def test_a_status_with_an_unusable_code_is_still_a_typed_error(code: object) -> None:
+    """A hostile or broken Status (e.g. in a watch ERROR event) must never escape as a ValueError."""
+    error = api_error_from_status({"kind": "Status", "code": code, "message": "odd"})
+    assert type(error) is InternalServerError and error.status == 500 and error.retryable
+
+
+def test_a_numeric_string_code_and_a_bad_retry_after_are_read_safely() -> None:
+    error = api_error_from_status({"code": "403", "details": {"retryAfterSeconds": "soon"}})
+    assert isinstance(error, ForbiddenError) and error.retry_after is None
+
+
+def test_the_message_stays_bounded_whatever_the_reason_and_message() -> None:
+    error = api_error_from_status({"code": 503, "reason": "R" * 8_000_000, "message": "m" * 8_000_000})
+    assert isinstance(error, ServiceUnavailableError)
+    assert len(str(error)) < 2000
+    assert len(error.reason) == 8_000_000  # the full value stays on the attribute

@@ -604,3 +604,11 @@ def test_a_streaming_list_the_server_does_not_understand_falls_back_for_good() -
     w.on_error(InvalidError("sendInitialEvents is forbidden for list", status=422))
     assert isinstance(w.next_request(), ListRequest)
     assert w.statistics().streaming_list is False
+
+
+def test_an_unknown_event_type_of_megabytes_is_not_echoed_whole() -> None:
+    watcher = Watcher(streaming_list=True)
+    watcher.next_request()
+    with pytest.raises(MalformedResponseError) as caught:
+        watcher.on_watch_event({"type": "U" * 8_000_000, "object": {"metadata": {"resourceVersion": "1"}}})
+    assert len(str(caught.value)) < 300

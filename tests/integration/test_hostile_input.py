@@ -1,0 +1,339 @@
+"""Hostile input through a rewriting proxy in front of the real apiserver (issue 10, item 2).
+
+For the LIST, streaming-list and watch paths, the proxy replaces one real answer (or line) with
+something the apiserver would not send: a body that is not JSON, one cut mid-object, an unknown
+event type, an ERROR event with a non-410 Status, a line of 8 MiB. Each scenario asserts:
+
+* the informer saw a typed error (one of ``informers.errors``), logged as such;
+* bounded retries: the proxy counts exactly the requests the recovery needs, no more;
+* nothing lost: at the end the cache equals the server by name, UID, resourceVersion and content;
+* the cache is never corrupted: every notified object is whole;
+* every error text and log line is bounded in size and never quotes object contents.
+
+(``test_informer_malformed`` injects extra garbage lines between real events; here the hostile
+answer *replaces* a real one, so the informer must also get the lost event back.)
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import orjson
+import pytest
+
+from informers.client import ApiClient
+from informers.informer import InformerOptions, SharedInformer
+from informers.resources import Resource
+from informers.testing import ControlPlane
+
+from .hostile_support import WholeObjects, assert_errors_safe, wait_cache_is_server
+from .injecting_proxy import Cut, InjectingProxy
+from .support import api_client, wait_for
+
+pytestmark = pytest.mark.integration
+
+CONFIGMAPS = Resource("", "v1", "configmaps", "ConfigMap", namespaced=True)
+MiB = 1024 * 1024
+
+
+@pytest.fixture
+def secret() -> str:
+    """A value only object data carries: it must never show up in an error or a log line."""
+    return f"s3cr3t{secrets.token_hex(12)}"
+
+
+@pytest.fixture
+def logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.DEBUG, logger="informers")
+    return caplog
+
+
+@pytest.fixture
+def proxy(control_plane: ControlPlane) -> Iterator[InjectingProxy]:
+    with InjectingProxy(control_plane) as p:
+        yield p
+
+
+@pytest.fixture
+def client(proxy: InjectingProxy, tmp_path: Any) -> Iterator[ApiClient]:
+    with api_client(proxy.kubeconfig(tmp_path)) as c:
+        yield c
+
+
+def cm(name: str, secret: str, n: int = 0) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"s": secret, "n": str(n)}}
+
+
+def cm_content(obj: Mapping[str, Any]) -> Any:
+    return obj.get("data")
+
+
+def informer_for(client: ApiClient, namespace: str, *, streaming: bool, page_size: int = 500) -> SharedInformer:
+    options = InformerOptions(
+        streaming_list=streaming,
+        page_size=page_size,
+        progress_check_interval=None,  # its LISTs would blur the proxy's counts
+        watch_timeout_range=(240, 300),  # no watch ends on its own during a test
+        backoff_initial=0.05,
+        backoff_cap=0.2,
+    )
+    return SharedInformer(client, CONFIGMAPS, namespace=namespace, options=options)
+
+
+def populate(plane: ControlPlane, namespace: str, secret: str, count: int, prefix: str = "pre") -> None:
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    for i in range(count):
+        plane.request_json("POST", path, cm(f"{prefix}-{i:02d}", secret, i))
+
+
+def churn(plane: ControlPlane, namespace: str, secret: str) -> None:
+    """Creates, an update and a delete after the fault: the informer must keep up with them."""
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    for i in range(3):
+        plane.request_json("POST", path, cm(f"after-{i}", secret, i))
+    obj = plane.request_json("GET", f"{path}/after-0")
+    obj["data"]["n"] = "updated"
+    plane.request_json("PUT", f"{path}/after-0", obj)
+    plane.request_json("DELETE", f"{path}/after-1")
+
+
+# --- the LIST path -------------------------------------------------------------------------------
+
+
+def _not_json(body: bytes) -> bytes:
+    return b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+
+
+def _truncated(body: bytes) -> bytes:
+    return body[: len(body) // 2]  # the connection ends there: a short but "complete" answer
+
+
+def _declared_length_cut(body: bytes) -> bytes:
+    return Cut(body[: len(body) // 2])  # Content-Length says more: the client sees a broken read
+
+
+def _items_not_a_list(body: bytes) -> bytes:
+    return orjson.dumps({**orjson.loads(body), "items": {"not": "a list"}})
+
+
+def _partial_item(body: bytes) -> bytes:
+    decoded = orjson.loads(body)
+    decoded["items"][1]["metadata"] = {"uid": "x"}  # an object without its name
+    return orjson.dumps(decoded)
+
+
+LIST_HOSTILITY: dict[str, tuple[Callable[[bytes], bytes], str]] = {
+    "not-json": (_not_json, "MalformedResponseError"),
+    "truncated-mid-object": (_truncated, "MalformedResponseError"),
+    "declared-length-cut": (_declared_length_cut, "TransportError"),
+    "items-not-a-list": (_items_not_a_list, "MalformedResponseError"),
+    "partial-item": (_partial_item, "MalformedResponseError"),
+}
+
+
+@pytest.mark.parametrize("hostility", sorted(LIST_HOSTILITY))
+def test_list_answers(
+    control_plane: ControlPlane,
+    namespace: str,
+    proxy: InjectingProxy,
+    client: ApiClient,
+    secret: str,
+    logs: pytest.LogCaptureFixture,
+    hostility: str,
+) -> None:
+    rewrite, expected = LIST_HOSTILITY[hostility]
+    corrupt = 2
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    populate(control_plane, namespace, secret, 12)
+    left = [corrupt]
+
+    def hostile(request_path: str, body: bytes) -> bytes:
+        if left[0] == 0:
+            return body
+        left[0] -= 1
+        return rewrite(body)
+
+    proxy.rewrite_body = hostile
+    informer = informer_for(client, namespace, streaming=False, page_size=5)
+    whole = WholeObjects(lambda o: o["data"]["s"] == secret)
+    informer.add_handler(on_notification=whole)
+    informer.start()
+    try:
+        assert informer.wait_synced_blocking(30)
+        churn(control_plane, namespace, secret)
+        wait_cache_is_server(informer, control_plane, path, cm_content)
+        stats = informer.statistics()
+        counts = proxy.counts()
+        assert left[0] == 0 and proxy.rewritten == corrupt
+        # Each broken answer costs exactly one more request of the same page; no relist.
+        assert counts.get("list") == stats.watcher.list_pages + corrupt, (counts, stats.watcher)
+        assert counts.get("watch") == 1 and "stream" not in counts, counts
+        assert stats.watcher.relists == 0, stats.watcher
+        assert whole.notes >= 12 and not whole.partial, whole.partial
+        types = assert_errors_safe(logs.records, [stats.watcher.last_error, stats.reflector.last_error], secret)
+        if expected == "TransportError":  # the client repeats a GET whose answer broke off
+            assert client.statistics().connection_retries == corrupt
+        else:
+            assert types == [expected] * corrupt, types
+            assert stats.watcher.list_retries == corrupt
+    finally:
+        informer.stop()
+
+
+# --- watch lines (live events and the initial events of a streaming list) --------------------------
+
+
+def _status(code: int, reason: str, message: str) -> dict[str, Any]:
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "code": code,
+        "reason": reason,
+        "message": message,
+    }
+
+
+def _error_event(status: Mapping[str, Any]) -> bytes:
+    return orjson.dumps({"type": "ERROR", "object": status})
+
+
+def _retype(line: bytes, etype: str) -> bytes:
+    event = orjson.loads(line)
+    event["type"] = etype
+    return orjson.dumps(event)
+
+
+LINE_HOSTILITY: dict[str, tuple[Callable[[bytes], bytes], str]] = {
+    "truncated-mid-object": (lambda line: Cut(line[: len(line) // 2]), "MalformedResponseError"),
+    "not-json": (lambda line: b"\x1f\x8b\x08" + line, "MalformedResponseError"),
+    "unknown-type": (lambda line: _retype(line, "UPSERTED"), "MalformedResponseError"),
+    "unknown-type-of-8MiB": (lambda line: _retype(line, "U" * (8 * MiB)), "MalformedResponseError"),
+    "8MiB-line": (lambda line: line + b" " + b"x" * (8 * MiB), "MalformedResponseError"),
+    "error-500": (
+        lambda line: _error_event(_status(500, "InternalError", "etcd cluster is unavailable")),
+        "InternalServerError",
+    ),
+    "error-403": (
+        lambda line: _error_event(_status(403, "Forbidden", "configmaps is forbidden: nope")),
+        "ForbiddenError",
+    ),
+    "error-of-8MiB": (
+        lambda line: _error_event(_status(503, "ServiceUnavailable" * (MiB // 2), "m" * (8 * MiB))),
+        "ServiceUnavailableError",
+    ),
+    "error-code-not-a-number": (
+        lambda line: _error_event({**_status(500, "InternalError", "odd"), "code": "five hundred"}),
+        "InternalServerError",
+    ),
+    "error-carrying-the-object": (
+        lambda line: _error_event({**orjson.loads(line)["object"], "code": 500}),
+        "InternalServerError",
+    ),
+}
+
+
+def _one_shot(
+    fire: Callable[[str, bytes], bool], rewrite: Callable[[bytes], bytes]
+) -> tuple[Callable[[str, bytes], bytes], list[int]]:
+    fired = [0]
+
+    def hostile(request_path: str, line: bytes) -> bytes:
+        if fired[0] or not fire(request_path, line):
+            return line
+        fired[0] += 1
+        return rewrite(line)
+
+    return hostile, fired
+
+
+@pytest.mark.parametrize("hostility", list(LINE_HOSTILITY))
+def test_watch_lines(
+    control_plane: ControlPlane,
+    namespace: str,
+    proxy: InjectingProxy,
+    client: ApiClient,
+    secret: str,
+    logs: pytest.LogCaptureFixture,
+    hostility: str,
+) -> None:
+    """The hostile line replaces the live ADDED event of an object written while watching."""
+    rewrite, expected = LINE_HOSTILITY[hostility]
+    refused = expected == "ForbiddenError"  # client-go: a refused watch relists
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    populate(control_plane, namespace, secret, 3)
+    target = b'"name":"target"'
+    proxy.rewrite_stream, fired = _one_shot(lambda p, line: target in line and b'"ADDED"' in line, rewrite)
+    informer = informer_for(client, namespace, streaming=False)
+    whole = WholeObjects(lambda o: o["data"]["s"] == secret)
+    informer.add_handler(on_notification=whole)
+    informer.start()
+    try:
+        assert informer.wait_synced_blocking(30)
+        control_plane.request_json("POST", path, cm("target", secret))
+        wait_for(lambda: fired[0] == 1, 20, "the hostile line")
+        wait_for(lambda: informer.store.get(f"{namespace}/target") is not None, 20, "the lost event, re-delivered")
+        churn(control_plane, namespace, secret)
+        wait_cache_is_server(informer, control_plane, path, cm_content)
+        stats = informer.statistics()
+        counts = proxy.counts()
+        assert counts == {"list": 1 + refused, "watch": 2}, counts  # one re-watch (or relist), no more
+        assert stats.watcher.relists == refused, stats.watcher
+        restarts = {k: v for k, v in stats.watcher.watch_restarts.items() if v}
+        cause = "malformed" if expected == "MalformedResponseError" else "error"
+        assert restarts == {cause: 1}, restarts
+        assert not whole.partial, whole.partial
+        types = assert_errors_safe(logs.records, [stats.watcher.last_error, stats.reflector.last_error], secret)
+        assert types == [expected], types
+    finally:
+        informer.stop()
+
+
+@pytest.mark.parametrize("hostility", list(LINE_HOSTILITY))
+def test_streaming_list_lines(
+    control_plane: ControlPlane,
+    namespace: str,
+    proxy: InjectingProxy,
+    client: ApiClient,
+    secret: str,
+    logs: pytest.LogCaptureFixture,
+    hostility: str,
+) -> None:
+    """The hostile line replaces the 6th initial event of a streaming list: the informer lists
+    once instead (client-go), keeps streaming lists on for the next time, and loses nothing."""
+    rewrite, expected = LINE_HOSTILITY[hostility]
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    populate(control_plane, namespace, secret, 12)
+    seen = [0]
+
+    def sixth_initial_event(request_path: str, line: bytes) -> bool:
+        if "sendInitialEvents=true" not in request_path or b'"type":"ADDED"' not in line:
+            return False
+        seen[0] += 1
+        return seen[0] == 6
+
+    proxy.rewrite_stream, fired = _one_shot(sixth_initial_event, rewrite)
+    informer = informer_for(client, namespace, streaming=True)
+    whole = WholeObjects(lambda o: o["data"]["s"] == secret)
+    informer.add_handler(on_notification=whole)
+    informer.start()
+    try:
+        assert informer.wait_synced_blocking(30)
+        assert fired[0] == 1
+        assert len(informer.store) == 12  # the 5 initial events before the fault were not kept alone
+        churn(control_plane, namespace, secret)
+        wait_cache_is_server(informer, control_plane, path, cm_content)
+        stats = informer.statistics()
+        counts = proxy.counts()
+        assert counts == {"stream": 1, "list": 1, "watch": 1}, counts
+        assert dict(stats.watcher.relist_causes) == {"error": 1}, stats.watcher
+        assert stats.watcher.streaming_list, "one hostile line must not turn streaming lists off"
+        assert whole.notes >= 12 and not whole.partial, whole.partial
+        types = assert_errors_safe(logs.records, [stats.watcher.last_error, stats.reflector.last_error], secret)
+        assert types == [expected], types
+    finally:
+        informer.stop()
