@@ -16,6 +16,7 @@ answer *replaces* a real one, so the informer must also get the lost event back.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 from collections.abc import Callable, Iterator, Mapping
@@ -24,7 +25,10 @@ from typing import Any
 import orjson
 import pytest
 
+from controllers.circuit import CircuitState
+from controllers.writer import ApiWriter, WriterOptions
 from informers.client import ApiClient
+from informers.errors import RequestTooLargeError
 from informers.informer import InformerOptions, SharedInformer
 from informers.resources import Resource
 from informers.testing import ControlPlane
@@ -336,4 +340,141 @@ def test_streaming_list_lines(
         types = assert_errors_safe(logs.records, [stats.watcher.last_error, stats.reflector.last_error], secret)
         assert types == [expected], types
     finally:
+        informer.stop()
+
+
+# --- objects near etcd's 1.5 MB limit, and writes over it ------------------------------------------
+
+PODTEMPLATES = Resource("", "v1", "podtemplates", "PodTemplate", namespaced=True)
+NEAR_LIMIT = 1_450_000  # bytes of one env value: the stored object is just under etcd's 1.5 MiB
+
+
+def big_podtemplate(name: str, secret: str, size: int, version: int = 0) -> dict[str, Any]:
+    value = f"{secret}-{version}-".ljust(size, "x")
+    container = {"name": "c", "image": "i", "env": [{"name": "BIG", "value": value}]}
+    return {
+        "apiVersion": "v1",
+        "kind": "PodTemplate",
+        "metadata": {"name": name},
+        "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [container]}},
+    }
+
+
+def big_value(obj: Mapping[str, Any]) -> str:
+    return str(obj["template"]["spec"]["containers"][0]["env"][0]["value"])
+
+
+def big_content(obj: Mapping[str, Any]) -> Any:
+    value = big_value(obj)
+    return len(value), hashlib.sha256(value.encode()).hexdigest()
+
+
+def podtemplate_informer(client: ApiClient, namespace: str, *, streaming: bool) -> SharedInformer:
+    options = InformerOptions(
+        streaming_list=streaming,
+        page_size=2,
+        progress_check_interval=None,
+        watch_timeout_range=(240, 300),
+        backoff_initial=0.05,
+        backoff_cap=0.2,
+    )
+    return SharedInformer(client, PODTEMPLATES, namespace=namespace, options=options)
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["list", "streaming-list"])
+def test_objects_near_the_etcd_limit_are_listed_streamed_and_watched_whole(
+    control_plane: ControlPlane,
+    namespace: str,
+    proxy: InjectingProxy,
+    client: ApiClient,
+    secret: str,
+    logs: pytest.LogCaptureFixture,
+    streaming: bool,
+) -> None:
+    """Real objects of ~1.45 MB each, created through the apiserver: a LIST (limit 2) or a
+    streaming list loads them, the watch carries creates, an update and a delete of more of them,
+    and nothing is retried, lost or cut."""
+    path = f"/api/v1/namespaces/{namespace}/podtemplates"
+    for i in range(3):
+        control_plane.request_json("POST", path, big_podtemplate(f"big-{i}", secret, NEAR_LIMIT))
+    informer = podtemplate_informer(client, namespace, streaming=streaming)
+    whole = WholeObjects(lambda o: len(big_value(o)) == NEAR_LIMIT and big_value(o).startswith(secret))
+    informer.add_handler(on_notification=whole)
+    informer.start()
+    try:
+        assert informer.wait_synced_blocking(60)
+        for i in range(3, 5):
+            control_plane.request_json("POST", path, big_podtemplate(f"big-{i}", secret, NEAR_LIMIT))
+        obj = control_plane.request_json("GET", f"{path}/big-1")
+        obj["template"]["spec"]["containers"][0]["env"][0]["value"] = big_value(
+            big_podtemplate("big-1", secret, NEAR_LIMIT, version=1)
+        )
+        control_plane.request_json("PUT", f"{path}/big-1", obj)
+        control_plane.request_json("DELETE", f"{path}/big-2")
+        final = wait_cache_is_server(informer, control_plane, path, big_content, timeout=60)
+        assert sorted(final) == [f"{namespace}/big-{i}" for i in (0, 1, 3, 4)]
+        stats = informer.statistics()
+        counts = proxy.counts()
+        if streaming:
+            assert counts == {"stream": 1}, counts
+        else:
+            assert counts == {"list": stats.watcher.list_pages, "watch": 1}, (counts, stats.watcher)
+        assert stats.watcher.errors == 0 and stats.watcher.relists == 0, stats.watcher
+        assert whole.notes >= 7 and not whole.partial, whole.partial
+        assert assert_errors_safe(logs.records, [], secret) == []
+    finally:
+        informer.stop()
+
+
+def test_oversized_writes_are_refused_once_typed_and_leave_the_cache_and_the_circuit_alone(
+    control_plane: ControlPlane,
+    namespace: str,
+    proxy: InjectingProxy,
+    client: ApiClient,
+    secret: str,
+    logs: pytest.LogCaptureFixture,
+) -> None:
+    """Creates and an update of 1.6 MB (etcd's "request is too large", a 500) and a create of
+    3.5 MB (the apiserver's own body limit, a 413), counted at the proxy: one request each, a
+    ``RequestTooLargeError`` that quotes nothing of the object, the group's circuit closed, and
+    an informer watching meanwhile ends equal to the server. (``test_reliability_regressions``
+    covers the breaker for many direct creates.)"""
+    logs.set_level(logging.DEBUG, logger="controllers")
+    path = f"/api/v1/namespaces/{namespace}/podtemplates"
+    control_plane.request_json("POST", path, big_podtemplate("near", secret, NEAR_LIMIT))
+    informer = podtemplate_informer(client, namespace, streaming=True)
+    informer.start()
+    writer = ApiWriter(client, WriterOptions(field_manager="hostile-tests"))
+    errors: list[RequestTooLargeError] = []
+    try:
+        assert informer.wait_synced_blocking(60)
+        for i in range(3):
+            before = proxy.counts().get("post", 0)
+            with pytest.raises(RequestTooLargeError, match="request is too large") as caught:
+                writer.create(PODTEMPLATES, big_podtemplate(f"over-{i}", secret, 1_600_000), namespace=namespace)
+            assert proxy.counts()["post"] - before == 1  # never retried
+            errors.append(caught.value)
+        current = writer.get(PODTEMPLATES, "near", namespace=namespace)
+        grown = big_podtemplate("near", secret, 1_600_000, version=1)
+        current["template"] = grown["template"]
+        with pytest.raises(RequestTooLargeError) as caught:
+            writer.update(PODTEMPLATES, current, namespace=namespace)
+        assert proxy.counts()["put"] == 1
+        errors.append(caught.value)
+        with pytest.raises(RequestTooLargeError) as caught:
+            writer.create(PODTEMPLATES, big_podtemplate("huge", secret, 3_500_000), namespace=namespace)
+        assert proxy.counts()["post"] == 4
+        errors.append(caught.value)
+        assert [e.status for e in errors] == [500, 500, 500, 500, 413], [str(e) for e in errors]
+        assert not any(e.retryable for e in errors)
+        assert writer.breaker.state("v1") is CircuitState.CLOSED
+        assert writer.statistics().retries == 0
+        writer.create(PODTEMPLATES, big_podtemplate("small", secret, 100), namespace=namespace)
+        final = wait_cache_is_server(informer, control_plane, path, big_content, timeout=60)
+        assert sorted(final) == [f"{namespace}/near", f"{namespace}/small"]
+        assert final[f"{namespace}/near"][2][0] == NEAR_LIMIT  # the refused update changed nothing
+        assert informer.statistics().watcher.errors == 0
+        assert_errors_safe(logs.records, [str(e) for e in errors], secret)
+    finally:
+        writer.close()
         informer.stop()
