@@ -25,6 +25,11 @@ class Cut(bytes):
     LIST body sent under a ``Content-Length`` of the original body (a declared body cut short)."""
 
 
+class Hold(bytes):
+    """A rewrite result sent without its newline, after which the answer sends nothing more but
+    stays open until the client hangs up: a line that never ends."""
+
+
 def request_kind(method: str, path: str) -> str:
     """``list`` / ``watch`` / ``stream`` (a watch with ``sendInitialEvents``) for GETs, else the
     method in lower case."""
@@ -127,7 +132,7 @@ class InjectingProxy:
             out = self.rewrite(out)
         if self.rewrite_stream is not None:
             out = self.rewrite_stream(path, out)
-        if out != line or isinstance(out, Cut):
+        if out != line or isinstance(out, Cut | Hold):
             with self._lock:
                 self.rewritten += 1
         return out
@@ -172,9 +177,12 @@ class InjectingProxy:
                     *lines, partial = (partial + chunk).split(b"\n")
                     out_lines = [self._rewritten(handler.path, line) for line in lines]
                     for n, line in enumerate(out_lines):
-                        if isinstance(line, Cut):  # the stream ends here, mid-line
-                            handler.wfile.write(b"".join(x + b"\n" for x in out_lines[:n]) + line)
+                        if isinstance(line, Cut | Hold):  # the stream ends here, mid-line
                             upstream.close()  # never hand a half-read answer back to the pool
+                            handler.wfile.write(b"".join(x + b"\n" for x in out_lines[:n]) + line)
+                            handler.wfile.flush()
+                            if isinstance(line, Hold):
+                                handler.connection.recv(1)  # until the client hangs up
                             return
                     chunk = b"".join(line + b"\n" for line in out_lines)
                 handler.wfile.write(chunk)
@@ -186,7 +194,7 @@ class InjectingProxy:
                         handler.wfile.write(line + b"\n")
                         self.injected += 1
                 handler.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError, urllib3.exceptions.HTTPError):
+        except (BrokenPipeError, ConnectionResetError, urllib3.exceptions.HTTPError):  # the client hung up
             pass
         finally:
             upstream.release_conn()

@@ -34,7 +34,7 @@ from informers.resources import Resource
 from informers.testing import ControlPlane
 
 from .hostile_support import WholeObjects, assert_errors_safe, wait_cache_is_server
-from .injecting_proxy import Cut, InjectingProxy
+from .injecting_proxy import Cut, Hold, InjectingProxy
 from .support import api_client, wait_for
 
 pytestmark = pytest.mark.integration
@@ -218,6 +218,7 @@ LINE_HOSTILITY: dict[str, tuple[Callable[[bytes], bytes], str]] = {
     "unknown-type": (lambda line: _retype(line, "UPSERTED"), "MalformedResponseError"),
     "unknown-type-of-8MiB": (lambda line: _retype(line, "U" * (8 * MiB)), "MalformedResponseError"),
     "8MiB-line": (lambda line: line + b" " + b"x" * (8 * MiB), "MalformedResponseError"),
+    "endless-line": (lambda line: Hold(b"x" * (40 * MiB)), "MalformedResponseError"),
     "error-500": (
         lambda line: _error_event(_status(500, "InternalError", "etcd cluster is unavailable")),
         "InternalServerError",
@@ -226,8 +227,8 @@ LINE_HOSTILITY: dict[str, tuple[Callable[[bytes], bytes], str]] = {
         lambda line: _error_event(_status(403, "Forbidden", "configmaps is forbidden: nope")),
         "ForbiddenError",
     ),
-    "error-of-8MiB": (
-        lambda line: _error_event(_status(503, "ServiceUnavailable" * (MiB // 2), "m" * (8 * MiB))),
+    "error-of-8MiB-reason-and-message": (
+        lambda line: _error_event(_status(503, "ServiceUnavailable" * (MiB // 18), "m" * (7 * MiB))),
         "ServiceUnavailableError",
     ),
     "error-code-not-a-number": (
