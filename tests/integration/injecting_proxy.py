@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -23,6 +24,16 @@ from informers.testing import ControlPlane
 class Cut(bytes):
     """A rewrite result after which the answer ends: a watch line sent without its newline, or a
     LIST body sent under a ``Content-Length`` of the original body (a declared body cut short)."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An answer the proxy sends instead of forwarding the request (see ``InjectingProxy.answer``)."""
+
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 class Hold(bytes):
@@ -60,6 +71,8 @@ class InjectingProxy:
         """Like ``rewrite`` but also given the request's path; a ``Cut`` result ends the stream."""
         self.rewrite_body: Callable[[str, bytes], bytes] | None = None
         """Applied to the whole body of every other GET answer (path, body); see ``Cut``."""
+        self.answer: Callable[[str, str], Reply | None] | None = None
+        """Given each request's kind and path; a ``Reply`` is sent instead of forwarding it."""
         self.rewritten = 0
         self.requests: Counter[str] = Counter()
         """Requests forwarded, by ``request_kind``."""
@@ -142,6 +155,16 @@ class InjectingProxy:
         kind = request_kind(method, handler.path)
         with self._lock:
             self.requests[kind] += 1
+        answer = self.answer
+        reply = answer(kind, handler.path) if answer is not None else None
+        if reply is not None:
+            handler.send_response(reply.status)
+            handler.send_header("Content-Type", reply.content_type)
+            for name, value in reply.headers.items():
+                handler.send_header(name, value)
+            handler.end_headers()
+            handler.wfile.write(reply.body)
+            return
         watching = kind in ("watch", "stream")
         length = int(handler.headers.get("Content-Length") or 0)
         headers = {"Content-Type": handler.headers.get("Content-Type", "application/json")}

@@ -34,7 +34,7 @@ from informers.resources import Resource
 from informers.testing import ControlPlane
 
 from .hostile_support import WholeObjects, assert_errors_safe, wait_cache_is_server
-from .injecting_proxy import Cut, Hold, InjectingProxy
+from .injecting_proxy import Cut, Hold, InjectingProxy, Reply
 from .support import api_client, wait_for
 
 pytestmark = pytest.mark.integration
@@ -180,9 +180,51 @@ def test_list_answers(
         types = assert_errors_safe(logs.records, [stats.watcher.last_error, stats.reflector.last_error], secret)
         if expected == "TransportError":  # the client repeats a GET whose answer broke off
             assert client.statistics().connection_retries == corrupt
+            assert types == [] and stats.reflector.backoffs == 0
         else:
             assert types == [expected] * corrupt, types
             assert stats.watcher.list_retries == corrupt
+            assert stats.reflector.backoffs == corrupt  # each failure waited out before the next request
+    finally:
+        informer.stop()
+
+
+def test_list_answers_broken_again_and_again_back_off_to_the_cap(
+    control_plane: ControlPlane,
+    namespace: str,
+    proxy: InjectingProxy,
+    client: ApiClient,
+    secret: str,
+    logs: pytest.LogCaptureFixture,
+) -> None:
+    """Eight broken LIST answers in a row: eight requests more, each after a longer wait, up to
+    the cap; then the list goes through and nothing is lost."""
+    corrupt = 8
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    populate(control_plane, namespace, secret, 3)
+    left = [corrupt]
+
+    def hostile(request_path: str, body: bytes) -> bytes:
+        if left[0] == 0:
+            return body
+        left[0] -= 1
+        return body[: len(body) // 3]
+
+    proxy.rewrite_body = hostile
+    options = InformerOptions(
+        streaming_list=False, progress_check_interval=None, backoff_initial=0.01, backoff_cap=0.16
+    )
+    informer = SharedInformer(client, CONFIGMAPS, namespace=namespace, options=options)
+    informer.start()
+    try:
+        assert informer.wait_synced_blocking(30)
+        wait_cache_is_server(informer, control_plane, path, cm_content)
+        stats = informer.statistics()
+        assert proxy.counts() == {"list": 1 + corrupt, "watch": 1}
+        assert stats.reflector.backoffs == corrupt and stats.backoff.total_failures == corrupt
+        assert stats.backoff.next_base_delay == pytest.approx(0.16)  # doubled up to the cap
+        types = assert_errors_safe(logs.records, [stats.watcher.last_error], secret)
+        assert types == ["MalformedResponseError"] * corrupt
     finally:
         informer.stop()
 
@@ -294,6 +336,7 @@ def test_watch_lines(
         assert not whole.partial, whole.partial
         types = assert_errors_safe(logs.records, [stats.watcher.last_error, stats.reflector.last_error], secret)
         assert types == [expected], types
+        assert stats.reflector.backoffs == 1  # the failure was waited out before the next request
     finally:
         informer.stop()
 
@@ -340,6 +383,82 @@ def test_streaming_list_lines(
         assert whole.notes >= 12 and not whole.partial, whole.partial
         types = assert_errors_safe(logs.records, [stats.watcher.last_error, stats.reflector.last_error], secret)
         assert types == [expected], types
+        assert stats.reflector.backoffs == 1  # the failure was waited out before the next request
+    finally:
+        informer.stop()
+
+
+# --- refused or odd answers to the requests themselves ---------------------------------------------
+
+ANSWERS: dict[str, tuple[Reply, str]] = {
+    "500-status": (Reply(500, orjson.dumps(_status(500, "InternalError", "boom"))), "InternalServerError"),
+    "403-status": (Reply(403, orjson.dumps(_status(403, "Forbidden", "no"))), "ForbiddenError"),
+    "429-unusable-retry-after": (
+        Reply(429, b"Too many requests, please try again later.\n", "text/plain", {"Retry-After": "soon"}),
+        "TooManyRequestsError",
+    ),
+    "503-of-8MiB-text": (Reply(503, b"busy " * (8 * MiB // 5), "text/plain"), "ServiceUnavailableError"),
+    "200-html": (
+        Reply(200, b"<html><body>Welcome to the captive portal</body></html>\n", "text/html"),
+        "MalformedResponseError",
+    ),
+    "200-status-for-a-list": (Reply(200, orjson.dumps(_status(200, "", ""))), "MalformedResponseError"),
+}
+
+
+@pytest.mark.parametrize("answer", list(ANSWERS))
+@pytest.mark.parametrize("request_kind", ["list", "watch", "stream"])
+def test_odd_answers_to_each_request(
+    control_plane: ControlPlane,
+    namespace: str,
+    proxy: InjectingProxy,
+    client: ApiClient,
+    secret: str,
+    logs: pytest.LogCaptureFixture,
+    request_kind: str,
+    answer: str,
+) -> None:
+    """The first LIST, watch or streaming list is answered by the proxy, not the apiserver: an
+    error status (with a Status, plain text, 8 MiB of text, an unusable Retry-After), an HTML
+    page, or a Status where a list belongs. One typed error, one repeated request, nothing lost."""
+    reply, expected = ANSWERS[answer]
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    populate(control_plane, namespace, secret, 4)
+    answered = [0]
+
+    def hostile(kind: str, request_path: str) -> Reply | None:
+        if kind != request_kind or answered[0]:
+            return None
+        answered[0] += 1
+        return reply
+
+    proxy.answer = hostile
+    informer = informer_for(client, namespace, streaming=request_kind == "stream")
+    whole = WholeObjects(lambda o: o["data"]["s"] == secret)
+    informer.add_handler(on_notification=whole)
+    informer.start()
+    try:
+        assert informer.wait_synced_blocking(30)
+        churn(control_plane, namespace, secret)
+        wait_cache_is_server(informer, control_plane, path, cm_content)
+        stats = informer.statistics()
+        counts = proxy.counts()
+        assert answered[0] == 1
+        if request_kind == "list":  # the same page again
+            assert counts == {"list": 2, "watch": 1}, counts
+            assert stats.watcher.list_retries == 1 and stats.watcher.relists == 0, stats.watcher
+        elif request_kind == "watch":  # a refused watch relists (client-go); others re-watch
+            refused = expected == "ForbiddenError"
+            assert counts == {"list": 1 + refused, "watch": 2}, counts
+            assert stats.watcher.relists == refused, stats.watcher
+        else:  # a failed streaming list lists once, and streams again next time
+            assert counts == {"stream": 1, "list": 1, "watch": 1}, counts
+            assert dict(stats.watcher.relist_causes) == {"error": 1}, stats.watcher
+            assert stats.watcher.streaming_list
+        assert not whole.partial, whole.partial
+        types = assert_errors_safe(logs.records, [stats.watcher.last_error, stats.reflector.last_error], secret)
+        assert types == [expected], types
+        assert stats.reflector.backoffs == 1  # the failure was waited out before the next request
     finally:
         informer.stop()
 
