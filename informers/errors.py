@@ -304,18 +304,25 @@ def api_error_from_response(
     method: str = "",
     path: str = "",
 ) -> ApiError:
-    """Classify an HTTP error answer; tolerates non-JSON bodies (e.g. filter-level 429 text)."""
+    """Classify an HTTP error answer; tolerates non-JSON bodies (e.g. filter-level 429 text, of
+    which the first 500 characters are quoted). A JSON body that is not a Status is never quoted."""
     retry_after = parse_retry_after((headers or {}).get("Retry-After"))
     status_obj: Mapping[str, Any] = {}
+    json_body = False
     try:
         decoded = orjson.loads(body) if body else None
+        json_body = decoded is not None
         if isinstance(decoded, dict) and decoded.get("kind") == "Status":
             status_obj = decoded
     except orjson.JSONDecodeError:
         pass
     if not status_obj:
-        text = body.decode("utf-8", "replace").strip()[:500]
-        status_obj = {"code": http_status, "message": text or f"HTTP {http_status}"}
+        text = body.decode("utf-8", "replace").strip()
+        if json_body or text.startswith(("{", "[")):
+            # JSON that is not a Status (or is cut short) is most likely an object: a Secret's
+            # data must not end up in a log line, so only its size is told.
+            text = f"HTTP {http_status} with a {len(body)}-byte JSON body that is not a Status (not quoted)"
+        status_obj = {"code": http_status, "message": text[:500] or f"HTTP {http_status}"}
     return api_error_from_status(
         {**status_obj, "code": status_obj.get("code") or http_status},
         http_status=http_status,

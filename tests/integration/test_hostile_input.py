@@ -414,6 +414,10 @@ ANSWERS: dict[str, tuple[Reply, str]] = {
         "TooManyRequestsError",
     ),
     "503-of-8MiB-text": (Reply(503, b"busy " * (8 * MiB // 5), "text/plain"), "ServiceUnavailableError"),
+    "500-with-an-object-for-body": (
+        Reply(500, orjson.dumps({"kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"s": "SECRET"}})),
+        "InternalServerError",
+    ),
     "200-html": (
         Reply(200, b"<html><body>Welcome to the captive portal</body></html>\n", "text/html"),
         "MalformedResponseError",
@@ -435,8 +439,8 @@ def test_odd_answers_to_each_request(
     answer: str,
 ) -> None:
     """The first LIST, watch or streaming list is answered by the proxy, not the apiserver: an
-    error status (with a Status, plain text, 8 MiB of text, an unusable Retry-After), an HTML
-    page, or a Status where a list belongs. One typed error, one repeated request, nothing lost."""
+    error status (with a Status, plain text, 8 MiB of text, an unusable Retry-After, an object
+    instead of a Status), an HTML page, or a Status where a list belongs. One typed error, one repeated request, nothing lost."""
     reply, expected = ANSWERS[answer]
     path = f"/api/v1/namespaces/{namespace}/configmaps"
     populate(control_plane, namespace, secret, 4)
@@ -446,7 +450,7 @@ def test_odd_answers_to_each_request(
         if kind != request_kind or answered[0]:
             return None
         answered[0] += 1
-        return reply
+        return Reply(reply.status, reply.body.replace(b"SECRET", secret.encode()), reply.content_type, reply.headers)
 
     proxy.answer = hostile
     informer = informer_for(client, namespace, streaming=request_kind == "stream")

@@ -62,3 +62,23 @@ def test_the_message_stays_bounded_whatever_the_reason_and_message() -> None:
     assert isinstance(error, ServiceUnavailableError)
     assert len(str(error)) < 2000
     assert len(error.reason) == 8_000_000  # the full value stays on the attribute
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"kind":"Secret","metadata":{"name":"s"},"data":{"password":"czNjcjN0"}}',
+        b'{"kind":"Secret","metadata":{"name":"s"},"data":{"password":"czNjcjN0"',  # cut short
+        b'[{"password":"czNjcjN0"}]',
+    ],
+    ids=["an-object", "an-object-cut-short", "a-list"],
+)
+def test_a_json_body_that_is_not_a_status_is_not_quoted(body: bytes) -> None:
+    error = api_error_from_response(500, body)
+    assert isinstance(error, InternalServerError)
+    assert "czNjcjN0" not in str(error) and "not a Status" in str(error)
+
+
+def test_plain_text_bodies_are_still_quoted_briefly() -> None:
+    error = api_error_from_response(429, b"Too many requests, please try again later.\n" * 100)
+    assert str(error).count("Too many requests") >= 1 and len(str(error)) < 1000
