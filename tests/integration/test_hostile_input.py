@@ -190,7 +190,7 @@ def test_list_answers(
     proxy.rewrite_body = hostile
     informer = informer_for(client, namespace, streaming=False, page_size=5)
     whole = WholeObjects(lambda o: o["data"]["s"] == secret)
-    informer.add_handler(on_notification=whole)
+    informer.add_handler(on_notification=whole, inline=True)  # called as the cache changes
     informer.start()
     try:
         assert informer.wait_synced_blocking(30)
@@ -333,7 +333,7 @@ def test_watch_lines(
     proxy.rewrite_stream, fired = _one_shot(lambda p, line: target in line and b'"ADDED"' in line, rewrite)
     informer = informer_for(client, namespace, streaming=False)
     whole = WholeObjects(lambda o: o["data"]["s"] == secret)
-    informer.add_handler(on_notification=whole)
+    informer.add_handler(on_notification=whole, inline=True)  # called as the cache changes
     informer.start()
     try:
         assert informer.wait_synced_blocking(30)
@@ -383,7 +383,7 @@ def test_streaming_list_lines(
     proxy.rewrite_stream, fired = _one_shot(sixth_initial_event, rewrite)
     informer = informer_for(client, namespace, streaming=True)
     whole = WholeObjects(lambda o: o["data"]["s"] == secret)
-    informer.add_handler(on_notification=whole)
+    informer.add_handler(on_notification=whole, inline=True)  # called as the cache changes
     informer.start()
     try:
         assert informer.wait_synced_blocking(30)
@@ -455,7 +455,7 @@ def test_odd_answers_to_each_request(
     proxy.answer = hostile
     informer = informer_for(client, namespace, streaming=request_kind == "stream")
     whole = WholeObjects(lambda o: o["data"]["s"] == secret)
-    informer.add_handler(on_notification=whole)
+    informer.add_handler(on_notification=whole, inline=True)  # called as the cache changes
     informer.start()
     try:
         assert informer.wait_synced_blocking(30)
@@ -539,7 +539,7 @@ def test_objects_near_the_etcd_limit_are_listed_streamed_and_watched_whole(
         control_plane.request_json("POST", path, big_podtemplate(f"big-{i}", secret, NEAR_LIMIT))
     informer = podtemplate_informer(client, namespace, streaming=streaming)
     whole = WholeObjects(lambda o: len(big_value(o)) == NEAR_LIMIT and big_value(o).startswith(secret))
-    informer.add_handler(on_notification=whole)
+    informer.add_handler(on_notification=whole, inline=True)  # called as the cache changes
     informer.start()
     try:
         assert informer.wait_synced_blocking(60)
@@ -617,4 +617,52 @@ def test_oversized_writes_are_refused_once_typed_and_leave_the_cache_and_the_cir
         assert_errors_safe(logs.records, [str(e) for e in errors], secret)
     finally:
         writer.close()
+        informer.stop()
+
+
+# --- a resourceVersion the server cannot parse -------------------------------------------------------
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["list", "streaming-list"])
+def test_an_event_with_a_resource_version_the_server_cannot_parse_does_not_wedge_the_informer(
+    control_plane: ControlPlane,
+    namespace: str,
+    proxy: InjectingProxy,
+    client: ApiClient,
+    secret: str,
+    logs: pytest.LogCaptureFixture,
+    streaming: bool,
+) -> None:
+    """Versions are opaque, so the informer takes one event's ``x1`` as it comes; but when the
+    stream ends right after it, every watch from ``x1`` gets a 500 and every list from it a 400.
+    The informer must not re-watch from it forever: after a few 500s it relists, and a list its
+    version cannot be read for becomes a consistent read, which ends all doubt."""
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    populate(control_plane, namespace, secret, 3)
+
+    def unreadable_version(line: bytes) -> bytes:
+        event = orjson.loads(line)
+        event["object"]["metadata"]["resourceVersion"] = "x1"
+        return Cut(orjson.dumps(event) + b"\n")  # a whole line, then the stream ends
+
+    proxy.rewrite_stream, fired = _one_shot(
+        lambda p, line: b'"name":"target"' in line and b'"ADDED"' in line, unreadable_version
+    )
+    informer = informer_for(client, namespace, streaming=streaming)
+    informer.start()
+    try:
+        assert informer.wait_synced_blocking(30)
+        control_plane.request_json("POST", path, cm("target", secret))
+        wait_for(lambda: fired[0] == 1, 20, "the hostile line")
+        churn(control_plane, namespace, secret)
+        wait_cache_is_server(informer, control_plane, path, cm_content)
+        stats = informer.statistics()
+        assert stats.watcher.last_resource_version != "x1"
+        assert stats.watcher.streaming_list == streaming, stats.watcher  # a bad version is not a missing feature
+        types = assert_errors_safe(logs.records, [stats.watcher.last_error, stats.reflector.last_error], secret)
+        assert "InternalServerError" in types, types
+        assert len(types) <= 5, types  # a few failures, then a relist that works
+        causes = set(stats.watcher.relist_causes)
+        assert {"watch-failing", "invalid-resource-version"} <= causes, stats.watcher.relist_causes
+    finally:
         informer.stop()
