@@ -1,8 +1,12 @@
 """Hostile input through a rewriting proxy in front of the real apiserver (issue 10, item 2).
 
 For the LIST, streaming-list and watch paths, the proxy replaces one real answer (or line) with
-something the apiserver would not send: a body that is not JSON, one cut mid-object, an unknown
-event type, an ERROR event with a non-410 Status, a line of 8 MiB. Each scenario asserts:
+something the apiserver would not send: a body that is not JSON, one cut mid-object, a partial
+item, an unknown event type, an ERROR event with a non-410 Status (500, 403, 503 of 8 MiB, a code
+that is not a number, an object instead of a Status), a line of 8 MiB, a line that never ends, an
+error status or an HTML page instead of the answer, a resourceVersion the server cannot parse.
+Real objects near etcd's 1.5 MB limit are listed, streamed and watched; writes over it are refused
+once. Each scenario asserts:
 
 * the informer saw a typed error (one of ``informers.errors``), logged as such;
 * bounded retries: the proxy counts exactly the requests the recovery needs, no more;
