@@ -19,7 +19,10 @@ which avoids a storm of quorum reads after an apiserver restart, and is at least
 watch the server refuses (403, 404, 401...) backs off and relists, as client-go does, so a user who
 may list but not watch still gets a fresh cache every backoff period (``watch_failing_since`` shows
 it); transient failures (dropped or stalled streams, 429, 5xx, undecodable lines) re-watch from the
-last version with no relist. A streaming list the server does not understand (400/422) falls back
+last version with no relist, except that a third 5xx in a row with no event in between relists (as
+client-go stops retrying a failing watch after a while: a watch that can never work, e.g. from a
+version the server cannot parse, is not retried forever); a list from a version the server
+refuses as a bad request (400/422) becomes a consistent read. A streaming list the server does not understand (400/422) falls back
 to LIST for good; a refused one (403) lists once and streams again next time. Optionally the initial list
 is streamed (``sendInitialEvents``) and falls back to list+watch if the server does not support it.
 Not thread-safe: exactly one loop drives a watcher (its ``statistics()`` may be read from
@@ -48,6 +51,7 @@ from .errors import (
     ServerError,
     StreamStalledError,
     TooManyRequestsError,
+    _bounded,
     api_error_from_status,
 )
 from .events import Apply, Bookmark, Delete, Init, InitApply, InitDone, WatchEvent
@@ -72,6 +76,10 @@ INITIAL_EVENTS_END_ANNOTATION = "k8s.io/initial-events-end"
 _RESTART_CAUSES = ("closed", "error", "gone", "malformed", "stalled")
 _EVENT_TYPES = ("ADDED", "BOOKMARK", "DELETED", "ERROR", "MODIFIED")
 _SHORT_WATCH_SECONDS = 1.0
+_WATCH_SERVER_ERRORS_BEFORE_RELIST = 3
+"""Consecutive 5xx answers to watches (no event in between) after which the informer relists:
+client-go retries a failing watch only for a while too. A watch that can never work (its
+resourceVersion is one the server cannot parse, say) must not be retried forever."""
 
 
 class WatcherStateError(InformerdError, RuntimeError):
@@ -237,6 +245,7 @@ class Watcher:
         self._events = dict.fromkeys(_EVENT_TYPES, 0)
         self._errors = 0
         self._apply_failures = 0
+        self._watch_server_errors = 0  # consecutive 5xx watch failures with no event in between
         self._watch_failing_since: float | None = None
         self._last_error: str | None = None
         self._last_event_time: float | None = None
@@ -364,7 +373,8 @@ class Watcher:
         etype = event.get("type")
         obj = event.get("object")
         if etype not in self._events:
-            raise MalformedResponseError(f"watch event has unknown type {etype!r}")
+            # Never echo it whole: a hostile line can make it megabytes long.
+            raise MalformedResponseError(f"watch event has unknown type {_bounded(repr(etype), 80)}")
         if not isinstance(obj, Mapping):
             raise MalformedResponseError(f"{etype} watch event has no object")
         self._events[etype] += 1
@@ -372,6 +382,7 @@ class Watcher:
         self._last_event_time = self._clock.time()
         if etype == "ERROR":
             raise api_error_from_status(obj)
+        self._watch_server_errors = 0
         meta = obj.get("metadata")
         if not isinstance(meta, Mapping):
             raise MalformedResponseError(f"{etype} watch event object has no metadata")
@@ -484,6 +495,13 @@ class Watcher:
         elif isinstance(exc, GoneError) or _is_too_large_rv(exc):
             self._rv_unavailable = True
             self._start_list_cycle("gone")
+        elif (
+            isinstance(exc, BadRequestError | InvalidError) and phase.continue_token is None and phase.resource_version
+        ):
+            # The server cannot use our version (it is opaque to us, and came from the server or
+            # whatever stood in its place): a consistent read asks for none.
+            self._rv_unavailable = True
+            self._start_list_cycle("invalid-resource-version")
         else:
             self._list_retries += 1  # same page again; its continue token is still good
             self._pending = None
@@ -515,6 +533,13 @@ class Watcher:
             self._restarts["error"] += 1
             self._start_list_cycle("watch-refused")
             return
+        if isinstance(exc, ServerError):
+            self._watch_server_errors += 1
+            if self._watch_server_errors >= _WATCH_SERVER_ERRORS_BEFORE_RELIST:
+                self._watch_server_errors = 0
+                self._restarts["error"] += 1
+                self._start_list_cycle("watch-failing")
+                return
         if isinstance(exc, MalformedResponseError):
             cause = "malformed"
         elif isinstance(exc, StreamStalledError):

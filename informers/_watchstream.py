@@ -3,7 +3,9 @@
 The apiserver streams watch events as JSON objects, one per line, in HTTP chunks that need not
 align with lines. ``WatchStream`` reads what the socket has (``read1``), splits on newlines and
 yields complete lines as bytes, undecoded. The socket's read timeout is the idle deadline: silence
-longer than it raises ``StreamStalledError`` (a stalled or half-open peer).
+longer than it raises ``StreamStalledError`` (a stalled or half-open peer). A line longer than
+``MAX_LINE_BYTES`` (16 MiB, client-go's limit for one watch object) raises
+``MalformedResponseError`` as soon as it is seen, so a line that never ends cannot fill memory.
 Invariant: after ``close()`` returns, no thread stays blocked on this stream's socket, and the
 connection goes back to the pool only after a clean end of the answer.
 """
@@ -21,13 +23,15 @@ import urllib3
 from urllib3.exceptions import HTTPError, ReadTimeoutError
 
 from ._log import get_logger
-from .errors import StreamStalledError, TransportError
+from .errors import MalformedResponseError, StreamStalledError, TransportError
 
-__all__ = ["WatchStream", "WatchStreamStatistics"]
+__all__ = ["MAX_LINE_BYTES", "WatchStream", "WatchStreamStatistics"]
 
 _log = get_logger(__name__)
 
 _READ_SIZE = 64 * 1024  # at most this much per read; read1 returns what has arrived
+MAX_LINE_BYTES = 16 * 1024 * 1024
+"""The longest watch line accepted (client-go's streaming decoder refuses objects above 16 MiB)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +59,12 @@ class WatchStream:
         path: str,
         idle_timeout: float,
         on_release: Callable[[WatchStream], None] | None = None,
+        max_line_bytes: int = MAX_LINE_BYTES,
     ) -> None:
         """Wrap an answer opened with ``preload_content=False`` and a read timeout of ``idle_timeout``."""
         self.path = path
         self.idle_timeout = idle_timeout
+        self.max_line_bytes = max_line_bytes
         self._response = response
         self._on_release = on_release
         self._lock = threading.Lock()
@@ -170,8 +176,17 @@ class WatchStream:
         self._bytes += len(data)
         return data
 
+    def _too_long(self, size: int) -> MalformedResponseError:
+        self._release(reuse=False)  # the rest of this answer is never read
+        _log.info("watch line too long", path=self.path, limit=self.max_line_bytes)
+        # Its size only, never its text: it is an object's JSON (a Secret's data, say).
+        return MalformedResponseError(
+            f"watch {self.path}: a line of more than {self.max_line_bytes} bytes ({size} read so far)"
+        )
+
     def _iterate(self) -> Iterator[bytes]:
         partial: list[bytes] = []  # pieces of a line spread over several reads
+        pending = 0  # their total size
         while True:
             data = self._read()
             if not data:
@@ -179,7 +194,12 @@ class WatchStream:
             first, newline, rest = data.partition(b"\n")
             if not newline:
                 partial.append(data)
+                pending += len(data)
+                if pending > self.max_line_bytes:
+                    raise self._too_long(pending)
                 continue
+            if pending + len(first) > self.max_line_bytes:
+                raise self._too_long(pending + len(first))
             if partial:
                 partial.append(first)
                 first = b"".join(partial)
@@ -191,9 +211,12 @@ class WatchStream:
             for line in lines:
                 if self._closed:  # close() while the consumer was busy: drop what is left
                     return
+                if len(line) > self.max_line_bytes:
+                    raise self._too_long(len(line))
                 if line:
                     self._lines += 1  # counters have one writer, the iterating thread
                     yield line
+            pending = len(tail)
             if tail:
                 partial.append(tail)
         if partial and self._eof:

@@ -144,7 +144,9 @@ class ApiError(InformerdError):
         self.method = method
         self.path = path
         where = f" ({method} {_bounded(path, 300)})" if method or path else ""
-        super().__init__(f"{self.status} {reason or type(self).__name__}: {_bounded(message, 1000)}{where}")
+        # Both come from the server (or whatever stands in its place): bounded, however long.
+        label = _bounded(reason, 100) if reason else type(self).__name__
+        super().__init__(f"{self.status} {label}: {_bounded(message, 1000)}{where}")
 
 
 class BadRequestError(ApiError):
@@ -251,6 +253,18 @@ _BY_REASON: dict[str, type[ApiError]] = {
 }
 
 
+def _status_code(value: object) -> int | None:
+    """An HTTP status code from a Status object's ``code``, or None for anything else (a hostile
+    or broken answer must still become a typed error, never a ValueError)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, int) and 100 <= value <= 599:
+        return value
+    return None
+
+
 def api_error_from_status(
     status_obj: Mapping[str, Any],
     *,
@@ -260,12 +274,12 @@ def api_error_from_status(
     path: str = "",
 ) -> ApiError:
     """Build the typed error for a ``Status`` object (from a body or a watch ERROR event)."""
-    code = int(status_obj.get("code") or http_status or 500)
+    code = _status_code(status_obj.get("code")) or _status_code(http_status) or 500
     reason = str(status_obj.get("reason") or "")
     message = str(status_obj.get("message") or "")
     details = status_obj.get("details") or {}
     if retry_after is None and isinstance(details, Mapping) and details.get("retryAfterSeconds"):
-        retry_after = float(details["retryAfterSeconds"])
+        retry_after = parse_retry_after(str(details["retryAfterSeconds"]))
     cls = _BY_REASON.get(reason) or _BY_STATUS.get(code)
     if code >= 500 and _ETCD_TOO_LARGE in message:
         cls = RequestTooLargeError  # etcd's size limit, reported as an internal error
@@ -290,18 +304,25 @@ def api_error_from_response(
     method: str = "",
     path: str = "",
 ) -> ApiError:
-    """Classify an HTTP error answer; tolerates non-JSON bodies (e.g. filter-level 429 text)."""
+    """Classify an HTTP error answer; tolerates non-JSON bodies (e.g. filter-level 429 text, of
+    which the first 500 characters are quoted). A JSON body that is not a Status is never quoted."""
     retry_after = parse_retry_after((headers or {}).get("Retry-After"))
     status_obj: Mapping[str, Any] = {}
+    json_body = False
     try:
         decoded = orjson.loads(body) if body else None
+        json_body = decoded is not None
         if isinstance(decoded, dict) and decoded.get("kind") == "Status":
             status_obj = decoded
     except orjson.JSONDecodeError:
         pass
     if not status_obj:
-        text = body.decode("utf-8", "replace").strip()[:500]
-        status_obj = {"code": http_status, "message": text or f"HTTP {http_status}"}
+        text = body.decode("utf-8", "replace").strip()
+        if json_body or text.startswith(("{", "[")):
+            # JSON that is not a Status (or is cut short) is most likely an object: a Secret's
+            # data must not end up in a log line, so only its size is told.
+            text = f"HTTP {http_status} with a {len(body)}-byte JSON body that is not a Status (not quoted)"
+        status_obj = {"code": http_status, "message": text[:500] or f"HTTP {http_status}"}
     return api_error_from_status(
         {**status_obj, "code": status_obj.get("code") or http_status},
         http_status=http_status,

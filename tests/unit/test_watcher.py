@@ -604,3 +604,49 @@ def test_a_streaming_list_the_server_does_not_understand_falls_back_for_good() -
     w.on_error(InvalidError("sendInitialEvents is forbidden for list", status=422))
     assert isinstance(w.next_request(), ListRequest)
     assert w.statistics().streaming_list is False
+
+
+def test_an_unknown_event_type_of_megabytes_is_not_echoed_whole() -> None:
+    watcher = Watcher(streaming_list=True)
+    watcher.next_request()
+    with pytest.raises(MalformedResponseError) as caught:
+        watcher.on_watch_event({"type": "U" * 8_000_000, "object": {"metadata": {"resourceVersion": "1"}}})
+    assert len(str(caught.value)) < 300
+
+
+def test_a_watch_failing_with_5xx_again_and_again_relists_after_a_few() -> None:
+    """A watch that can never work (e.g. its version is one the server cannot parse: 500 each
+    time) is not retried forever; an event in between starts the count again."""
+    from informers.errors import InternalServerError
+
+    w = synced(make())
+    for _ in range(2):
+        w.next_request()
+        w.on_error(InternalServerError("boom"))
+    w.next_request()
+    w.on_watch_event(ev("ADDED", "b", "101"))  # the watch worked again
+    w.on_applied()
+    w.on_error(InternalServerError("boom"))
+    assert isinstance(w.next_request(), WatchRequest) and w.statistics().relists == 0
+    w.on_error(InternalServerError("boom"))
+    assert isinstance(w.next_request(), WatchRequest)
+    w.on_error(InternalServerError("boom"))
+    req = w.next_request()
+    assert isinstance(req, ListRequest) and req.resource_version == "101"
+    assert dict(w.statistics().relist_causes) == {"watch-failing": 1}
+
+
+def test_a_list_refused_as_a_bad_request_for_its_version_becomes_a_consistent_read() -> None:
+    from informers.errors import ForbiddenError
+
+    w = synced(make(), rv="x1")
+    w.next_request()
+    w.on_error(ForbiddenError("may not watch"))  # relists from the last version
+    req = w.next_request()
+    assert isinstance(req, ListRequest) and req.resource_version == "x1"
+    w.on_error(BadRequestError("invalid resource version: x1"))
+    req = w.next_request()
+    assert isinstance(req, ListRequest) and req.resource_version == ""
+    assert w.statistics().relist_causes["invalid-resource-version"] == 1
+    w.on_error(BadRequestError("still bad"))  # a consistent read refused: the same page again
+    assert w.next_request() == req
