@@ -11,11 +11,17 @@ the figures printed are medians over the runs. Forms:
   bytes-loose    ``orjson.dumps`` output kept as returned (possibly over-allocated)
   bytes          ``orjson.dumps`` output copied to an exact-size ``bytes``; reads ``orjson.loads``
   store          informers.store.Store (the chosen form, with namespace + uid indexes)
+  store+zstd     the same with the opt-in compressed form (``InformerOptions(store_compression="zstd")``:
+                 ``informers.compression.ZstdCodec``), loaded the way an informer's first list is
+                 (a replace buffer, pods in key order as the apiserver lists them): the dictionary
+                 is trained on the list's first 256 pods
 
-Columns: insert/s (parse + transform + insert, GC on), read/s (``get`` of every key),
-safe read/s (a read the caller may mutate without harming the cache), RSS/obj (RSS growth
+Columns: insert/s (parse + transform + insert, GC on), read/s (``get`` of every key) and the same
+as us/get, safe read/s (a read the caller may mutate without harming the cache), RSS/obj (RSS growth
 after loading, divided by N; includes allocator slack), gc.collect (one full collection with the
-cache loaded, after two warm-up collections), bytes/obj (payload size).
+cache loaded, after two warm-up collections), bytes/obj (payload size), later B/obj (store forms:
+payload of 1,000 further pods upserted after the load, made from another seed: what objects the
+dictionary never saw cost).
 
 Usage: .venv/bin/python bench/store_forms.py [-n 10000] [--runs 3] [--forms dict,bytes,...]
 """
@@ -37,7 +43,8 @@ from typing import Any
 
 import orjson
 
-FORMS = ("dict", "dict+freeze", "bytes-loose", "bytes", "store")
+FORMS = ("dict", "dict+freeze", "bytes-loose", "bytes", "store", "store+zstd")
+LATER = 1_000
 
 
 # --- realistic pods ----------------------------------------------------------------------------
@@ -238,6 +245,9 @@ def _key(obj: dict[str, Any]) -> str:
 
 def measure(form: str, n: int) -> dict[str, float]:
     wire = make_wire_pods(n)
+    if form == "store+zstd":  # a list arrives in key order: the dictionary sees the first keys' pods
+        wire.sort(key=lambda line: _key(orjson.loads(line)))
+    later = make_wire_pods(LATER, seed=2)
     gc.collect()
     rss0 = _rss_bytes()
     loads, dumps = orjson.loads, orjson.dumps
@@ -273,7 +283,18 @@ def measure(form: str, n: int) -> dict[str, float]:
 
         store = Store()
         for line in wire:
-            store.upsert(loads(line))
+            store.upsert(_strip(loads(line)))
+        get = store.get
+        safe_get = store.get
+    elif form == "store+zstd":
+        from informers.compression import ZstdCodec
+        from informers.store import Store
+
+        store = Store(codec=ZstdCodec())
+        with store.begin_replace() as buffer:
+            for line in wire:
+                buffer.add(_strip(loads(line)))
+            buffer.commit("1")
         get = store.get
         safe_get = store.get
     else:
@@ -297,8 +318,12 @@ def measure(form: str, n: int) -> dict[str, float]:
     t0 = time.perf_counter()
     gc.collect()
     collect_s = time.perf_counter() - t0
+    later_payload = 0.0
     if store is not None:
         payload = store.statistics().bytes_held / n
+        for line in later:
+            store.upsert(_strip(loads(line)))
+        later_payload = (store.statistics().bytes_held - payload * n) / LATER
     elif form.startswith("bytes"):
         payload = sum(len(v) for v in cache.values()) / n
     else:
@@ -310,6 +335,7 @@ def measure(form: str, n: int) -> dict[str, float]:
         "rss_per_obj": rss_per_obj,
         "collect_ms": collect_s * 1000,
         "payload_per_obj": payload,
+        "later_payload_per_obj": later_payload,
     }
 
 
@@ -333,7 +359,10 @@ def main() -> None:
         f"python {sys.version.split()[0]}, orjson {orjson.__version__}, n={args.n}, runs={args.runs}, "
         f"pod JSON {full / 1024:.1f} KB ({stripped / 1024:.1f} KB without managedFields)"
     )
-    header = f"{'form':<12} {'insert/s':>9} {'read/s':>9} {'safe read/s':>11} {'RSS/obj':>9} {'gc.collect':>10} {'bytes/obj':>9}"
+    header = (
+        f"{'form':<12} {'insert/s':>9} {'read/s':>9} {'us/get':>7} {'safe read/s':>11} {'RSS/obj':>9} "
+        f"{'gc.collect':>10} {'bytes/obj':>9} {'later B/obj':>11}"
+    )
     print(header)
     for form in args.forms.split(","):
         results = []
@@ -346,10 +375,11 @@ def main() -> None:
             ).stdout
             results.append(json.loads(out))
         med = {k: statistics.median(r[k] for r in results) for k in results[0]}
+        later = f"{med['later_payload_per_obj']:>11,.0f}" if form.startswith("store") else f"{'-':>11}"
         print(
-            f"{form:<12} {med['insert_per_s']:>9,.0f} {med['read_per_s']:>9,.0f} "
+            f"{form:<12} {med['insert_per_s']:>9,.0f} {med['read_per_s']:>9,.0f} {1e6 / med['read_per_s']:>7.1f} "
             f"{med['safe_read_per_s']:>11,.0f} {med['rss_per_obj'] / 1024:>7.1f}KB "
-            f"{med['collect_ms']:>8.1f}ms {med['payload_per_obj']:>9,.0f}"
+            f"{med['collect_ms']:>8.1f}ms {med['payload_per_obj']:>9,.0f} {later}"
         )
 
 

@@ -120,6 +120,16 @@ def _import_zstandard() -> ModuleType:
     return zstandard
 
 
+def _exact(frame: bytes) -> bytes:
+    """A copy of ``frame`` in a block of its own size.
+
+    zstandard allocates a frame at the worst-case size (the input's, ~4 KB for a pod) and shrinks it
+    in place; the freed tails between kept frames were reused by nothing, so the cache's RSS stayed
+    that of the uncompressed store (measured: 5.1 KB per pod). The copy lets the large buffer go whole.
+    """
+    return bytes(memoryview(frame))
+
+
 class ZstdCodec:
     """zstd frames with one dictionary trained on the first objects; see the module docstring."""
 
@@ -155,8 +165,7 @@ class ZstdCodec:
                 if len(self._samples) < self._sample_count:
                     return data  # a training sample, held as it is until the dictionary exists
                 self._train()
-            compressed: bytes = self._compressor.compress(data)
-            return compressed
+            return _exact(self._compressor.compress(data))
 
     def reencode(self, data: bytes) -> bytes:
         if data.startswith(_ZSTD_MAGIC):
@@ -164,8 +173,7 @@ class ZstdCodec:
         with self._lock:
             if self._compressor is None:
                 return data
-            compressed: bytes = self._compressor.compress(data)
-            return compressed
+            return _exact(self._compressor.compress(data))
 
     def end_of_list(self) -> bool:
         with self._lock:
