@@ -23,7 +23,7 @@ cache loaded, after two warm-up collections), bytes/obj (payload size), later B/
 payload of 1,000 further pods upserted after the load, made from another seed: what objects the
 dictionary never saw cost).
 
-Usage: .venv/bin/python bench/store_forms.py [-n 10000] [--runs 3] [--forms dict,bytes,...]
+Usage: .venv/bin/python bench/store_forms.py [-n 10000] [--runs 3] [--forms dict,bytes,...] [--read-cost]
 """
 
 from __future__ import annotations
@@ -339,6 +339,41 @@ def measure(form: str, n: int) -> dict[str, float]:
     }
 
 
+def read_cost(n: int, rounds: int = 7) -> str:
+    """us per ``get`` of the plain and the compressed store, alternated in one process (the table's
+    read/s come from separate processes, so machine noise lands on each form differently)."""
+    from informers.compression import ZstdCodec
+    from informers.store import Store
+
+    plain, compressed = Store(), Store(codec=ZstdCodec())
+    for store in (plain, compressed):
+        with store.begin_replace() as buffer:
+            for line in make_wire_pods(n):
+                buffer.add(_strip(orjson.loads(line)))
+            buffer.commit("1")
+    keys = plain.keys()
+    codec = compressed._codec
+    assert codec is not None
+    frames = [v.data for v in compressed.list_views()]
+    timings: dict[str, list[float]] = {"store": [], "store+zstd": [], "decompress": []}
+    for _ in range(rounds):
+        for name, fn in (("store", plain.get), ("store+zstd", compressed.get), ("decompress", None)):
+            t0 = time.perf_counter()
+            if fn is None:
+                for frame in frames:
+                    codec.decode(frame)
+            else:
+                for k in keys:
+                    fn(k)
+            timings[name].append((time.perf_counter() - t0) * 1e6 / n)
+    med = {k: statistics.median(v) for k, v in timings.items()}
+    return (
+        f"get, us (median of {rounds} alternated passes over {n} keys, one process): store {med['store']:.1f}, "
+        f"store+zstd {med['store+zstd']:.1f} ({med['store+zstd'] / med['store']:.2f}x); zstd decompress alone "
+        f"{med['decompress']:.1f}"
+    )
+
+
 # --- driver ----------------------------------------------------------------------------------
 
 
@@ -347,6 +382,7 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=10_000, help="pods to cache (default 10000)")
     parser.add_argument("--runs", type=int, default=3, help="child processes per form (default 3)")
     parser.add_argument("--forms", default=",".join(FORMS), help="comma-separated subset of forms")
+    parser.add_argument("--read-cost", action="store_true", help="also time get on store vs store+zstd in one process")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -381,6 +417,8 @@ def main() -> None:
             f"{med['safe_read_per_s']:>11,.0f} {med['rss_per_obj'] / 1024:>7.1f}KB "
             f"{med['collect_ms']:>8.1f}ms {med['payload_per_obj']:>9,.0f} {later}"
         )
+    if args.read_cost:
+        print(read_cost(args.n))
 
 
 if __name__ == "__main__":
