@@ -23,7 +23,7 @@ cache loaded, after two warm-up collections), bytes/obj (payload size), later B/
 payload of 1,000 further pods upserted after the load, made from another seed: what objects the
 dictionary never saw cost).
 
-Usage: .venv/bin/python bench/store_forms.py [-n 10000] [--runs 3] [--forms dict,bytes,...] [--read-cost]
+Usage: .venv/bin/python bench/store_forms.py [-n 10000] [--runs 3] [--forms dict,bytes,...] [--read-cost] [--train-sweep]
 """
 
 from __future__ import annotations
@@ -380,6 +380,32 @@ def read_cost(n: int, rounds: int = 7) -> str:
     )
 
 
+def train_sweep(n: int) -> list[str]:
+    """How ``ZstdCodec``'s defaults were chosen: frame size and training time by samples and
+    dictionary size, dictionary trained on the first pods of the list in key order."""
+    import zstandard
+
+    rng_pods = [_strip(orjson.loads(line)) for line in make_wire_pods(n)]
+    rng_pods.sort(key=_key)
+    listed = [orjson.dumps(p) for p in rng_pods]
+    later = [orjson.dumps(_strip(orjson.loads(line))) for line in make_wire_pods(LATER, seed=2)]
+    plain = zstandard.ZstdCompressor(level=3)
+    lines = [
+        f"no dictionary: {statistics.mean(len(plain.compress(j)) for j in listed):.0f} B/pod",
+        f"{'samples':>7} {'dict KB':>7} {'train ms':>8} {'B/pod':>6} {'later B/pod':>11}",
+    ]
+    for samples in (16, 64, 256, 1024):
+        for size in (8, 16, 64):
+            t0 = time.perf_counter()
+            dictionary = zstandard.train_dictionary(size * 1024, listed[:samples], level=3)
+            train_ms = (time.perf_counter() - t0) * 1000
+            cctx = zstandard.ZstdCompressor(level=3, dict_data=dictionary, write_dict_id=False)
+            mean = statistics.mean(len(cctx.compress(j)) for j in listed)
+            mean_later = statistics.mean(len(cctx.compress(j)) for j in later)
+            lines.append(f"{samples:>7} {size:>7} {train_ms:>8.0f} {mean:>6.0f} {mean_later:>11.0f}")
+    return lines
+
+
 # --- driver ----------------------------------------------------------------------------------
 
 
@@ -389,6 +415,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="child processes per form (default 3)")
     parser.add_argument("--forms", default=",".join(FORMS), help="comma-separated subset of forms")
     parser.add_argument("--read-cost", action="store_true", help="also time get on store vs store+zstd in one process")
+    parser.add_argument(
+        "--train-sweep", action="store_true", help="also size zstd frames by training samples and dictionary size"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -425,6 +454,8 @@ def main() -> None:
         )
     if args.read_cost:
         print(read_cost(args.n))
+    if args.train_sweep:
+        print("\n".join(train_sweep(args.n)))
 
 
 if __name__ == "__main__":
