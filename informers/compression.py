@@ -222,14 +222,14 @@ class ZstdCodec:
         return zstd.ZstdDecompressor(dict_data=self._dictionary)
 
     def statistics(self) -> CodecStatistics:
-        with self._lock:
-            return CodecStatistics(
-                name="zstd",
-                trained=self._compressor is not None,
-                dictionary_bytes=self._dictionary_bytes,
-                trained_on=self._trained_on,
-                level=self._level,
-            )
+        # No lock: a scrape must not wait out a training; each field is set once, before the compressor.
+        return CodecStatistics(
+            name="zstd",
+            trained=self._compressor is not None,
+            dictionary_bytes=self._dictionary_bytes,
+            trained_on=self._trained_on,
+            level=self._level,
+        )
 
 
 def store_codec(name: str | None) -> StoreCodec | None:
