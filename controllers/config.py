@@ -103,7 +103,7 @@ class InformerSettings(_Model):
     store_compression: Literal["zstd"] | None = Field(
         None,
         description="Hold cached objects compressed: zstd, with a dictionary trained on the first list "
-        "(about 10x less cache memory for pods, a few microseconds more per read; needs the 'compressed' "
+        "(pods take 1.7 KB of memory instead of 4.7, a read ~12 microseconds more; needs the 'compressed' "
         "extra, pip install 'informerd[compressed]'). Default null: plain JSON.",
     )
 

@@ -107,8 +107,8 @@ class InformerOptions:
     watch waiting for a resourceVersion the server has not reached, or not delivering what the
     server has (``InformerStatistics.progress``); ``None`` turns them off."""
     store_compression: StoreCompression | None = None
-    """Hold cached objects compressed: ``"zstd"`` (a dictionary trained on the first list; ~10x
-    less memory for pods, ~3 us more per read; needs the ``compressed`` extra, else the informer
+    """Hold cached objects compressed: ``"zstd"`` (a dictionary trained on the first list; pods
+    take 1.7 KB of RSS instead of 4.7, a read ~12 us more; needs the ``compressed`` extra, else the informer
     raises ``CompressionUnavailableError``); ``None``: plain JSON. See ``informers.compression``."""
 
 

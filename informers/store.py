@@ -20,7 +20,7 @@ strings, files that object under no value of that index; the failure is logged w
 and the key and counted (``statistics().index_errors``), and the object is still stored.
 
 Opt-in compressed form: given a ``codec`` (``informers.compression``), an entry holds what the
-codec made of the JSON (zstd with a trained dictionary: ~10x smaller) and every read decodes
+codec made of the JSON (zstd with a trained dictionary: ~11x smaller) and every read decodes
 through it; keys, index values and the diff of a relist are the same in both forms.
 """
 
