@@ -4,7 +4,7 @@
 gives the informer's ``Store`` a ``ZstdCodec``: each cached object is then held as one zstd frame
 compressed with a dictionary instead of its JSON: 384 B instead of 4.2 KB for bench's pods (1.7 KB
 of RSS per pod instead of 4.7; bench/README.md, "Compressed store"), at the price of a decompression
-(~5 us; +12 us per ``get`` measured on a loaded machine) on every read on top of the JSON decode. Needs the ``compressed`` extra (``pip install 'informerd[compressed]'``);
+(~5 us; a ``get`` measured 1.6-1.8x a plain one) on every read on top of the JSON decode. Needs the ``compressed`` extra (``pip install 'informerd[compressed]'``);
 without it choosing the option raises ``CompressionUnavailableError``, and nothing else imports
 ``zstandard``.
 
