@@ -11,13 +11,19 @@ the figures printed are medians over the runs. Forms:
   bytes-loose    ``orjson.dumps`` output kept as returned (possibly over-allocated)
   bytes          ``orjson.dumps`` output copied to an exact-size ``bytes``; reads ``orjson.loads``
   store          informers.store.Store (the chosen form, with namespace + uid indexes)
+  store+zstd     the same with the opt-in compressed form (``InformerOptions(store_compression="zstd")``:
+                 ``informers.compression.ZstdCodec``), loaded the way an informer's first list is
+                 (a replace buffer, pods in key order as the apiserver lists them): the dictionary
+                 is trained on the list's first 256 pods
 
-Columns: insert/s (parse + transform + insert, GC on), read/s (``get`` of every key),
-safe read/s (a read the caller may mutate without harming the cache), RSS/obj (RSS growth
+Columns: insert/s (parse + transform + insert, GC on), read/s (``get`` of every key) and the same
+as us/get, safe read/s (a read the caller may mutate without harming the cache), RSS/obj (RSS growth
 after loading, divided by N; includes allocator slack), gc.collect (one full collection with the
-cache loaded, after two warm-up collections), bytes/obj (payload size).
+cache loaded, after two warm-up collections), bytes/obj (payload size), later B/obj (store forms:
+payload of 1,000 further pods upserted after the load, made from another seed: what objects the
+dictionary never saw cost).
 
-Usage: .venv/bin/python bench/store_forms.py [-n 10000] [--runs 3] [--forms dict,bytes,...]
+Usage: .venv/bin/python bench/store_forms.py [-n 10000] [--runs 3] [--forms dict,bytes,...] [--read-cost] [--train-sweep]
 """
 
 from __future__ import annotations
@@ -37,7 +43,8 @@ from typing import Any
 
 import orjson
 
-FORMS = ("dict", "dict+freeze", "bytes-loose", "bytes", "store")
+FORMS = ("dict", "dict+freeze", "bytes-loose", "bytes", "store", "store+zstd")
+LATER = 1_000
 
 
 # --- realistic pods ----------------------------------------------------------------------------
@@ -238,6 +245,15 @@ def _key(obj: dict[str, Any]) -> str:
 
 def measure(form: str, n: int) -> dict[str, float]:
     wire = make_wire_pods(n)
+    if form == "store+zstd":  # a list arrives in key order: the dictionary sees the first keys' pods
+        wire.sort(key=lambda line: _key(orjson.loads(line)))
+    later = make_wire_pods(LATER, seed=2)
+    if form.startswith("store"):  # imports before the baseline: RSS/obj is the cache, not informers' modules
+        import informers.compression
+        import informers.store
+
+        if form == "store+zstd":
+            informers.compression.ZstdCodec()  # loads zstandard; the store's own codec is built below
     gc.collect()
     rss0 = _rss_bytes()
     loads, dumps = orjson.loads, orjson.dumps
@@ -273,7 +289,18 @@ def measure(form: str, n: int) -> dict[str, float]:
 
         store = Store()
         for line in wire:
-            store.upsert(loads(line))
+            store.upsert(_strip(loads(line)))
+        get = store.get
+        safe_get = store.get
+    elif form == "store+zstd":
+        from informers.compression import ZstdCodec
+        from informers.store import Store
+
+        store = Store(codec=ZstdCodec())
+        with store.begin_replace() as buffer:
+            for line in wire:
+                buffer.add(_strip(loads(line)))
+            buffer.commit("1")
         get = store.get
         safe_get = store.get
     else:
@@ -297,8 +324,12 @@ def measure(form: str, n: int) -> dict[str, float]:
     t0 = time.perf_counter()
     gc.collect()
     collect_s = time.perf_counter() - t0
+    later_payload = 0.0
     if store is not None:
         payload = store.statistics().bytes_held / n
+        for line in later:
+            store.upsert(_strip(loads(line)))
+        later_payload = (store.statistics().bytes_held - payload * n) / LATER
     elif form.startswith("bytes"):
         payload = sum(len(v) for v in cache.values()) / n
     else:
@@ -310,7 +341,69 @@ def measure(form: str, n: int) -> dict[str, float]:
         "rss_per_obj": rss_per_obj,
         "collect_ms": collect_s * 1000,
         "payload_per_obj": payload,
+        "later_payload_per_obj": later_payload,
     }
+
+
+def read_cost(n: int, rounds: int = 7) -> str:
+    """us per ``get`` of the plain and the compressed store, alternated in one process (the table's
+    read/s come from separate processes, so machine noise lands on each form differently)."""
+    from informers.compression import ZstdCodec
+    from informers.store import Store
+
+    plain, compressed = Store(), Store(codec=ZstdCodec())
+    for store in (plain, compressed):
+        with store.begin_replace() as buffer:
+            for line in make_wire_pods(n):
+                buffer.add(_strip(orjson.loads(line)))
+            buffer.commit("1")
+    keys = plain.keys()
+    codec = compressed._codec
+    assert codec is not None
+    frames = [v.data for v in compressed.list_views()]
+    timings: dict[str, list[float]] = {"store": [], "store+zstd": [], "decompress": []}
+    for _ in range(rounds):
+        for name, fn in (("store", plain.get), ("store+zstd", compressed.get), ("decompress", None)):
+            t0 = time.perf_counter()
+            if fn is None:
+                for frame in frames:
+                    codec.decode(frame)
+            else:
+                for k in keys:
+                    fn(k)
+            timings[name].append((time.perf_counter() - t0) * 1e6 / n)
+    med = {k: statistics.median(v) for k, v in timings.items()}
+    return (
+        f"get, us (median of {rounds} alternated passes over {n} keys, one process): store {med['store']:.1f}, "
+        f"store+zstd {med['store+zstd']:.1f} ({med['store+zstd'] / med['store']:.2f}x); zstd decompress alone "
+        f"{med['decompress']:.1f}"
+    )
+
+
+def train_sweep(n: int) -> list[str]:
+    """How ``ZstdCodec``'s defaults were chosen: frame size and training time by samples and
+    dictionary size, dictionary trained on the first pods of the list in key order."""
+    import zstandard
+
+    rng_pods = [_strip(orjson.loads(line)) for line in make_wire_pods(n)]
+    rng_pods.sort(key=_key)
+    listed = [orjson.dumps(p) for p in rng_pods]
+    later = [orjson.dumps(_strip(orjson.loads(line))) for line in make_wire_pods(LATER, seed=2)]
+    plain = zstandard.ZstdCompressor(level=3)
+    lines = [
+        f"no dictionary: {statistics.mean(len(plain.compress(j)) for j in listed):.0f} B/pod",
+        f"{'samples':>7} {'dict KB':>7} {'train ms':>8} {'B/pod':>6} {'later B/pod':>11}",
+    ]
+    for samples in (16, 64, 256, 1024):
+        for size in (8, 16, 64):
+            t0 = time.perf_counter()
+            dictionary = zstandard.train_dictionary(size * 1024, listed[:samples], level=3)
+            train_ms = (time.perf_counter() - t0) * 1000
+            cctx = zstandard.ZstdCompressor(level=3, dict_data=dictionary, write_dict_id=False)
+            mean = statistics.mean(len(cctx.compress(j)) for j in listed)
+            mean_later = statistics.mean(len(cctx.compress(j)) for j in later)
+            lines.append(f"{samples:>7} {size:>7} {train_ms:>8.0f} {mean:>6.0f} {mean_later:>11.0f}")
+    return lines
 
 
 # --- driver ----------------------------------------------------------------------------------
@@ -321,6 +414,10 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=10_000, help="pods to cache (default 10000)")
     parser.add_argument("--runs", type=int, default=3, help="child processes per form (default 3)")
     parser.add_argument("--forms", default=",".join(FORMS), help="comma-separated subset of forms")
+    parser.add_argument("--read-cost", action="store_true", help="also time get on store vs store+zstd in one process")
+    parser.add_argument(
+        "--train-sweep", action="store_true", help="also size zstd frames by training samples and dictionary size"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -333,7 +430,10 @@ def main() -> None:
         f"python {sys.version.split()[0]}, orjson {orjson.__version__}, n={args.n}, runs={args.runs}, "
         f"pod JSON {full / 1024:.1f} KB ({stripped / 1024:.1f} KB without managedFields)"
     )
-    header = f"{'form':<12} {'insert/s':>9} {'read/s':>9} {'safe read/s':>11} {'RSS/obj':>9} {'gc.collect':>10} {'bytes/obj':>9}"
+    header = (
+        f"{'form':<12} {'insert/s':>9} {'read/s':>9} {'us/get':>7} {'safe read/s':>11} {'RSS/obj':>9} "
+        f"{'gc.collect':>10} {'bytes/obj':>9} {'later B/obj':>11}"
+    )
     print(header)
     for form in args.forms.split(","):
         results = []
@@ -346,11 +446,16 @@ def main() -> None:
             ).stdout
             results.append(json.loads(out))
         med = {k: statistics.median(r[k] for r in results) for k in results[0]}
+        later = f"{med['later_payload_per_obj']:>11,.0f}" if form.startswith("store") else f"{'-':>11}"
         print(
-            f"{form:<12} {med['insert_per_s']:>9,.0f} {med['read_per_s']:>9,.0f} "
+            f"{form:<12} {med['insert_per_s']:>9,.0f} {med['read_per_s']:>9,.0f} {1e6 / med['read_per_s']:>7.1f} "
             f"{med['safe_read_per_s']:>11,.0f} {med['rss_per_obj'] / 1024:>7.1f}KB "
-            f"{med['collect_ms']:>8.1f}ms {med['payload_per_obj']:>9,.0f}"
+            f"{med['collect_ms']:>8.1f}ms {med['payload_per_obj']:>9,.0f} {later}"
         )
+    if args.read_cost:
+        print(read_cost(args.n))
+    if args.train_sweep:
+        print("\n".join(train_sweep(args.n)))
 
 
 if __name__ == "__main__":

@@ -100,6 +100,12 @@ class InformerSettings(_Model):
         "reflector: 0.8 s doubling up to it, plus up to 100% jitter). /healthz allows one such "
         "delay. Default 30.",
     )
+    store_compression: Literal["zstd"] | None = Field(
+        None,
+        description="Hold cached objects compressed: zstd, with a dictionary trained on the first list "
+        "(pods take 1.7 KB of memory instead of 4.7, a read ~1.7x as long; needs the 'compressed' "
+        "extra, pip install 'informerd[compressed]'). Default null: plain JSON.",
+    )
 
 
 class RateLimiterSettings(_Model):

