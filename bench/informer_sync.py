@@ -724,9 +724,11 @@ def main(argv: list[str] | None = None) -> None:
             file=sys.stderr,
             flush=True,
         )
+        # Per invocation, so a reused cluster never gets a patch that changes nothing (no event).
+        nonce = "".join(random.choices("abcdefghijklmnopqrstuvwxyz", k=2))
         for run in range(args.runs):
             for index, scenario in enumerate(chosen):
-                token = f"r{run % 100:02d}s{index % 100:02d}"
+                token = f"{nonce}{run % 10}s{index % 100:02d}"  # the width of INITIAL_TICK's prefix
                 result = run_one(scenario, args, kubeconfig, writer, token, log)
                 result["run"] = run
                 all_results.append(result)
