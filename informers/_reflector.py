@@ -15,7 +15,7 @@ timeout).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ import orjson
 
 from ._backoff import Backoff
 from ._interrupt import Interrupter, interruptible
+from ._listbody import RawInitApply, decode_list_body
 from ._log import get_logger
 from ._watcher import ListRequest, Watcher, WatchRequest
 from ._watchstream import WatchStream
@@ -67,7 +68,7 @@ class Reflector:
         self,
         client: ApiClient,
         resource: Resource,
-        apply: Callable[[list[WatchEvent]], None],
+        apply: Callable[[Sequence[WatchEvent | RawInitApply]], None],
         *,
         watcher: Watcher,
         backoff: Backoff,
@@ -201,12 +202,11 @@ class Reflector:
             query["continue"] = request.continue_token
         if request.limit:
             query["limit"] = request.limit
-        body = self.client.get_json(self._path, query)
-        if not isinstance(body, Mapping):
-            raise MalformedResponseError(f"list of {self.resource} returned {type(body).__name__}, not an object")
-        self._deliver(self.watcher.on_list_page(body))
+        # Split, not decoded: the informer decodes one item at a time (see _listbody).
+        page = decode_list_body(self.client.request("GET", self._path, query=query).body)
+        self._deliver(self.watcher.on_raw_list_page(page))
 
-    def _deliver(self, events: list[WatchEvent]) -> None:
+    def _deliver(self, events: Sequence[WatchEvent | RawInitApply]) -> None:
         """Apply ``events``, then confirm them to the watcher (or make it relist)."""
         if events:
             try:

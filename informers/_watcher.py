@@ -40,6 +40,7 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, TypeAlias
 
+from ._listbody import RawInitApply, RawListPage
 from .clock import SYSTEM_CLOCK, Clock
 from .errors import (
     ApiError,
@@ -311,6 +312,24 @@ class Watcher:
 
     # --- answers: list ------------------------------------------------------------------------
 
+    def on_raw_list_page(self, page: RawListPage) -> list[WatchEvent | RawInitApply]:
+        """``on_list_page`` for a body split by ``decode_list_body`` (validated there): the items
+        stay JSON until the informer stores them, one at a time (``RawInitApply``)."""
+        phase = self._phase
+        if not isinstance(phase, Listing):
+            raise WatcherStateError(f"got a list page while {self.state}")
+        meta = page.metadata
+        rv = meta.get("resourceVersion")
+        if not isinstance(rv, str) or not rv:
+            raise MalformedResponseError("list body has no metadata.resourceVersion")
+        kind = page.kind
+        item_kind = kind[:-4] if isinstance(kind, str) and kind.endswith("List") else None
+        api_version = page.api_version if isinstance(page.api_version, str) else None
+        events: list[WatchEvent | RawInitApply] = [] if phase.begun else [Init()]
+        events.extend(RawInitApply(item, item_kind, api_version) for item in page.items)
+        done = self._list_page_done(phase, meta, rv, len(page.items))
+        return events if done is None else [*events, done]
+
     def on_list_page(self, body: Mapping[str, Any]) -> list[WatchEvent]:
         """Feed one decoded List body; returns ``Init`` (first page), ``InitApply`` per item and,
         after the last page, ``InitDone``. A malformed body raises ``MalformedResponseError`` before
@@ -342,19 +361,25 @@ class Watcher:
             if isinstance(api_version, str) and "apiVersion" not in item:
                 item["apiVersion"] = api_version
             events.append(InitApply(item))
+        done = self._list_page_done(phase, meta, rv, len(items))
+        if done is not None:
+            events.append(done)
+        return events
+
+    def _list_page_done(self, phase: Listing, meta: Mapping[str, Any], rv: str, count: int) -> InitDone | None:
+        """Account for a page; the ``InitDone`` to emit after its items when it was the last."""
         self._list_pages += 1
-        self._listed += len(items)
+        self._listed += count
         self._last_event_time = self._clock.time()
         token = meta.get("continue")
         if isinstance(token, str) and token:
             if phase.continue_token is None:
                 self._paginated_result = True
             self._enter(replace(phase, continue_token=token, begun=True))
-            return events
-        events.append(InitDone(rv))
+            return None
         self._unapplied = (rv, True)
         self._enter(_WATCHING)
-        return events
+        return InitDone(rv)
 
     # --- answers: watch -----------------------------------------------------------------------
 

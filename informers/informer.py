@@ -28,7 +28,7 @@ import hashlib
 import random
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import anyio
@@ -37,6 +37,7 @@ import orjson
 
 from . import _bridge
 from ._backoff import Backoff, BackoffStatistics
+from ._listbody import RawInitApply
 from ._log import get_logger
 from ._progress import ProgressCheck, ProgressStatistics
 from ._reflector import Reflector, ReflectorStatistics
@@ -289,7 +290,7 @@ class SharedInformer:
             )
             return restored
 
-    def _apply(self, events: list[WatchEvent]) -> None:
+    def _apply(self, events: Sequence[WatchEvent | RawInitApply]) -> None:
         """Called by the reflector thread for each batch of watch events."""
         with self._lock:
             notes: list[Pending] = []
@@ -310,10 +311,11 @@ class SharedInformer:
                     obj = self._prepare(event.obj)
                     if self.store.delete_view(obj) is not None:  # a delete of an unknown object is news to no one
                         notes.append(ObjectDeleted(obj))  # the DELETED event carries the final state
-                elif isinstance(event, InitApply):
+                elif isinstance(event, InitApply | RawInitApply):
                     if self._replace is None:
                         self._replace = self.store.begin_replace()
-                    self._replace.add(self._prepare(event.obj))
+                    obj = event.obj if isinstance(event, InitApply) else event.decode()
+                    self._replace.add(self._prepare(obj))
                 elif isinstance(event, Init):
                     if self._replace is not None:
                         self._replace.abort()

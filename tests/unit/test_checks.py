@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import anyio
+import orjson
 import pytest
 
 from controllers.checks import controllers_synced, informers_synced, watches_healthy, workers_not_wedged
@@ -14,6 +15,7 @@ from controllers.controller import Controller
 from controllers.probes import HealthCheckError
 from controllers.request import Request
 from informers._watcher import ListRequest, WatchRequest
+from informers.client import Response
 from informers.clock import FakeClock
 from informers.errors import ForbiddenError, StreamStalledError
 from informers.informer import InformerOptions, SharedInformer
@@ -50,6 +52,10 @@ class ScriptedClient:
             "metadata": {"resourceVersion": "10"},
             "items": [{"metadata": {"name": "a", "namespace": "default", "uid": "u-a", "resourceVersion": "5"}}],
         }
+
+    def request(self, method: str, path: str, *, query: Any = None) -> Response:
+        """The reflector's LIST reads the raw body (its items are decoded one at a time)."""
+        return Response(status=200, headers={}, body=orjson.dumps(self.get_json(path, query)))
 
     def watch(self, path: str, query: Any = None, *, idle_timeout: float) -> ScriptedStream:
         return self.streams.pop(0)
