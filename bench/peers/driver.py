@@ -179,6 +179,8 @@ def figures(
         "updates": updates,
         "write_per_s": updates / max(1e-9, last_acked - first_sent) if updates else float("nan"),
     }
+    known = {"phase", "sync_s", "cpu_sync_s", "objects", "rss_base_kb", "rss_kb", "peak_rss_kb"}
+    f["detail"] = {k: v for k, v in synced.items() if k not in known}  # peer-specific facts (list pages, Go heap)
     seen = events["events"]
     span = events["last_event_t"] - events["first_event_t"]
     f["events_seen"] = seen
