@@ -1,5 +1,7 @@
 """Turns the driver's rows into ``results.json`` (every figure, run and fact) and ``RESULTS.md``
-(the tables and how to read them). Pure: no I/O but the two files ``write`` makes.
+(the tables and how to read them, then ``optimisations.md``: what each optimisation bought, before
+-> after, kept by hand since a run only measures the tree it runs). Pure: no I/O but reading that
+file and the two files ``write`` makes.
 
 Ratios are ``scenario median / base median`` from the same invocation: the informer figures
 against ``informerd`` (controllers against their informerd controller with the same workers),
@@ -129,7 +131,10 @@ def _table(headers: Sequence[str], lines: list[list[str]]) -> str:
     return "\n".join(out)
 
 
-def render(results: dict[str, Any]) -> str:
+OPTIMISATIONS = Path(__file__).with_name("optimisations.md")
+
+
+def render(results: dict[str, Any], history: str = "") -> str:
     m = results["machine"]
     scenarios = results["scenarios"]
     parts = [
@@ -203,6 +208,8 @@ def render(results: dict[str, Any]) -> str:
         lines = [[label, *(_cell(q[p].get(k), "{:,.0f}") for p in peers)] for k, label in QUEUE_KEYS]
         parts += [_table(["scenario", *peers], lines), ""]
     parts += [HOW_TO_READ]
+    if history:
+        parts += ["", history.strip()]
     return "\n".join(parts) + "\n"
 
 
@@ -241,4 +248,5 @@ peers within this file (the ratios), not across files. `x` columns: peer median 
 
 def write(results: dict[str, Any], out: Path) -> None:
     (out / "results.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
-    (out / "RESULTS.md").write_text(render(results))
+    history = OPTIMISATIONS.read_text() if OPTIMISATIONS.is_file() else ""
+    (out / "RESULTS.md").write_text(render(results, history))
