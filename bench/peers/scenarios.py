@@ -104,4 +104,4 @@ SCENARIOS = {
     )
 }
 
-DEFAULT_SCENARIOS = tuple(name for name in SCENARIOS if name != "informerd-list")
+DEFAULT_SCENARIOS = tuple(SCENARIOS)
