@@ -81,6 +81,8 @@ _WATCH_SERVER_ERRORS_BEFORE_RELIST = 3
 """Consecutive 5xx answers to watches (no event in between) after which the informer relists:
 client-go retries a failing watch only for a while too. A watch that can never work (its
 resourceVersion is one the server cannot parse, say) must not be retried forever."""
+# A streaming list that lasted this share of its timeoutSeconds ended by the server's timeout.
+_RAN_ITS_COURSE = 0.9
 
 
 class WatcherStateError(InformerdError, RuntimeError):
@@ -232,6 +234,7 @@ class Watcher:
         self._pending: ListRequest | WatchRequest | None = None
         self._stream_events = 0
         self._watch_started = 0.0
+        self._watch_timeout_asked = 0  # timeoutSeconds of the last watch request
         self._lists = 0
         self._relists = 0
         self._relist_causes: dict[str, int] = {}
@@ -303,6 +306,7 @@ class Watcher:
         if isinstance(req, WatchRequest):
             self._watch_requests += 1
             self._watch_started = self._clock.monotonic()
+            self._watch_timeout_asked = req.timeout_seconds
         self._pending = req
         return req
 
@@ -483,7 +487,11 @@ class Watcher:
         if short:
             self._short_watches += 1
         if isinstance(phase, Streaming):
-            if self._stream_events:
+            # Ran its whole timeout with events but no end bookmark: the server does not do
+            # streaming lists, so stop asking. Cut short, it is the server dropping this stream
+            # (a consumer too slow for the watch cache's buffer, a restart): LIST this once and
+            # stream again next time, as client-go does.
+            if self._stream_events and elapsed >= _RAN_ITS_COURSE * self._watch_timeout_asked:
                 self._fall_back_from_streaming(
                     f"stream closed after {self._stream_events} events without the "
                     f"{INITIAL_EVENTS_END_ANNOTATION} bookmark"

@@ -8,13 +8,18 @@ interleaved too. Medians per (N, scenario), ratios to each scenario's informerd 
 per 10x of N, and everything else land in ``results.json`` and ``RESULTS.md``
 (``bench/peers/report.py``) in ``--out`` (default ``bench/``).
 
+``--baseline REV`` adds, for each informerd scenario, the same child run from the source tree of
+git revision REV (``git archive`` into a temporary directory; REV must have ``bench/peers``),
+named ``<scenario>@<REV>``, interleaved with the rest: an optimisation's before -> after in one run.
+
 Usage: .venv/bin/python -m bench.peers [--full] [-n 1000,10000] [--runs 3] [--updates 3000]
-         [--scenarios a,b,...] [--kubeconfig PATH] [--out DIR] [--note TEXT]
+         [--scenarios a,b,...] [--baseline REV] [--kubeconfig PATH] [--out DIR] [--note TEXT]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import queue
@@ -22,10 +27,11 @@ import shlex
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -78,10 +84,12 @@ def child_argv(
 class Child:
     """One running peer: its JSON lines arrive through a reader thread so every wait can time out."""
 
-    def __init__(self, argv: list[str], env: dict[str, str], log_file: IO[bytes], name: str, timeout: float) -> None:
+    def __init__(
+        self, argv: list[str], env: dict[str, str], log_file: IO[bytes], name: str, timeout: float, cwd: str = ""
+    ) -> None:
         self.name, self.timeout, self.log_name = name, timeout, log_file.name
         self.proc = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=log_file, env={**os.environ, **env}, cwd=REPO, text=True
+            argv, stdout=subprocess.PIPE, stderr=log_file, env={**os.environ, **env}, cwd=cwd or REPO, text=True
         )
         self.lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._pump, daemon=True).start()
@@ -141,7 +149,7 @@ def run_scenario(
     log_file.write(f"\n=== {s.name} n={n} token={token}\n".encode())
     log_file.flush()
     argv = child_argv(s, args, kubeconfig, expect, updates, token)
-    child = Child(argv, s.env, log_file, s.name, args.timeout)
+    child = Child(argv, s.env, log_file, s.name, args.timeout, s.source)
     try:
         synced = child.expect("synced")
         initial = child.expect("initial") if s.kind == "controller" else None
@@ -179,6 +187,8 @@ def figures(
         "updates": updates,
         "write_per_s": updates / max(1e-9, last_acked - first_sent) if updates else float("nan"),
     }
+    known = {"phase", "sync_s", "cpu_sync_s", "objects", "rss_base_kb", "rss_kb", "peak_rss_kb"}
+    f["detail"] = {k: v for k, v in synced.items() if k not in known}  # peer-specific facts (list pages, Go heap)
     seen = events["events"]
     span = events["last_event_t"] - events["first_event_t"]
     f["events_seen"] = seen
@@ -291,6 +301,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--queue-items", type=int, default=100_000, help="items per work queue run")
     p.add_argument("--out", default=str(BENCH_DIR), help="where results.json and RESULTS.md go")
     p.add_argument("--note", default="", help="a remark printed atop RESULTS.md (e.g. 'noisy machine')")
+    p.add_argument("--baseline", help="also run the informerd scenarios from this git revision (before -> after)")
     args = p.parse_args(argv)
     args.sizes = sorted({int(x) for x in args.n.split(",") if x} | ({50_000} if args.full else set()))
     args.chosen = [x for x in args.scenarios.split(",") if x]
@@ -300,10 +311,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def baseline_scenarios(chosen: list[Scenario], rev: str, stack: ExitStack) -> list[Scenario]:
+    """``chosen`` with each informerd scenario followed by its twin run from revision ``rev``."""
+    tree = stack.enter_context(tempfile.TemporaryDirectory(prefix="informerd-baseline-"))
+    archive = subprocess.run(["git", "archive", rev], cwd=REPO, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", tree], input=archive, check=True)
+    if not (Path(tree) / "bench" / "peers").is_dir():
+        raise SystemExit(f"--baseline {rev}: that revision has no bench/peers")
+    out: list[Scenario] = []
+    for s in chosen:
+        out.append(s)
+        if s.module.startswith("informerd"):
+            twin = dataclasses.replace(s, name=f"{s.name}@{rev}", source=tree, description=f"{s.description}, at {rev}")
+            out.append(twin)
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     command = shlex.join([".venv/bin/python", "-m", "bench.peers", *(sys.argv[1:] if argv is None else argv)])
+    stack = ExitStack()
     chosen = [SCENARIOS[name] for name in args.chosen]
+    if args.baseline:
+        chosen = baseline_scenarios(chosen, args.baseline, stack)
     for go in sorted({s.go for s in chosen if s.go} | {"controllerruntime"}):
         log(f"Go peer {go}: {gobuild.binary(go)}")  # built before any clock starts
     out = Path(args.out)
@@ -341,6 +371,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         data_set["pod_bytes_stripped"] = len(json.dumps(sample, separators=(",", ":")))
         queues = run_workqueues(args, log_file)
         writer.close()
+    stack.close()
     facts["loadavg_end"] = os.getloadavg()
     results = report.build(args, command, facts, data_set, chosen, rows, queues, medians)
     report.write(results, out)

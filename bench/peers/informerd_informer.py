@@ -44,7 +44,11 @@ def main() -> None:
         raise SystemExit(f"informer not synced after {args.timeout} s: {informer.last_error!r}")
     while not registration.has_synced():
         time.sleep(0.001)
-    fields = child.synced_fields(started, cpu_start, informer.statistics().objects, rss0)
+    stats = informer.statistics()
+    fields = child.synced_fields(started, cpu_start, stats.objects, rss0)
+    # How the list was served: a silent fallback from the streaming list would change every figure.
+    fields["list_pages"] = stats.watcher.list_pages
+    fields["streaming_fallback"] = stats.watcher.streaming_list_fallback_reason
     channel.emit("synced", **fields)
     cpu0 = child.cpu_seconds()
     tracker.done.wait(args.timeout)

@@ -1,5 +1,7 @@
 """Turns the driver's rows into ``results.json`` (every figure, run and fact) and ``RESULTS.md``
-(the tables and how to read them). Pure: no I/O but the two files ``write`` makes.
+(the tables and how to read them, then ``optimisations.md``: what each optimisation bought, before
+-> after, kept by hand since a run only measures the tree it runs). Pure: no I/O but reading that
+file and the two files ``write`` makes.
 
 Ratios are ``scenario median / base median`` from the same invocation: the informer figures
 against ``informerd`` (controllers against their informerd controller with the same workers),
@@ -102,7 +104,7 @@ def build(
     for peer in dict.fromkeys(q["peer"] for q in queues):
         mine = [q for q in queues if q["peer"] == peer]
         queue_medians[peer] = medians(mine)
-    return {
+    results: dict[str, Any] = {
         "command": command,
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "note": args.note,
@@ -114,9 +116,86 @@ def build(
         "ratios": ratios,
         "growth_per_10x": growth,
         "workqueue": queue_medians,
+        "targets": [],  # filled below from this very record
         "runs": rows,
         "workqueue_runs": queues,
     }
+    results["targets"] = [{"target": t, "measured": v, "met": ok} for t, v, ok in targets(results)]
+    return results
+
+
+def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Issue 11's targets at the largest N of the run: (target, measured, "yes"/"no"/"-")."""
+    if not results["medians"]:
+        return []
+    n = max(results["medians"], key=int)
+    row = results["medians"][n]
+
+    def get(name: str, key: str) -> Any:
+        return row.get(name, {}).get(key)
+
+    out: list[tuple[str, str, str]] = []
+
+    def check(target: str, value: float | None, ok: Callable[[float], bool], fmt: str = "{:.2f}x") -> None:
+        if value is None or not _num(value):
+            out.append((target, "not measured", "-"))
+        else:
+            out.append((target, fmt.format(value), "yes" if ok(value) else "no"))
+
+    me = "informerd"
+    check("sync time <= 1.0x client-go's", _ratio(get(me, "sync_s"), get("client-go", "sync_s")), lambda v: v <= 1.0)
+    check(
+        "CPU-seconds to sync <= client-go's",
+        _ratio(get(me, "cpu_sync_s"), get("client-go", "cpu_sync_s")),
+        lambda v: v <= 1.0,
+    )
+    check(
+        "CPU per update event <= 1.0x client-go's",
+        _ratio(get(me, "cpu_us_per_event"), get("client-go", "cpu_us_per_event")),
+        lambda v: v <= 1.0,
+    )
+    check(
+        "LIST path retained RSS <= 1.5x the streaming path's",
+        _ratio(get("informerd-list", "rss_mb"), get(me, "rss_mb")),
+        lambda v: v <= 1.5,
+    )
+    check(
+        "memory per cached pod <= 0.4x client-go's",
+        _ratio(get(me, "bytes_per_object"), get("client-go", "bytes_per_object")),
+        lambda v: v <= 0.4,
+    )
+    p99, go_p99 = get(me, "handler_p99_ms"), get("client-go", "handler_p99_ms")
+    check(
+        "p99 write -> handler within 50 ms of client-go's",
+        p99 - go_p99 if _num(p99) and _num(go_p99) else None,
+        lambda v: v <= 50,
+        "{:+.0f} ms",
+    )
+    for w in (1, 4):
+        check(
+            f"reconciles/s (initial pass, {w} worker{'s' if w > 1 else ''}) >= controller-runtime's",
+            _ratio(
+                get(f"informerd-controller-w{w}", "initial_reconciles_per_s"),
+                get(f"controller-runtime-w{w}", "initial_reconciles_per_s"),
+            ),
+            lambda v: v >= 1.0,
+        )
+    for peer in ("kopf", "kubernetes-informer"):
+        check(f">= 10x {peer}'s sync rate", _ratio(get(peer, "sync_s"), get(me, "sync_s")), lambda v: v >= 10)
+        check(
+            f">= 10x {peer}'s event rate (CPU per event)",
+            _ratio(get(peer, "cpu_us_per_event"), get(me, "cpu_us_per_event")),
+            lambda v: v >= 10,
+        )
+        check(
+            f"<= 1/3 of {peer}'s memory per object",
+            _ratio(get(me, "bytes_per_object"), get(peer, "bytes_per_object")),
+            lambda v: v <= 1 / 3,
+        )
+    for pair, g in results["growth_per_10x"].get(me, {}).items():
+        for key in ("sync_s", "cpu_sync_s", "rss_mb"):
+            check(f"linear cost {pair}: {key} grows 9-11x", g.get(key), lambda v: 9 <= v <= 11, "{:.1f}x")
+    return [(f"N = {int(n):,}: {t}", v, ok) for t, v, ok in out]
 
 
 def _cell(value: Any, fmt: str) -> str:
@@ -129,7 +208,10 @@ def _table(headers: Sequence[str], lines: list[list[str]]) -> str:
     return "\n".join(out)
 
 
-def render(results: dict[str, Any]) -> str:
+OPTIMISATIONS = Path(__file__).with_name("optimisations.md")
+
+
+def render(results: dict[str, Any], history: str = "") -> str:
     m = results["machine"]
     scenarios = results["scenarios"]
     parts = [
@@ -202,7 +284,13 @@ def render(results: dict[str, Any]) -> str:
         peers = list(q)
         lines = [[label, *(_cell(q[p].get(k), "{:,.0f}") for p in peers)] for k, label in QUEUE_KEYS]
         parts += [_table(["scenario", *peers], lines), ""]
+    goals = targets(results)
+    if goals:
+        parts += ["## Issue 11's targets (informerd against each peer, from the tables above)", ""]
+        parts += [_table(["target", "measured", "met"], [list(g) for g in goals]), ""]
     parts += [HOW_TO_READ]
+    if history:
+        parts += ["", history.strip()]
     return "\n".join(parts) + "\n"
 
 
@@ -241,4 +329,5 @@ peers within this file (the ratios), not across files. `x` columns: peer median 
 
 def write(results: dict[str, Any], out: Path) -> None:
     (out / "results.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
-    (out / "RESULTS.md").write_text(render(results))
+    history = OPTIMISATIONS.read_text() if OPTIMISATIONS.is_file() else ""
+    (out / "RESULTS.md").write_text(render(results, history))

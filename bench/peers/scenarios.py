@@ -22,6 +22,7 @@ class Scenario:
     env: dict[str, str] = field(default_factory=dict)
     base: str = "informerd"
     workers: int = 0
+    source: str = ""  # a Python child's source tree (``--baseline``); "" = this checkout
 
 
 SCENARIOS = {
@@ -103,4 +104,4 @@ SCENARIOS = {
     )
 }
 
-DEFAULT_SCENARIOS = tuple(name for name in SCENARIOS if name != "informerd-list")
+DEFAULT_SCENARIOS = tuple(SCENARIOS)

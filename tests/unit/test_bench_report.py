@@ -98,3 +98,24 @@ def test_render_has_one_section_per_scale_point_and_a_row_per_peer() -> None:
     assert len(rows_of) == 2  # the peers table and the informer table
     assert "| kopf |" in text and "Controller path" in text  # kopf is in both tables
     assert "| 1 thread | 5 |" in text
+
+
+def test_targets_compare_informerd_with_each_peer_at_the_largest_n() -> None:
+    chosen = [SCENARIOS[n] for n in ("informerd", "client-go", "informerd-list")]
+    rows = [
+        {"scenario": "informerd", "n": 100, "sync_s": 9.0, "bytes_per_object": 1.0, "rss_mb": 50.0},
+        {"scenario": "informerd", "n": 1000, "sync_s": 2.0, "bytes_per_object": 4.0, "rss_mb": 10.0},
+        {"scenario": "client-go", "n": 1000, "sync_s": 1.0, "bytes_per_object": 20.0, "rss_mb": 99.0},
+        {"scenario": "informerd-list", "n": 1000, "sync_s": 1.0, "bytes_per_object": 9.0, "rss_mb": 12.0},
+    ]
+    args = argparse.Namespace(sizes=[100, 1000], note="", runs=1, updates=10, qps=5.0, burst=10, chosen=[])
+    results = report.build(args, "cmd", {}, {}, chosen, rows, [], driver.medians)
+    by_target = {t["target"]: t for t in results["targets"]}
+    assert by_target["N = 1,000: sync time <= 1.0x client-go's"] == {
+        "target": "N = 1,000: sync time <= 1.0x client-go's",
+        "measured": "2.00x",
+        "met": "no",
+    }
+    assert by_target["N = 1,000: memory per cached pod <= 0.4x client-go's"]["met"] == "yes"  # 0.20x
+    assert by_target["N = 1,000: LIST path retained RSS <= 1.5x the streaming path's"]["measured"] == "1.20x"
+    assert by_target["N = 1,000: CPU per update event <= 1.0x client-go's"]["met"] == "-"  # not measured

@@ -219,3 +219,54 @@ async def test_a_plain_handler_that_hangs_does_not_hang_the_informers_stop() -> 
         gate.set()  # the abandoned call returns; the four behind it are dropped, not delivered
     await anyio.sleep(0.2)
     assert handled == ["o0"]
+
+
+async def test_a_plain_handler_fed_a_trickle_stays_on_its_worker_thread_instead_of_hopping_through_the_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Regression (bench/peers profile): each lone event cost two hops through the event loop."""
+    import informers.handlers as handlers
+
+    monkeypatch.setattr(handlers, "_LINGER", 30.0)  # nothing here may depend on the gaps' length
+    hops = 0
+    real_to_thread = handlers._bridge.to_thread
+
+    async def counting_to_thread(*args: Any, **kwargs: Any) -> Any:
+        nonlocal hops
+        hops += 1
+        return await real_to_thread(*args, **kwargs)
+
+    monkeypatch.setattr(handlers._bridge, "to_thread", counting_to_thread)
+    seen: list[str] = []
+    registration = HandlerRegistration(on_add=lambda obj: seen.append(obj["metadata"]["name"]))
+
+    def produce() -> None:
+        for i in range(20):
+            registration.push_many([ObjectAdded(cm(f"c{i:02d}"), False)])
+            deadline = threading.Event()
+            while len(seen) <= i and not deadline.wait(0.001):  # one at a time: each finds it lingering
+                pass
+        registration.stop()
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            group.start_soon(registration.run)
+            await anyio.to_thread.run_sync(produce)  # not through the counted bridge
+    assert seen == [f"c{i:02d}" for i in range(20)]
+    assert hops == 1
+    assert registration.stopped
+
+
+async def test_removing_a_lingering_plain_handler_ends_its_worker_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import informers.handlers as handlers
+
+    monkeypatch.setattr(handlers, "_LINGER", 300.0)  # a missed wake-up would hang until fail_after
+    seen: list[str] = []
+    registration = HandlerRegistration(on_add=lambda obj: seen.append(obj["metadata"]["name"]))
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            group.start_soon(registration.run)
+            registration.push_many([ObjectAdded(cm("first"), False)])
+            await wait_until_async(lambda: seen == ["first"])
+            await _bridge.to_thread(lambda: registration.stop(discard_pending=True))
+    assert registration.stopped and seen == ["first"]

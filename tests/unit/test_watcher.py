@@ -428,10 +428,29 @@ def test_streaming_stream_closed_without_end_marker_falls_back_for_good() -> Non
     w = make(streaming_list=True, clock=clock)
     w.next_request()
     w.on_watch_event(ev("ADDED", "a", "10"))
-    clock.advance(300)
+    clock.advance(600)  # the whole timeoutSeconds asked for (300-600 s): the server ignores the request
     w.on_watch_closed()
     assert isinstance(w.next_request(), ListRequest)
     assert not w.statistics().streaming_list
+
+
+def test_a_streaming_list_cut_short_by_the_server_lists_once_and_streams_again() -> None:
+    """Regression (bench/peers under load): the apiserver dropped a slow consumer's streaming list
+    after 1,682 of 3,000 events, and the informer fell back to one-piece LISTs for good."""
+    clock = FakeClock()
+    w = make(streaming_list=True, clock=clock)
+    w.next_request()
+    w.on_watch_event(ev("ADDED", "a", "10"))
+    clock.advance(5)  # far from the timeoutSeconds asked for (300-600 s)
+    w.on_watch_closed()
+    assert isinstance(w.next_request(), ListRequest)  # this cycle: a LIST
+    stats = w.statistics()
+    assert stats.streaming_list and stats.streaming_list_fallback_reason is None
+    synced(w, rv="30")
+    w.next_request()
+    w.on_error(GoneError("gone"))
+    req = w.next_request()
+    assert isinstance(req, WatchRequest) and req.send_initial_events  # the next cycle streams again
 
 
 def test_transient_streaming_failure_lists_once_then_streams_again() -> None:
