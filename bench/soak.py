@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import gc
 import json
 import os
@@ -61,6 +62,7 @@ IDLE = 2.0  # the informers' idle deadline: a stall lasts longer, so it is detec
 APISERVER_ARGS = ("--watch-cache-sizes=podtemplates#0",)  # uncached: compaction gives resuming watches a 410
 FAULT_KINDS = ("cut", "stall", "refuse", "latency", "compaction")
 MiB = 1024.0
+RESTING_READS = 20  # 50 ms apart
 
 
 # -- sampling -------------------------------------------------------------------------------------
@@ -85,6 +87,13 @@ class Sample:
     ``pool_maxsize`` per client: a dead one is closed only when it comes up for reuse)."""
     workers: int = 0
     """anyio's worker threads (a shared pool: an idle one exits after 10 s)."""
+    resting_fds: int | None = None
+    resting_threads: int | None = None
+    """At a mark only: the least, over ``RESTING_READS`` reads, of ``own_fds - pooled`` and of
+    ``own_threads - workers``: what the process holds at rest. A request in flight at one instant
+    (the informers' once-a-second progress checks) holds a socket out of the pool, and a thread
+    that is ending has left Python's list before the kernel's: both add for a moment, and never
+    to every read; a leak adds to all of them."""
 
 
 def process_usage() -> tuple[int, int, int]:
@@ -266,13 +275,15 @@ class SoakResult:
             rows.append(("end", self.marks["end"]))
         lines = [
             f"{'':14} {'t s':>6} {'RSS MiB':>8} {'fds':>5} {'own fds':>8} {'pooled':>7} {'threads':>8} {'own thr':>8} "
-            f"{'workers':>8} {'cached':>7}"
+            f"{'workers':>8} {'cached':>7} {'rest fds':>9} {'rest thr':>9}"
         ]
         for name, s in rows:
             t = "" if name == "max" else f"{s.t:.0f}"
+            rest_fds = "" if s.resting_fds is None else str(s.resting_fds)
+            rest_threads = "" if s.resting_threads is None else str(s.resting_threads)
             lines.append(
                 f"{name:14} {t:>6} {s.rss_kib / MiB:8.1f} {s.fds:5d} {s.own_fds:8d} {s.pooled:7d} {s.threads:8d} "
-                f"{s.own_threads:8d} {s.workers:8d} {s.cached:7d}"
+                f"{s.own_threads:8d} {s.workers:8d} {s.cached:7d} {rest_fds:>9} {rest_threads:>9}"
             )
         lines.append(
             f"RSS slope after warm-up: {self.rss_slope_mib_per_minute():+.3f} MiB/min "
@@ -597,15 +608,24 @@ class Soak:
         gc.collect()
         if tracemalloc.is_tracing():
             self.snapshots[mark] = tracemalloc.take_snapshot()
-        sample = self.sample()
+        reads = []
+        for _ in range(RESTING_READS):
+            reads.append(self.sample())
+            time.sleep(0.05)
+        sample = dataclasses.replace(
+            reads[0],
+            resting_fds=min(r.own_fds - r.pooled for r in reads),
+            resting_threads=min(r.own_threads - r.workers for r in reads),
+        )
         self.result.samples.append(sample)
         self.result.marks[mark] = sample
         self.result.census[mark] = census()
         self.log(
             f"[{sample.t:6.0f} s] {mark}: converged in {self.result.converge_seconds[mark]:.1f} s"
             f"{'' if not failures else ' NOT: ' + '; '.join(failures[:3])}; RSS {sample.rss_kib / MiB:.1f} MiB, "
-            f"fds {sample.fds} (own {sample.own_fds}, idle pooled {sample.pooled}), "
-            f"threads {sample.threads} (own {sample.own_threads}, anyio workers {sample.workers})"
+            f"fds {sample.fds} (own {sample.own_fds}, idle pooled {sample.pooled}, at rest {sample.resting_fds}), "
+            f"threads {sample.threads} (own {sample.own_threads}, anyio workers {sample.workers}, "
+            f"at rest {sample.resting_threads})"
         )
 
 
