@@ -33,6 +33,7 @@ import gc
 import json
 import os
 import random
+import statistics
 import sys
 import threading
 import time
@@ -58,11 +59,16 @@ from informers.testing.churn import ChurnWriter, configmap_body, podtemplate_bod
 
 CONFIGMAPS = Resource("", "v1", "configmaps", "ConfigMap", namespaced=True)
 PODTEMPLATES = Resource("", "v1", "podtemplates", "PodTemplate", namespaced=True)
-IDLE = 2.0  # the informers' idle deadline: a stall lasts longer, so it is detected, not waited out
+# The informers' idle deadline: a stall lasts longer, so it is detected, not waited out. Watches
+# end at the server's timeout before it (a quiet resource sends nothing between bookmarks, which
+# come about once a minute): at rest every informer holds one watch, renewed every few seconds,
+# rather than being taken for stalled.
+IDLE = 6.0
+WATCH_TIMEOUTS = (3, 5)
 APISERVER_ARGS = ("--watch-cache-sizes=podtemplates#0",)  # uncached: compaction gives resuming watches a 410
 FAULT_KINDS = ("cut", "stall", "refuse", "latency", "compaction")
 MiB = 1024.0
-RESTING_READS = 20  # 50 ms apart
+RESTING_READS = 21  # 50 ms apart
 
 
 # -- sampling -------------------------------------------------------------------------------------
@@ -79,25 +85,30 @@ class Sample:
     """OS threads of this process (``/proc/self/status``), Python's and native ones alike."""
     own_fds: int
     own_threads: int
-    """``fds`` / ``threads`` without the fault proxy's."""
+    """``fds`` / ``threads`` without the fault proxy's (its listener, the two sockets of each
+    proxied connection, its acceptor and pump threads): test equipment living in this process."""
+    connections: int
+    """The clients' sockets to the proxy, live or reset by it (``socket (closed)``: nothing else in
+    this process has its peer reset): informerd's connections to the apiserver."""
+    pooled: int
+    """Of ``connections``, those idle in the two clients' pools (up to ``pool_maxsize`` per client;
+    one whose peer was cut is closed only when it next comes up for reuse)."""
+    workers: int
+    """anyio's worker threads (a shared pool: an idle one exits after 10 s)."""
     cached: int
     """Objects in every informer's cache, the manager's included."""
-    pooled: int = 0
-    """Idle keep-alive connections the two clients' pools hold (a socket each; up to
-    ``pool_maxsize`` per client: a dead one is closed only when it comes up for reuse)."""
-    workers: int = 0
-    """anyio's worker threads (a shared pool: an idle one exits after 10 s)."""
     resting_fds: int | None = None
+    resting_connections: int | None = None
     resting_threads: int | None = None
-    """At a mark only: the least, over ``RESTING_READS`` reads, of ``own_fds - pooled`` and of
-    ``own_threads - workers``: what the process holds at rest. A request in flight at one instant
-    (the informers' once-a-second progress checks) holds a socket out of the pool, and a thread
-    that is ending has left Python's list before the kernel's: both add for a moment, and never
-    to every read; a leak adds to all of them."""
+    """At a mark only: the median of ``RESTING_READS`` reads of ``own_fds - pooled``,
+    ``connections - pooled`` (the connections in use: one open watch per informer at rest) and
+    ``own_threads - workers``. A request in flight at one instant (the informers' once-a-second
+    progress checks), a watch being renewed, a thread that has left Python's list but not yet the
+    kernel's: each shows in a read or two, never in most of them; a leak shows in all."""
 
 
-def process_usage() -> tuple[int, int, int]:
-    """(VmRSS in KiB, open file descriptors, OS threads) of this process."""
+def process_usage() -> tuple[int, int]:
+    """(VmRSS in KiB, OS threads) of this process."""
     rss = threads = 0
     with open("/proc/self/status") as status:
         for line in status:
@@ -105,40 +116,78 @@ def process_usage() -> tuple[int, int, int]:
                 rss = int(line.split()[1])
             elif line.startswith("Threads:"):
                 threads = int(line.split()[1])
-    fds = len(os.listdir("/proc/self/fd")) - 1  # listdir's own descriptor of the directory
-    return rss, fds, threads
+    return rss, threads
+
+
+def _socket_table() -> dict[str, tuple[int, int] | None]:
+    """Socket inode -> (local port, remote port) for this network namespace's TCP sockets, or None
+    for a Unix socket."""
+    out: dict[str, tuple[int, int] | None] = {}
+    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6", "/proc/self/net/unix"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if table.endswith("unix"):
+                if len(f) >= 7:
+                    out[f[6]] = None
+            else:
+                out[f[9]] = (int(f[1].rsplit(":", 1)[1], 16), int(f[2].rsplit(":", 1)[1], 16))
+    return out
+
+
+def fd_kinds(roles: dict[int, str]) -> Counter[str]:
+    """This process's file descriptors by kind: ``pipe``, ``anon_inode``, a file's path, ``socket
+    (unix)``, for TCP sockets ``socket to <role>`` / ``socket at <role>`` by the port ``roles`` names
+    (remote / local), and ``socket (closed)`` for one the kernel has unlisted (its peer reset it)
+    while the process still holds it."""
+    table = _socket_table()
+    kinds: Counter[str] = Counter()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue  # closed meanwhile (listdir's own descriptor of the directory among them)
+        if target.startswith("socket:["):
+            inode = target[8:-1]
+            ports = table.get(inode, (0, 0)) if inode in table else None
+            if inode not in table:
+                kind = "socket (closed)"
+            elif ports is None:
+                kind = "socket (unix)"
+            else:
+                local, remote = ports
+                if remote in roles:
+                    kind = f"socket to {roles[remote]}"
+                elif local in roles:
+                    kind = f"socket at {roles[local]}" + ("" if remote else " (listening)")
+                else:
+                    kind = "socket (other)"
+        else:
+            kind = target.split(":[", 1)[0] if ":[" in target else target
+        kinds[kind] += 1
+    return kinds
+
+
+def _open(sock: Any) -> bool:
+    try:
+        return sock is not None and sock.fileno() >= 0
+    except OSError:
+        return False
 
 
 def pooled_connections(client: ApiClient) -> int:
-    """Idle connections with an open socket in ``client``'s connection pools."""
+    """Idle connections with an open socket in ``client``'s connection pools (one whose socket was
+    closed under it, as aborting a request does, holds no descriptor)."""
     total = 0
     for key in list(client._pool.pools.keys()):
         pool = client._pool.pools.get(key)
         queue = getattr(pool, "pool", None)
         if queue is not None:
-            total += sum(1 for conn in list(queue.queue) if conn is not None and conn.sock is not None)
+            total += sum(1 for conn in list(queue.queue) if conn is not None and _open(conn.sock))
     return total
-
-
-def census() -> dict[str, dict[str, int]]:
-    """Threads by name (Python's; native threads show only in the totals) and file descriptors by
-    kind (``socket``, ``pipe``, ``anon_inode``, or the file's path)."""
-    fds: Counter[str] = Counter()
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue  # closed meanwhile (listdir's own descriptor among them)
-        fds[target.split(":[", 1)[0] if ":[" in target else target] += 1
-    threads = Counter(t.name for t in threading.enumerate())
-    return {"threads": dict(sorted(threads.items())), "fds": dict(sorted(fds.items()))}
-
-
-def proxy_usage(proxy: FaultProxy) -> tuple[int, int]:
-    """(fds, threads) the fault proxy holds: its listener and acceptor, and per live connection two
-    sockets and a pump thread."""
-    pumps = sum(1 for t in threading.enumerate() if t.name.startswith("fault-proxy"))
-    return 1 + 2 * proxy.statistics().active, pumps
 
 
 # -- the system under soak ------------------------------------------------------------------------
@@ -165,7 +214,7 @@ def options(**overrides: Any) -> InformerOptions:
         "idle_timeout": IDLE,
         "backoff_initial": 0.1,
         "backoff_cap": 1.0,
-        "watch_timeout_range": (5, 15),  # watches end and resume often; bookmarks flow
+        "watch_timeout_range": WATCH_TIMEOUTS,
         "progress_check_interval": 1.0,
     }
     return InformerOptions(**{**base, **overrides})
@@ -267,6 +316,7 @@ class SoakResult:
             own_fds=max(s.own_fds for s in self.samples),
             own_threads=max(s.own_threads for s in self.samples),
             cached=max(s.cached for s in self.samples),
+            connections=max(s.connections for s in self.samples),
             pooled=max(s.pooled for s in self.samples),
             workers=max(s.workers for s in self.samples),
         )
@@ -274,16 +324,20 @@ class SoakResult:
         if "end" in self.marks:
             rows.append(("end", self.marks["end"]))
         lines = [
-            f"{'':14} {'t s':>6} {'RSS MiB':>8} {'fds':>5} {'own fds':>8} {'pooled':>7} {'threads':>8} {'own thr':>8} "
-            f"{'workers':>8} {'cached':>7} {'rest fds':>9} {'rest thr':>9}"
+            f"{'':14} {'t s':>6} {'RSS MiB':>8} {'fds':>5} {'own fds':>8} {'conns':>6} {'pooled':>7} "
+            f"{'threads':>8} {'own thr':>8} {'workers':>8} {'cached':>7} {'rest fds':>9} {'rest conns':>11} "
+            f"{'rest thr':>9}"
         ]
+
+        def opt(value: int | None) -> str:
+            return "" if value is None else str(value)
+
         for name, s in rows:
             t = "" if name == "max" else f"{s.t:.0f}"
-            rest_fds = "" if s.resting_fds is None else str(s.resting_fds)
-            rest_threads = "" if s.resting_threads is None else str(s.resting_threads)
             lines.append(
-                f"{name:14} {t:>6} {s.rss_kib / MiB:8.1f} {s.fds:5d} {s.own_fds:8d} {s.pooled:7d} {s.threads:8d} "
-                f"{s.own_threads:8d} {s.workers:8d} {s.cached:7d} {rest_fds:>9} {rest_threads:>9}"
+                f"{name:14} {t:>6} {s.rss_kib / MiB:8.1f} {s.fds:5d} {s.own_fds:8d} {s.connections:6d} {s.pooled:7d} "
+                f"{s.threads:8d} {s.own_threads:8d} {s.workers:8d} {s.cached:7d} {opt(s.resting_fds):>9} "
+                f"{opt(s.resting_connections):>11} {opt(s.resting_threads):>9}"
             )
         lines.append(
             f"RSS slope after warm-up: {self.rss_slope_mib_per_minute():+.3f} MiB/min "
@@ -478,9 +532,18 @@ class Soak:
         self.proxy.stop()
 
     # -- measuring -----------------------------------------------------------------------------
+    def _roles(self) -> dict[int, str]:
+        return {self.proxy.port: "proxy", self.plane.apiserver_port: "apiserver", self.plane.etcd_port: "etcd"}
+
     def sample(self) -> Sample:
-        rss, fds, threads = process_usage()
-        proxy_fds, proxy_threads = proxy_usage(self.proxy)
+        kinds = fd_kinds(self._roles())
+        rss, threads = process_usage()
+        names = Counter(t.name for t in threading.enumerate())
+        pooled = pooled_connections(self.client) + pooled_connections(self.manager_client)
+        fds = sum(kinds.values())
+        # the proxy: its listener, each accepted socket and its twin to the apiserver; acceptor, pumps
+        proxy_fds = kinds["socket at proxy (listening)"] + 2 * kinds["socket at proxy"]
+        proxy_threads = names["fault-proxy-accept"] + names["fault-proxy-pump"]
         cached = sum(i.statistics().objects for i, *_ in self.informers)
         mgr = self.manager
         if mgr is not None and mgr.factory is not None:
@@ -493,10 +556,16 @@ class Soak:
             threads=threads,
             own_fds=fds - proxy_fds,
             own_threads=threads - proxy_threads,
+            connections=kinds["socket to proxy"] + kinds["socket (closed)"],
+            pooled=pooled,
+            workers=names["AnyIO worker thread"],
             cached=cached,
-            pooled=pooled_connections(self.client) + pooled_connections(self.manager_client),
-            workers=sum(1 for t in threading.enumerate() if t.name == "AnyIO worker thread"),
         )
+
+    def census(self) -> dict[str, dict[str, int]]:
+        """Threads by name (Python's; native ones show only in the totals) and fds by kind."""
+        threads = Counter(t.name for t in threading.enumerate())
+        return {"threads": dict(sorted(threads.items())), "fds": dict(sorted(fd_kinds(self._roles()).items()))}
 
     def _sample_loop(self) -> None:
         while not self._stop_sampling.wait(self.sample_interval):
@@ -614,16 +683,18 @@ class Soak:
             time.sleep(0.05)
         sample = dataclasses.replace(
             reads[0],
-            resting_fds=min(r.own_fds - r.pooled for r in reads),
-            resting_threads=min(r.own_threads - r.workers for r in reads),
+            resting_fds=statistics.median_low(r.own_fds - r.pooled for r in reads),
+            resting_connections=statistics.median_low(r.connections - r.pooled for r in reads),
+            resting_threads=statistics.median_low(r.own_threads - r.workers for r in reads),
         )
         self.result.samples.append(sample)
         self.result.marks[mark] = sample
-        self.result.census[mark] = census()
+        self.result.census[mark] = self.census()
         self.log(
             f"[{sample.t:6.0f} s] {mark}: converged in {self.result.converge_seconds[mark]:.1f} s"
             f"{'' if not failures else ' NOT: ' + '; '.join(failures[:3])}; RSS {sample.rss_kib / MiB:.1f} MiB, "
-            f"fds {sample.fds} (own {sample.own_fds}, idle pooled {sample.pooled}, at rest {sample.resting_fds}), "
+            f"fds {sample.fds} (own {sample.own_fds} at rest {sample.resting_fds}; connections in use at rest "
+            f"{sample.resting_connections}, idle pooled {sample.pooled}), "
             f"threads {sample.threads} (own {sample.own_threads}, anyio workers {sample.workers}, "
             f"at rest {sample.resting_threads})"
         )

@@ -35,6 +35,7 @@ RSS_GROWTH_BOUND_MIB = 4.0
 # once-a-second progress checks (each a short LIST on a worker thread) keep one or two warm,
 # depending on whether two checks happened to overlap in the last 10 s. Not owned, not a leak.
 WORKER_POOL_TOLERANCE = 1
+INFORMERS = 5  # three SharedInformers and the manager's two (PodTemplates, owned ConfigMaps)
 POOL_MAXSIZE = ClientConfig(host="https://127.0.0.1").pool_maxsize  # both clients keep the default
 
 
@@ -81,6 +82,10 @@ def test_threads_fds_and_memory_return_to_baseline_after_churn_with_faults(
     # whose peer was cut is closed only when it next comes up for reuse: bounded, not leaked).
     assert end.resting_fds == base.resting_fds, report
     assert end.pooled <= 2 * POOL_MAXSIZE, report
+    # And every connection the clients hold is either idle in a pool or one informer's open watch:
+    # none is left behind by a cut, a stall, a failed request or a relist.
+    for mark in ("start", "after warm-up", "end"):
+        assert result.marks[mark].resting_connections == INFORMERS, f"{mark}\n{report}"
     growth = (end.rss_kib - base.rss_kib) / MiB
     assert growth < RSS_GROWTH_BOUND_MIB, f"RSS grew {growth:.1f} MiB after warm-up\n{report}"
 
