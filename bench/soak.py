@@ -19,9 +19,15 @@ after 10 s) and collects garbage before it samples. Samples are taken every ``--
 as well. The summary gives start, after warm-up, max and end, and the RSS slope per minute after
 warm-up (least squares over the samples since); ``--out`` writes every sample as JSON.
 
-``fds`` and ``threads`` are the whole process's; ``own fds`` / ``own threads`` leave out the fault
-proxy's (its listener and acceptor, and a socket pair and a pump thread per proxied connection),
-which is test equipment living in this process, not informerd.
+Columns: ``fds`` and ``threads`` are the whole process's; ``own fds`` / ``own thr`` leave out the
+fault proxy's (its listener and acceptor, and a socket pair and a pump thread per proxied
+connection), which is test equipment living in this process, not informerd. ``conns`` are the
+clients' sockets to the proxy (informerd's connections), ``pooled`` those idle in the connection
+pools, ``workers`` anyio's shared worker threads. At the three marks, ``rest fds`` (own fds less
+pooled), ``rest conns`` (connections in use: one open watch per informer) and ``rest thr`` (own
+threads less anyio's workers) are medians of 21 reads 50 ms apart, so a request in flight or a
+thread that is ending does not count; the JSON also has, per mark, every thread by name and every
+descriptor by kind. ``--tracemalloc N`` prints the N largest allocation growths after warm-up.
 """
 
 from __future__ import annotations
@@ -97,6 +103,10 @@ class Sample:
     """anyio's worker threads (a shared pool: an idle one exits after 10 s)."""
     cached: int
     """Objects in every informer's cache, the manager's included."""
+    blocks: int = 0
+    """Memory blocks Python's small-object allocator has handed out (``sys.getallocatedblocks()``):
+    at a mark, after a full collection, it counts live objects regardless of how fragmented the
+    arenas are, so a Python-level leak shows in it long before it shows in RSS."""
     resting_fds: int | None = None
     resting_connections: int | None = None
     resting_threads: int | None = None
@@ -326,7 +336,7 @@ class SoakResult:
         lines = [
             f"{'':14} {'t s':>6} {'RSS MiB':>8} {'fds':>5} {'own fds':>8} {'conns':>6} {'pooled':>7} "
             f"{'threads':>8} {'own thr':>8} {'workers':>8} {'cached':>7} {'rest fds':>9} {'rest conns':>11} "
-            f"{'rest thr':>9}"
+            f"{'rest thr':>9} {'blocks':>8}"
         ]
 
         def opt(value: int | None) -> str:
@@ -337,7 +347,8 @@ class SoakResult:
             lines.append(
                 f"{name:14} {t:>6} {s.rss_kib / MiB:8.1f} {s.fds:5d} {s.own_fds:8d} {s.connections:6d} {s.pooled:7d} "
                 f"{s.threads:8d} {s.own_threads:8d} {s.workers:8d} {s.cached:7d} {opt(s.resting_fds):>9} "
-                f"{opt(s.resting_connections):>11} {opt(s.resting_threads):>9}"
+                f"{opt(s.resting_connections):>11} {opt(s.resting_threads):>9} "
+                f"{'' if name == 'max' else str(s.blocks):>8}"
             )
         lines.append(
             f"RSS slope after warm-up: {self.rss_slope_mib_per_minute():+.3f} MiB/min "
@@ -560,6 +571,7 @@ class Soak:
             pooled=pooled,
             workers=names["AnyIO worker thread"],
             cached=cached,
+            blocks=sys.getallocatedblocks(),
         )
 
     def census(self) -> dict[str, dict[str, int]]:
@@ -696,7 +708,7 @@ class Soak:
             f"fds {sample.fds} (own {sample.own_fds} at rest {sample.resting_fds}; connections in use at rest "
             f"{sample.resting_connections}, idle pooled {sample.pooled}), "
             f"threads {sample.threads} (own {sample.own_threads}, anyio workers {sample.workers}, "
-            f"at rest {sample.resting_threads})"
+            f"at rest {sample.resting_threads}); {sample.blocks} allocated blocks"
         )
 
 
