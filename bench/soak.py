@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import dataclasses
 import gc
 import json
@@ -207,16 +208,35 @@ def child_name(parent: str, uid: str) -> str:
     return f"{parent}-{uid[:8]}"  # one name per parent UID: a re-created parent never shares a child
 
 
-class Counting:
-    """A handler that counts notifications by type (keeping none: the soak must not grow by design)."""
+LEAKS = ("memory", "thread", "fd")
 
-    def __init__(self) -> None:
+
+class Counting:
+    """A handler that counts notifications by type (keeping none: the soak must not grow by design).
+
+    ``leak`` makes it leak on purpose, to show that the figures (and the CI test) catch it:
+    ``memory`` keeps a copy of every notified object, ``thread`` starts a thread that never ends
+    and ``fd`` opens ``/dev/null`` every 500th notification."""
+
+    def __init__(self, leak: str | None = None) -> None:
+        if leak not in (None, *LEAKS):
+            raise ValueError(f"leak must be one of {LEAKS}, got {leak!r}")
         self._lock = threading.Lock()
         self.counts: Counter[str] = Counter()
+        self.leak = leak
+        self._kept: list[Any] = []
+        self._n = 0
 
     def __call__(self, note: Notification) -> None:
         with self._lock:
             self.counts[type(note).__name__] += 1
+            self._n += 1
+            if self.leak == "memory":
+                self._kept.append(copy.deepcopy(note))
+            elif self.leak == "thread" and self._n % 500 == 0:
+                threading.Thread(target=threading.Event().wait, name="leaked on purpose", daemon=True).start()
+            elif self.leak == "fd" and self._n % 500 == 0:
+                self._kept.append(open(os.devnull, "rb"))  # noqa: SIM115 - kept open on purpose
 
 
 def options(**overrides: Any) -> InformerOptions:
@@ -390,8 +410,10 @@ class Soak:
         calm: tuple[float, float] = (0.5, 3.0),
         kinds: tuple[str, ...] = FAULT_KINDS,
         log: Callable[[str], None] = print,
+        leak: str | None = None,
     ) -> None:
         self.plane = plane
+        self.leak = leak
         self.seed = seed
         self.names = names
         self.write_interval = write_interval
@@ -455,7 +477,7 @@ class Soak:
                 None,
             ),
         ):
-            counting = Counting()
+            counting = Counting(self.leak)
             informer.add_handler(on_notification=counting)
             informer.start()
             self.informers.append((informer, counting, path, selector))
@@ -740,6 +762,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="trace allocations; print the N largest growths after warm-up",
     )
+    parser.add_argument("--leak", choices=LEAKS, help="leak on purpose (see Counting): the figures must show it")
     parser.add_argument("--out", type=Path, default=Path("bench/results/soak.json"))
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 10**6)
@@ -749,7 +772,9 @@ def main(argv: list[str] | None = None) -> int:
         tracemalloc.start(10)
     with (
         control_plane() as plane,
-        Soak(plane, seed=seed, names=args.names, sample_interval=args.interval, settle=args.settle) as soak,
+        Soak(
+            plane, seed=seed, names=args.names, sample_interval=args.interval, settle=args.settle, leak=args.leak
+        ) as soak,
     ):
         result = soak.run(args.duration, warmup)
         if args.tracemalloc and {"after warm-up", "end"} <= soak.snapshots.keys():
