@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable
 
 from informers.events import Notification, ObjectAdded, ObjectDeleted, ObjectUpdated
@@ -17,23 +16,9 @@ from informers.informer import SharedInformer
 from informers.objects import object_key
 from informers.testing import ControlPlane
 
+from .support import EventLog
+
 State = dict[str, tuple[str, str]]  # key -> (uid, resourceVersion)
-
-
-class Recorder:
-    """A handler that keeps every notification (thread-safe)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.notes: list[Notification] = []
-
-    def __call__(self, note: Notification) -> None:
-        with self._lock:
-            self.notes.append(note)
-
-    def snapshot(self) -> list[Notification]:
-        with self._lock:
-            return list(self.notes)
 
 
 def _state(objects: Iterable[dict[str, object]]) -> State:
@@ -118,7 +103,7 @@ def ordering_violations(notes: Iterable[Notification]) -> tuple[list[str], set[s
     return problems, gone
 
 
-def check_informer(informer: SharedInformer, recorder: Recorder, server: State) -> list[str]:
+def check_informer(informer: SharedInformer, recorder: EventLog, server: State) -> list[str]:
     """Every failed invariant of one informer, as text (empty: all hold)."""
     failures: list[str] = []
     cache = cache_state(informer)

@@ -33,8 +33,9 @@ from informers.testing import ControlPlane, FaultProxy
 from informers.testing.assets import MissingBinaryError, find_assets
 
 from .chaos_faults import FaultKit, grant, restrict_priority
-from .chaos_invariants import Recorder, check_informer, server_state
+from .chaos_invariants import check_informer, server_state
 from .chaos_writer import ChaosWriter, configmap_body, podtemplate_body
+from .support import EventLog
 
 
 def chaos_scale() -> float:
@@ -110,7 +111,7 @@ def chaos_options(**overrides: Any) -> InformerOptions:
 @dataclass
 class Watched:
     informer: SharedInformer
-    recorder: Recorder
+    recorder: EventLog
     path: str
     selector: str | None = None
 
@@ -179,7 +180,7 @@ def test_informers_converge_to_the_server_under_a_seeded_schedule_of_faults(
     user_kubeconfig = chaos_plane.user_kubeconfig(USER, server=chaos_proxy.url)
     user = ApiClient(load_config(str(user_kubeconfig), qps=-1))
     watched = [
-        Watched(SharedInformer(admin, CONFIGMAPS, namespace=ns, options=chaos_options()), Recorder(), cm_path),
+        Watched(SharedInformer(admin, CONFIGMAPS, namespace=ns, options=chaos_options()), EventLog(), cm_path),
         Watched(
             SharedInformer(
                 admin,
@@ -188,18 +189,18 @@ def test_informers_converge_to_the_server_under_a_seeded_schedule_of_faults(
                 label_selector="half=1",
                 options=chaos_options(streaming_list=False, page_size=7),
             ),
-            Recorder(),
+            EventLog(),
             cm_path,
             "half=1",
         ),
         Watched(
             SharedInformer(admin, PODTEMPLATES, namespace=ns, options=chaos_options(streaming_list=False, page_size=5)),
-            Recorder(),
+            EventLog(),
             pt_path,
         ),
         Watched(
             SharedInformer(user, PODTEMPLATES, namespace=ns, options=chaos_options(page_size=10), name="as chaos-user"),
-            Recorder(),
+            EventLog(),
             pt_path,
         ),
     ]
