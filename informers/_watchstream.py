@@ -2,7 +2,11 @@
 
 The apiserver streams watch events as JSON objects, one per line, in HTTP chunks that need not
 align with lines. ``WatchStream`` reads what the socket has (``read1``), splits on newlines and
-yields complete lines as bytes, undecoded. The socket's read timeout is the idle deadline: silence
+yields complete lines as bytes, undecoded. It reads through ``http.client``'s own ``read1`` (which
+undoes the chunked framing) rather than urllib3's: urllib3's layer (a generator context manager,
+a queue buffer, decoder checks per call) cost ~40 % of the reading CPU at one chunk per event
+(bench/peers/optimisations.md, entry 3); an answer with a ``Content-Encoding`` keeps urllib3's
+reader, which undoes it. The socket's read timeout is the idle deadline: silence
 longer than it raises ``StreamStalledError`` (a stalled or half-open peer). A line longer than
 ``MAX_LINE_BYTES`` (16 MiB, client-go's limit for one watch object) raises
 ``MalformedResponseError`` as soon as it is seen, so a line that never ends cannot fill memory.
@@ -13,6 +17,7 @@ connection goes back to the pool only after a clean end of the answer.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -76,6 +81,7 @@ class WatchStream:
         self._lines = 0
         self._bytes = 0
         self._reads = 0
+        self._read1 = _lean_read1(response)
         self._iterator = self._iterate()
 
     def __iter__(self) -> WatchStream:
@@ -148,8 +154,10 @@ class WatchStream:
         failure: BaseException | None = None
         data = b""
         try:
-            data = self._response.read1(_READ_SIZE)
-        except (HTTPError, OSError, ValueError) as exc:  # ValueError: read on a closed file
+            data = self._read1(_READ_SIZE)
+        # HTTPException: a broken chunk (IncompleteRead, a too long size line) from http.client;
+        # ValueError: a read on a file closed meanwhile.
+        except (HTTPError, http.client.HTTPException, OSError, ValueError) as exc:
             failure = exc
         finally:
             with self._lock:
@@ -222,3 +230,12 @@ class WatchStream:
         if partial and self._eof:
             self._lines += 1
             yield b"".join(partial)  # a final line without its newline
+
+
+def _lean_read1(response: urllib3.BaseHTTPResponse) -> Callable[[int], bytes]:
+    """``read1`` of the ``http.client`` answer under ``response`` when nothing needs urllib3's
+    layer (no content coding to undo), else urllib3's own ``read1``."""
+    raw = getattr(response, "_fp", None)
+    if isinstance(raw, http.client.HTTPResponse) and not response.headers.get("Content-Encoding"):
+        return raw.read1
+    return response.read1
