@@ -650,7 +650,8 @@ def detail(scenario: Scenario, results: Sequence[dict[str, Any]]) -> str:
         heap = statistics.median(r["heap_alloc_bytes"] for r in results) / 2**20
         freed = statistics.median(r["rss_after_free_kb"] - r["rss_base_kb"] for r in results) / 1024
         return (
-            f"; watch-list {'on' if first['watch_list'] else 'off'}, live heap {heap:.1f} MB,"
+            f"; wire {first.get('wire', '?')}, watch-list {'on' if first['watch_list'] else 'off'},"
+            f" live heap {heap:.1f} MB,"
             f" RSS after FreeOSMemory {freed:.1f} MB"
         )
     return ""
