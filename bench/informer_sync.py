@@ -20,6 +20,9 @@ fresh child process, ``--runs`` times, interleaved so machine noise hits every s
   CPU us/ev   the child's CPU time from sync until the M-th update, per update (the cost that
               decides the rate once writes are faster than the informer)
 
+client-go talks protobuf for pods unless told otherwise (its typed clients prefer protobuf for
+built-in types); ``client-go-json-strip`` forces JSON, what it talks for custom resources.
+
 Ratios are peer median / informerd median from the same invocation. Raw results go to
 ``bench/results/informer_sync-<time>.json``. The client-go program (``bench/clientgo``) is built
 with the machine's Go into ``~/.cache/informerd/bench`` on first use, keyed by a hash of its source.
@@ -83,22 +86,22 @@ SCENARIOS = {
         Scenario(
             "client-go-list-strip",
             "client-go",
-            "LIST (WatchListClient off), managedFields stripped",
+            "protobuf (client-go's default for pods), LIST (WatchListClient off), managedFields stripped",
             ("-strip-managed-fields",),
             {"KUBE_FEATURE_WatchListClient": "false"},
         ),
         Scenario(
             "client-go-strip",
             "client-go",
-            "default (WatchListClient on: streaming), managedFields stripped",
+            "protobuf (default), streaming (WatchListClient on, default), managedFields stripped",
             ("-strip-managed-fields",),
         ),
-        Scenario("client-go", "client-go", "defaults (streaming list, managedFields kept)"),
+        Scenario("client-go", "client-go", "defaults (protobuf for pods, streaming list, managedFields kept)"),
         Scenario(
-            "client-go-pb-strip",
+            "client-go-json-strip",
             "client-go",
-            "protobuf, streaming, managedFields stripped",
-            ("-strip-managed-fields", "-protobuf"),
+            "JSON forced (what client-go talks for CRDs), streaming, managedFields stripped",
+            ("-strip-managed-fields", "-json"),
         ),
         Scenario("kubernetes", "kubernetes", "official client: list_pod_for_all_namespaces -> dict of V1Pod; Watch"),
     )
@@ -647,7 +650,8 @@ def detail(scenario: Scenario, results: Sequence[dict[str, Any]]) -> str:
         heap = statistics.median(r["heap_alloc_bytes"] for r in results) / 2**20
         freed = statistics.median(r["rss_after_free_kb"] - r["rss_base_kb"] for r in results) / 1024
         return (
-            f"; watch-list {'on' if first['watch_list'] else 'off'}, live heap {heap:.1f} MB,"
+            f"; wire {first.get('wire', '?')}, watch-list {'on' if first['watch_list'] else 'off'},"
+            f" live heap {heap:.1f} MB,"
             f" RSS after FreeOSMemory {freed:.1f} MB"
         )
     return ""

@@ -9,6 +9,13 @@
 // two lines, in that order, or the process exits non-zero. bench/peers reads the same two lines,
 // plus the events line's "latencies_ms": write -> handler, the write time taken from the pod's
 // "bench.informerd.io/written" annotation (unix seconds) when the parent sets it.
+//
+// Wire format: client-go's typed clients for built-in types prefer protobuf (generated with
+// gentype.PrefersProtobuf; rest.Request.UseProtobufAsDefault applies when the config sets neither
+// ContentType nor AcceptContentTypes), so by default this peer talks protobuf for pods. -json
+// forces JSON, which is what client-go does for custom resources (CRDs have no protobuf). The
+// synced line says which was asked for ("wire") and which media types the server's responses to
+// pod requests carried ("content_types").
 package main
 
 import (
@@ -17,11 +24,14 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"runtime"
 	"runtime/debug"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -76,6 +86,40 @@ func stripManagedFields(obj interface{}) (interface{}, error) {
 	return obj, nil
 }
 
+// contentTypes records the media type of every response to a pod request (list, watch), so the
+// synced line shows what the server sent, not only what was asked for.
+type contentTypes struct {
+	mu   sync.Mutex
+	seen map[string]struct{}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+
+func (c *contentTypes) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		resp, err := rt.RoundTrip(req)
+		if err == nil && strings.HasSuffix(req.URL.Path, "/pods") {
+			c.mu.Lock()
+			c.seen[resp.Header.Get("Content-Type")] = struct{}{}
+			c.mu.Unlock()
+		}
+		return resp, err
+	})
+}
+
+func (c *contentTypes) list() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]string, 0, len(c.seen))
+	for t := range c.seen {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}
+
 func emit(v map[string]interface{}) {
 	data, err := json.Marshal(v)
 	if err != nil {
@@ -90,7 +134,7 @@ func main() {
 	qps := flag.Float64("qps", 5, "client QPS (client-go default 5)")
 	burst := flag.Int("burst", 10, "client burst (client-go default 10)")
 	strip := flag.Bool("strip-managed-fields", false, "transform: drop managedFields before caching")
-	protobuf := flag.Bool("protobuf", false, "talk protobuf instead of JSON")
+	jsonWire := flag.Bool("json", false, "talk JSON instead of client-go's default for pods, protobuf")
 	updates := flag.Int("updates", 0, "pod updates to wait for after sync")
 	token := flag.String("token", "", "bench-tick label prefix of the updates to count")
 	timeout := flag.Duration("timeout", 300*time.Second, "give up on sync or updates after this long")
@@ -103,9 +147,14 @@ func main() {
 		os.Exit(1)
 	}
 	config.QPS, config.Burst = float32(*qps), *burst
-	if *protobuf {
-		config.ContentType = "application/vnd.kubernetes.protobuf"
+	wire := "protobuf" // the typed pod client's preference when the config names no content type
+	if *jsonWire {
+		config.ContentType = "application/json"
+		config.AcceptContentTypes = "application/json"
+		wire = "json"
 	}
+	seenTypes := &contentTypes{seen: map[string]struct{}{}}
+	config.Wrap(seenTypes.wrap)
 	clientset, err := kubernetes.NewForConfig(config)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "clientset:", err)
@@ -197,6 +246,8 @@ func main() {
 		"heap_alloc_bytes":  ms.HeapAlloc,
 		"heap_inuse_bytes":  ms.HeapInuse,
 		"watch_list":        clientfeatures.FeatureGates().Enabled(clientfeatures.WatchListClient),
+		"wire":              wire,
+		"content_types":     seenTypes.list(),
 		"cpu_s":             cpu0,
 		"cpu_sync_s":        cpuSync,
 		"gomaxprocs":        runtime.GOMAXPROCS(0),

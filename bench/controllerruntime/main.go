@@ -9,6 +9,14 @@
 // once), "events" (every pod patched with -token reconciled; latencies write -> reconcile start).
 // Everything else (logs) goes to stderr. Invariant: stdout carries exactly those lines, or the
 // process exits non-zero.
+//
+// Wire format: controller-runtime's cache builds its REST client per type with
+// apiutil.RESTClientForGVK (pkg/client/apiutil/apimachinery.go, v0.25.3), which sets
+// ContentType protobuf for every type in client-go's scheme (built-in types, Pods included) when
+// the config names none; CRDs and unstructured objects get JSON. So by default this peer talks
+// protobuf for pods; -json forces JSON, which is what it does for custom resources. The synced line
+// says which was asked for ("wire") and which media types the server's responses to pod requests
+// carried ("content_types").
 package main
 
 import (
@@ -17,9 +25,11 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"runtime"
 	"runtime/debug"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -83,6 +93,40 @@ func emit(v map[string]any) {
 		os.Exit(2)
 	}
 	os.Stdout.Write(append(data, '\n'))
+}
+
+// contentTypes records the media type of every response to a pod request (list, watch), so the
+// synced line shows what the server sent, not only what was asked for.
+type contentTypes struct {
+	mu   sync.Mutex
+	seen map[string]struct{}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+
+func (c *contentTypes) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		resp, err := rt.RoundTrip(req)
+		if err == nil && strings.HasSuffix(req.URL.Path, "/pods") {
+			c.mu.Lock()
+			c.seen[resp.Header.Get("Content-Type")] = struct{}{}
+			c.mu.Unlock()
+		}
+		return resp, err
+	})
+}
+
+func (c *contentTypes) list() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]string, 0, len(c.seen))
+	for t := range c.seen {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func fail(what string, err error) {
@@ -157,6 +201,7 @@ func runController() {
 	qps := fs.Float64("qps", 5, "client QPS")
 	burst := fs.Int("burst", 10, "client burst")
 	strip := fs.Bool("strip-managed-fields", false, "cache transform: drop managedFields")
+	jsonWire := fs.Bool("json", false, "talk JSON instead of controller-runtime's default for pods, protobuf")
 	workers := fs.Int("workers", 1, "MaxConcurrentReconciles")
 	expect := fs.Int("expect", 0, "pods in the cluster: the initial pass is done when each was reconciled")
 	updates := fs.Int("updates", 0, "patched pods to wait for after the initial pass")
@@ -172,6 +217,14 @@ func runController() {
 		fail("kubeconfig", err)
 	}
 	config.QPS, config.Burst = float32(*qps), *burst
+	wire := "protobuf" // apiutil's choice for built-in types when the config names no content type
+	if *jsonWire {
+		config.ContentType = "application/json"
+		config.AcceptContentTypes = "application/json"
+		wire = "json"
+	}
+	seenTypes := &contentTypes{seen: map[string]struct{}{}}
+	config.Wrap(seenTypes.wrap)
 	options := ctrl.Options{
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
@@ -242,6 +295,7 @@ func runController() {
 		"phase": "synced", "sync_s": syncS, "cpu_sync_s": cpuSync, "objects": objects,
 		"rss_base_kb": rss0, "rss_kb": rssAfterGC, "peak_rss_kb": procStatusKB("VmHWM"),
 		"heap_alloc_bytes": ms.HeapAlloc, "workers": *workers, "go_version": runtime.Version(),
+		"wire": wire, "content_types": seenTypes.list(),
 	})
 
 	select {

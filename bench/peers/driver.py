@@ -133,6 +133,20 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
+MEDIA_TYPES = {"json": "application/json", "protobuf": "application/vnd.kubernetes.protobuf"}
+
+
+def check_wire(s: Scenario, synced: dict[str, Any]) -> None:
+    """A Go peer's synced line names the wire format it asked for and the media types the server's
+    pod responses carried: both must be the scenario's ``wire``, or its label would be a lie."""
+    if not s.go:
+        return
+    asked, seen = synced.get("wire"), synced.get("content_types") or []
+    wrong = [t for t in seen if t.split(";")[0].strip() != MEDIA_TYPES[s.wire]]
+    if asked != s.wire or not seen or wrong:
+        raise PeerFailed(f"{s.name}: expected wire {s.wire!r}, the peer asked for {asked!r} and got {seen}")
+
+
 def run_scenario(
     s: Scenario,
     args: argparse.Namespace,
@@ -152,6 +166,7 @@ def run_scenario(
     child = Child(argv, s.env, log_file, s.name, args.timeout, s.source)
     try:
         synced = child.expect("synced")
+        check_wire(s, synced)
         initial = child.expect("initial") if s.kind == "controller" else None
         first_sent, last_acked = objects.patch_pods(writer, token, updates, args.writers) if updates else (0.0, 0.0)
         events = child.expect("events")

@@ -4,6 +4,12 @@ measures (``kind``) and which informerd scenario its ratios are taken against (`
 Kinds: ``informer`` (sync, memory, update events through one handler), ``controller`` (the same,
 plus every pod reconciled once after start, and the patched pods reconciled), ``operator`` (kopf:
 both paths in one process, no cache).
+
+``wire`` is the format the peer talks for pods: the Python peers talk JSON; client-go's typed
+clients and controller-runtime's cache prefer protobuf for built-in types unless told otherwise,
+so the Go peers talk protobuf by default and JSON with ``-json`` (what they talk for custom
+resources, which have no protobuf). The Go peers report it on their synced line; the driver
+checks it.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ class Scenario:
     env: dict[str, str] = field(default_factory=dict)
     base: str = "informerd"
     workers: int = 0
+    wire: str = "json"  # json | protobuf: what the peer talks for pods
     source: str = ""  # a Python child's source tree (``--baseline``); "" = this checkout
 
 
@@ -31,46 +38,56 @@ SCENARIOS = {
         Scenario(
             "informerd",
             "informer",
-            "informerd SharedInformer, defaults (streaming list, managedFields stripped)",
+            "informerd SharedInformer, defaults (JSON, streaming list, managedFields stripped)",
             module="informerd_informer",
         ),
         Scenario(
             "informerd-list",
             "informer",
-            "informerd SharedInformer, LIST pages of 500 instead of the streaming list",
+            "informerd SharedInformer, LIST pages of 500 instead of the streaming list (JSON)",
             module="informerd_informer",
             args=("--list",),
         ),
         Scenario(
             "client-go",
             "informer",
-            "client-go shared informer, defaults (streaming list, managedFields kept)",
+            "client-go shared informer, defaults (protobuf for Pods, streaming list, managedFields kept)",
             go="clientgo",
+            wire="protobuf",
         ),
         Scenario(
             "client-go-strip",
             "informer",
-            "client-go shared informer, managedFields stripped by a transform (like for like)",
+            "client-go shared informer, protobuf for Pods (default), managedFields stripped by a transform",
             go="clientgo",
             args=("-strip-managed-fields",),
+            wire="protobuf",
+        ),
+        Scenario(
+            "client-go-json",
+            "informer",
+            "client-go shared informer, JSON forced (as for CRDs), streaming list, managedFields stripped "
+            "(like for like with informerd)",
+            go="clientgo",
+            args=("-json", "-strip-managed-fields"),
         ),
         Scenario(
             "kubernetes-informer",
             "informer",
-            "official client kubernetes.informer.SharedInformer (V1Pod models)",
+            "official client kubernetes.informer.SharedInformer (JSON, V1Pod models)",
             module="kubernetes_informer",
         ),
         Scenario(
             "kopf",
             "operator",
-            "kopf embedded: @on.event counter + no-op @on.update, in-memory storages",
+            "kopf embedded: @on.event counter + no-op @on.update, in-memory storages (JSON)",
             module="kopf_peer",
             base="informerd-controller-w1",
         ),
         Scenario(
             "informerd-controller-w1",
             "controller",
-            "informerd Controller, async no-op reconciler, 1 worker",
+            "informerd Controller, async no-op reconciler, 1 worker (JSON)",
             module="informerd_controller",
             base="informerd-controller-w1",
             workers=1,
@@ -78,7 +95,7 @@ SCENARIOS = {
         Scenario(
             "informerd-controller-w4",
             "controller",
-            "informerd Controller, async no-op reconciler, 4 workers",
+            "informerd Controller, async no-op reconciler, 4 workers (JSON)",
             module="informerd_controller",
             base="informerd-controller-w4",
             workers=4,
@@ -86,18 +103,42 @@ SCENARIOS = {
         Scenario(
             "controller-runtime-w1",
             "controller",
-            "controller-runtime, no-op reconciler (cache Get), managedFields stripped, 1 worker",
+            "controller-runtime, no-op reconciler (cache Get), protobuf for Pods (default), managedFields "
+            "stripped, 1 worker",
             go="controllerruntime",
             args=("-strip-managed-fields",),
             base="informerd-controller-w1",
             workers=1,
+            wire="protobuf",
         ),
         Scenario(
             "controller-runtime-w4",
             "controller",
-            "controller-runtime, no-op reconciler (cache Get), managedFields stripped, 4 workers",
+            "controller-runtime, no-op reconciler (cache Get), protobuf for Pods (default), managedFields "
+            "stripped, 4 workers",
             go="controllerruntime",
             args=("-strip-managed-fields",),
+            base="informerd-controller-w4",
+            workers=4,
+            wire="protobuf",
+        ),
+        Scenario(
+            "controller-runtime-json-w1",
+            "controller",
+            "controller-runtime, no-op reconciler (cache Get), JSON forced (as for CRDs), managedFields "
+            "stripped, 1 worker",
+            go="controllerruntime",
+            args=("-json", "-strip-managed-fields"),
+            base="informerd-controller-w1",
+            workers=1,
+        ),
+        Scenario(
+            "controller-runtime-json-w4",
+            "controller",
+            "controller-runtime, no-op reconciler (cache Get), JSON forced (as for CRDs), managedFields "
+            "stripped, 4 workers",
+            go="controllerruntime",
+            args=("-json", "-strip-managed-fields"),
             base="informerd-controller-w4",
             workers=4,
         ),

@@ -1,8 +1,9 @@
 """Smoke run of the peers benchmark (``bench/peers``), so the harness cannot rot: every default peer
-(informerd's informer and Controller, client-go, controller-runtime, kopf, the official client's
-SharedInformer) runs end to end at N = 100 for one round on its own control plane, and the report
-holds every figure. No timing is asserted: only that each peer cached every pod, saw every patch
-and reported what the tables need.
+(informerd's informer and Controller, client-go and controller-runtime on their default protobuf
+and on forced JSON, kopf, the official client's SharedInformer) runs end to end at N = 100 for one
+round on its own control plane, and the report holds every figure. No timing is asserted: only
+that each peer cached every pod, saw every patch, talked the wire format its scenario names and
+reported what the tables need.
 
 The Go peers are built with the machine's Go (the module proxy serves their pinned modules); kopf
 comes from the ``dev``/``bench`` extra."""
@@ -55,6 +56,17 @@ def test_every_peer_caches_every_pod_sees_every_patch_and_the_report_holds_every
         if kind == "controller":
             assert finite(row["initial_reconciles_per_s"]) and finite(row["reconciles_per_s"]), name
     assert not any(r["timed_out"] for r in results["runs"])
+    media = {"json": "application/json", "protobuf": "application/vnd.kubernetes.protobuf"}
+    go_wires = set()
+    for run in results["runs"]:
+        s = SCENARIOS[run["scenario"]]
+        assert results["scenarios"][s.name]["wire"] == s.wire
+        if s.go:  # what the Go peer asked for, and what the server's pod responses carried
+            go_wires.add((s.go, s.wire))
+            assert run["detail"]["wire"] == s.wire, s.name
+            types = run["detail"]["content_types"]
+            assert types and all(t.split(";")[0] == media[s.wire] for t in types), (s.name, types)
+    assert go_wires == {(go, wire) for go in ("clientgo", "controllerruntime") for wire in ("json", "protobuf")}
     ratios = results["ratios"][str(N)]
     assert ratios["informerd"]["sync_s"] == 1.0
     assert ratios["controller-runtime-w1"]["initial_reconciles_per_s"] > 0
@@ -68,3 +80,6 @@ def test_every_peer_caches_every_pod_sees_every_patch_and_the_report_holds_every
     assert f"## N = {N} pods" in report and "smoke run" in report and results["command"] in report
     for name in DEFAULT_SCENARIOS:
         assert f"| {name} |" in report
+        assert f"| {name} | {SCENARIOS[name].kind} | {SCENARIOS[name].wire} |" in report  # the Peers table
+    assert "[client-go, protobuf] |" in report and "[client-go-json, json] |" in report  # targets against both
+    assert "[controller-runtime-json-w4, json] |" in report

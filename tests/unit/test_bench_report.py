@@ -96,6 +96,8 @@ def test_render_has_one_section_per_scale_point_and_a_row_per_peer() -> None:
     assert "## N = 100 pods" in text and "**Note:** noisy" in text and "`the command`" in text
     rows_of = [line for line in text.splitlines() if line.startswith("| informerd |")]
     assert len(rows_of) == 2  # the peers table and the informer table
+    assert "| scenario | kind | wire | what | ratios against |" in text
+    assert rows_of[0].startswith("| informerd | informer | json |")
     assert "| kopf |" in text and "Controller path" in text  # kopf is in both tables
     assert "| 1 thread | 5 |" in text
 
@@ -111,11 +113,50 @@ def test_targets_compare_informerd_with_each_peer_at_the_largest_n() -> None:
     args = argparse.Namespace(sizes=[100, 1000], note="", runs=1, updates=10, qps=5.0, burst=10, chosen=[])
     results = report.build(args, "cmd", {}, {}, chosen, rows, [], driver.medians)
     by_target = {t["target"]: t for t in results["targets"]}
-    assert by_target["N = 1,000: sync time <= 1.0x client-go's"] == {
-        "target": "N = 1,000: sync time <= 1.0x client-go's",
+    assert by_target["N = 1,000: sync time <= 1.0x client-go's [client-go, protobuf]"] == {
+        "target": "N = 1,000: sync time <= 1.0x client-go's [client-go, protobuf]",
         "measured": "2.00x",
         "met": "no",
     }
-    assert by_target["N = 1,000: memory per cached pod <= 0.4x client-go's"]["met"] == "yes"  # 0.20x
+    assert by_target["N = 1,000: memory per cached pod <= 0.4x client-go's [client-go, protobuf]"]["met"] == "yes"
     assert by_target["N = 1,000: LIST path retained RSS <= 1.5x the streaming path's"]["measured"] == "1.20x"
-    assert by_target["N = 1,000: CPU per update event <= 1.0x client-go's"]["met"] == "-"  # not measured
+    assert by_target["N = 1,000: CPU per update event <= 1.0x client-go's [client-go, protobuf]"]["met"] == "-"
+    # the JSON peer was not in this run: its rows say so rather than vanish
+    assert by_target["N = 1,000: sync time <= 1.0x client-go's [client-go-json, json]"]["measured"] == "not measured"
+
+
+def test_go_targets_are_checked_against_the_default_protobuf_peer_and_the_json_peer() -> None:
+    names = ("informerd", "client-go", "client-go-json", "informerd-controller-w1", "controller-runtime-w1",
+             "controller-runtime-json-w1")  # fmt: skip
+    chosen = [SCENARIOS[n] for n in names]
+    figures = {"informerd": (2.0, 0.0), "client-go": (1.0, 0.0), "client-go-json": (4.0, 0.0),
+               "informerd-controller-w1": (2.0, 900.0), "controller-runtime-w1": (1.0, 1000.0),
+               "controller-runtime-json-w1": (3.0, 300.0)}  # fmt: skip
+    rows = [
+        {"scenario": name, "n": 1000, "sync_s": sync_s, **({"initial_reconciles_per_s": rate} if rate else {})}
+        for name, (sync_s, rate) in figures.items()
+    ]
+    args = argparse.Namespace(sizes=[1000], note="", runs=1, updates=10, qps=5.0, burst=10, chosen=[])
+    results = report.build(args, "cmd", {}, {}, chosen, rows, [], driver.medians)
+    assert results["scenarios"]["client-go"]["wire"] == "protobuf"
+    assert results["scenarios"]["client-go-json"]["wire"] == "json"
+    by_target = {t["target"]: (t["measured"], t["met"]) for t in results["targets"]}
+    sync = "N = 1,000: sync time <= 1.0x client-go's"
+    assert by_target[f"{sync} [client-go, protobuf]"] == ("2.00x", "no")
+    assert by_target[f"{sync} [client-go-json, json]"] == ("0.50x", "yes")
+    rec = "N = 1,000: reconciles/s (initial pass, 1 worker) >= controller-runtime's"
+    assert by_target[f"{rec} [controller-runtime-w1, protobuf]"] == ("0.90x", "no")
+    assert by_target[f"{rec} [controller-runtime-json-w1, json]"] == ("3.00x", "yes")
+
+
+def test_the_driver_fails_a_go_peer_whose_wire_is_not_its_scenarios() -> None:
+    pb = ["application/vnd.kubernetes.protobuf;stream=watch"]
+    driver.check_wire(SCENARIOS["client-go"], {"wire": "protobuf", "content_types": pb})
+    driver.check_wire(SCENARIOS["client-go-json"], {"wire": "json", "content_types": ["application/json"]})
+    driver.check_wire(SCENARIOS["informerd"], {})  # the Python peers talk JSON and do not report it
+    with pytest.raises(driver.PeerFailed, match="expected wire 'json'"):
+        driver.check_wire(SCENARIOS["controller-runtime-json-w1"], {"wire": "json", "content_types": pb})
+    with pytest.raises(driver.PeerFailed):
+        driver.check_wire(SCENARIOS["client-go"], {"wire": "json", "content_types": ["application/json"]})
+    with pytest.raises(driver.PeerFailed):  # an older binary that reports nothing
+        driver.check_wire(SCENARIOS["client-go"], {})
