@@ -9,6 +9,14 @@ its JSON (msgspec ``Raw``: spans of the body, no copy); the informer decodes, tr
 stores one item before it decodes the next. This is the one module that imports msgspec.
 Invariant: a body that is not valid JSON, not a List object, or has an item that is not an
 object with ``metadata.name``, raises ``MalformedResponseError`` before anything is handed out.
+
+The initial list also skips building dicts at all where it can: ``parse_item`` reads only an
+object's identity (msgspec skips the rest) and cuts ``metadata.managedFields`` out of the JSON
+bytes, which then go into the store as they are (``RawItem``); the dict, ``strip`` and re-encode
+of the general path cost about twice as much per pod (bench/peers/optimisations.md, entry 4).
+``split_watch_line`` does the same for a streaming list's ADDED events. Either returns ``None``
+for anything unusual (odd types, a duplicated or re-spelled key, whitespace), and the caller
+takes the general path, whose checks and errors are unchanged.
 """
 
 from __future__ import annotations
@@ -22,7 +30,15 @@ import orjson
 from .errors import MalformedResponseError
 from .objects import RawObject
 
-__all__ = ["RawInitApply", "RawListPage", "decode_list_body"]
+__all__ = [
+    "InitApplyItem",
+    "RawInitApply",
+    "RawItem",
+    "RawListPage",
+    "decode_list_body",
+    "parse_item",
+    "split_watch_line",
+]
 
 
 class _Metadata(msgspec.Struct):
@@ -40,8 +56,116 @@ class _ListBody(msgspec.Struct):
     apiVersion: Any = None
 
 
+class _Identity(msgspec.Struct):
+    name: Annotated[str, msgspec.Meta(min_length=1)]
+    namespace: str = ""
+    uid: str = ""
+    resourceVersion: Annotated[str, msgspec.Meta(min_length=1)] = "-"  # "-": absent (rejected below)
+    managedFields: msgspec.Raw = msgspec.Raw()  # empty: absent
+
+
+class _Object(msgspec.Struct):
+    metadata: _Identity
+    kind: str | None = None
+    apiVersion: str | None = None
+
+
+class _Event(msgspec.Struct):
+    type: str
+    object: msgspec.Raw
+
+
 _BODY = msgspec.json.Decoder(_ListBody)
 _HEAD = msgspec.json.Decoder(_ItemHead)
+_OBJECT = msgspec.json.Decoder(_Object)
+_EVENT = msgspec.json.Decoder(_Event)
+_MANAGED_FIELDS = b'"managedFields":'
+
+
+@dataclass(frozen=True, slots=True)
+class RawItem:
+    """One object as compact JSON bytes (``managedFields`` already cut out if asked), with the
+    identity the store files it under; ``decode()`` builds the dict."""
+
+    data: bytes
+    name: str
+    namespace: str
+    uid: str
+    resource_version: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}" if self.namespace else self.name
+
+    def decode(self) -> RawObject:
+        return orjson.loads(self.data)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True, slots=True)
+class InitApplyItem:
+    """An ``InitApply`` of a streaming list whose object was parsed by ``parse_item``."""
+
+    item: RawItem
+
+
+def parse_item(
+    data: bytes | memoryview, *, strip_managed_fields: bool, kind: str | None = None, api_version: str | None = None
+) -> RawItem | None:
+    """Read an object's identity without decoding it; ``None`` sends the caller down the general
+    path (module docstring). ``kind``/``api_version`` are added when the object lacks them (list
+    items omit them)."""
+    try:
+        head = _OBJECT.decode(data)
+    except msgspec.DecodeError:
+        return None
+    meta = head.metadata
+    if meta.resourceVersion == "-":
+        return None
+    raw = bytes(data)
+    managed = meta.managedFields
+    if strip_managed_fields and len(managed):
+        cut = _cut_managed_fields(raw, managed)
+        if cut is None:
+            return None
+        raw = cut
+    missing: list[bytes] = []
+    if head.kind is None and kind:
+        missing.append(b'"kind":' + orjson.dumps(kind))
+    if head.apiVersion is None and api_version:
+        missing.append(b'"apiVersion":' + orjson.dumps(api_version))
+    if missing:
+        if not raw.startswith(b"{"):
+            return None
+        joined = b",".join(missing)
+        raw = b"{" + joined + (b"," if raw[1:2] != b"}" else b"") + raw[1:]
+    return RawItem(raw, meta.name, meta.namespace, meta.uid, meta.resourceVersion)
+
+
+def _cut_managed_fields(raw: bytes, value: msgspec.Raw) -> bytes | None:
+    """``raw`` without its one ``"managedFields":<value>`` member, or ``None`` if that member is not
+    found exactly once, spelled compactly, with the bytes msgspec gave for its value."""
+    at = raw.find(_MANAGED_FIELDS)
+    if at < 0 or raw.find(_MANAGED_FIELDS, at + 1) >= 0:
+        return None  # absent as spelled (escaped, spaced) or ambiguous: take the general path
+    span = memoryview(value)
+    start = at + len(_MANAGED_FIELDS)
+    end = start + len(span)
+    if raw[start:end] != span:
+        return None
+    if raw[end : end + 1] == b",":
+        return raw[:at] + raw[end + 1 :]
+    if raw[at - 1 : at] == b",":
+        return raw[: at - 1] + raw[end:]
+    return raw[:at] + raw[end:]  # the object's only member
+
+
+def split_watch_line(line: bytes) -> tuple[str, memoryview] | None:
+    """A watch line's ``type`` and its ``object`` as raw JSON; ``None`` if it is not that shape."""
+    try:
+        event = _EVENT.decode(line)
+    except msgspec.DecodeError:
+        return None
+    return event.type, memoryview(event.object)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ import orjson
 
 from ._backoff import Backoff
 from ._interrupt import Interrupter, interruptible
-from ._listbody import RawInitApply, decode_list_body
+from ._listbody import InitApplyItem, RawInitApply, decode_list_body, parse_item, split_watch_line
 from ._log import get_logger
 from ._watcher import ListRequest, Watcher, WatchRequest
 from ._watchstream import WatchStream
@@ -68,7 +68,7 @@ class Reflector:
         self,
         client: ApiClient,
         resource: Resource,
-        apply: Callable[[Sequence[WatchEvent | RawInitApply]], None],
+        apply: Callable[[Sequence[WatchEvent | RawInitApply | InitApplyItem]], None],
         *,
         watcher: Watcher,
         backoff: Backoff,
@@ -78,9 +78,13 @@ class Reflector:
         idle_timeout: float | None = None,
         clock: Clock = SYSTEM_CLOCK,
         name: str = "",
+        raw_initial: bool | None = None,
     ) -> None:
         """``idle_timeout`` (seconds; default: the watch's server timeout + 30 s): a watch stream
-        that sends nothing for this long is taken as stalled (half-open) and restarted."""
+        that sends nothing for this long is taken as stalled (half-open) and restarted.
+        ``raw_initial``: ``None`` decodes every event to a dict (a custom transform needs one);
+        ``True``/``False`` hands a streaming list's objects over as JSON (``InitApplyItem``), with
+        ``managedFields`` cut out or kept."""
         self.client = client
         self.resource = resource
         self.watcher = watcher
@@ -95,6 +99,7 @@ class Reflector:
         self._idle_timeout = idle_timeout
         self._clock = clock
         self.name = name or str(resource)
+        self._raw_initial = raw_initial
         self._stopping = threading.Event()
         self._interrupter = Interrupter()
         self._stream_lock = threading.Lock()
@@ -206,7 +211,7 @@ class Reflector:
         page = decode_list_body(self.client.request("GET", self._path, query=query).body)
         self._deliver(self.watcher.on_raw_list_page(page))
 
-    def _deliver(self, events: Sequence[WatchEvent | RawInitApply]) -> None:
+    def _deliver(self, events: Sequence[WatchEvent | RawInitApply | InitApplyItem]) -> None:
         """Apply ``events``, then confirm them to the watcher (or make it relist)."""
         if events:
             try:
@@ -237,8 +242,19 @@ class Reflector:
         if self._stopping.is_set():
             stream.close()
             return False
+        raw_initial = self._raw_initial
+        watcher = self.watcher
         try:
             for line in stream:
+                if raw_initial is not None and watcher.streaming_initial:
+                    # The initial list's objects skip the dict (see _listbody); anything else,
+                    # or an object parse_item declines, takes the general path below.
+                    split = split_watch_line(line)
+                    if split is not None and split[0] == "ADDED":
+                        item = parse_item(split[1], strip_managed_fields=raw_initial)
+                        if item is not None:
+                            self._deliver(watcher.on_initial_item(item))
+                            continue
                 try:
                     event = orjson.loads(line)
                 except orjson.JSONDecodeError as exc:

@@ -40,7 +40,7 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, TypeAlias
 
-from ._listbody import RawInitApply, RawListPage
+from ._listbody import InitApplyItem, RawInitApply, RawItem, RawListPage
 from .clock import SYSTEM_CLOCK, Clock
 from .errors import (
     ApiError,
@@ -426,6 +426,28 @@ class Watcher:
         _check_object(obj, f"{etype} watch event object")
         self._unapplied = (rv, False)
         return [Delete(obj) if etype == "DELETED" else Apply(obj)]  # type: ignore[arg-type]
+
+    @property
+    def streaming_initial(self) -> bool:
+        """A streaming list's initial events are arriving (``on_initial_item`` applies)."""
+        return isinstance(self._phase, Streaming)
+
+    def on_initial_item(self, item: RawItem) -> list[WatchEvent | InitApplyItem]:
+        """``on_watch_event`` for an ADDED event of a streaming list whose object ``parse_item``
+        read (it has a name and a resourceVersion): the same bookkeeping, the object still JSON."""
+        phase = self._phase
+        if not isinstance(phase, Streaming):
+            raise WatcherStateError(f"got an initial event while {self.state}")
+        self._events["ADDED"] += 1
+        self._stream_events += 1
+        self._last_event_time = self._clock.time()
+        self._watch_server_errors = 0
+        events: list[WatchEvent | InitApplyItem] = []
+        if not phase.begun:
+            events.append(Init())
+            self._phase = replace(phase, begun=True)
+        events.append(InitApplyItem(item))
+        return events
 
     def _on_initial_event(
         self, phase: Streaming, etype: str, obj: Mapping[str, Any], meta: Mapping[str, Any], rv: str

@@ -51,6 +51,7 @@ from .indexers import (
 from .objects import RawObject, object_key, resource_version, uid
 
 if TYPE_CHECKING:
+    from ._listbody import RawItem
     from .compression import CodecStatistics, StoreCodec
 
 __all__ = [
@@ -194,12 +195,15 @@ def _bucket_keys(bucket: _Bucket | None) -> list[str]:
     return list(bucket)
 
 
+_BUILTIN_FNS: tuple[IndexFunc, ...] = (index_by_namespace, index_by_uid)
+
+
 class Store:
     def __init__(self, indexers: Mapping[str, IndexFunc] | None = None, *, codec: StoreCodec | None = None) -> None:
         """``indexers``: extra named index functions; ``namespace`` and ``uid`` are always present.
         ``codec``: hold objects compressed (``informers.compression.store_codec``); default plain JSON."""
         self._names: tuple[str, ...] = (NAMESPACE_INDEX, UID_INDEX)
-        self._fns: tuple[IndexFunc, ...] = (index_by_namespace, index_by_uid)
+        self._fns: tuple[IndexFunc, ...] = _BUILTIN_FNS
         self._items: dict[str, _Entry] = {}
         self._indices: dict[str, _Index] = {NAMESPACE_INDEX: {}, UID_INDEX: {}}
         self._bytes = 0
@@ -271,6 +275,19 @@ class Store:
         if self._codec is not None:
             data = self._codec.encode(data)
         return (data, key, obj_uid, rv, values)
+
+    def _raw_entry(self, item: RawItem, prev: _Entry | None) -> _Entry:
+        """``_entry`` for an object still as JSON (``informers._listbody.RawItem``): its bytes are
+        kept as they are; only index functions beyond the built-in two need the dict."""
+        rv = item.resource_version
+        if prev is not None and prev[_RV] == rv and prev[_UID] == item.uid:
+            return prev
+        if self._fns == _BUILTIN_FNS:
+            values: tuple[tuple[str, ...], ...] = ((sys.intern(item.namespace),), (item.uid,) if item.uid else ())
+        else:
+            values = self._index_values(item.decode(), self._names, self._fns)
+        data = item.data if self._codec is None else self._codec.encode(item.data)
+        return (data, item.key, item.uid, rv, values)
 
     def _file(self, key: str, old: _Entry | None, new: _Entry | None) -> None:
         """Move ``key`` from ``old``'s index values to ``new``'s; caller holds ``_lock``."""
@@ -563,6 +580,13 @@ class ReplaceBuffer:
         store = self._store
         key = object_key(obj)
         self._entries[key] = store._entry(obj, key, store._items.get(key))
+
+    def add_raw(self, item: RawItem) -> None:
+        """``add`` for an object still as JSON (the initial list's fast path, ``_listbody``)."""
+        self._check_open()
+        store = self._store
+        key = item.key
+        self._entries[key] = store._raw_entry(item, store._items.get(key))
 
     def commit(self, resource_version: str) -> ReplaceResult:
         """Make the buffered objects the store's whole content, at ``resource_version``."""

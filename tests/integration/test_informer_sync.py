@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import anyio
 import pytest
@@ -316,3 +317,57 @@ def test_label_selector_scoping_and_a_cluster_scoped_resource(control_plane: Con
             assert sorted(o["metadata"]["name"] for o in server) == sorted(
                 o["metadata"]["name"] for o in web.store.list()
             )
+
+
+@pytest.mark.parametrize("streaming", [True, False], ids=["streaming-list", "list-pages"])
+@pytest.mark.parametrize("strip", [True, False], ids=["strip-managed-fields", "no-transform"])
+def test_the_initial_list_stores_objects_without_a_dict_and_they_equal_the_servers(
+    control_plane: ControlPlane, namespace: str, monkeypatch: pytest.MonkeyPatch, streaming: bool, strip: bool
+):
+    """The initial list's fast path (informers._listbody.parse_item) keeps the server's JSON minus
+    managedFields: every cached object must still equal the server's, field for field."""
+    import informers._reflector
+    import informers.informer
+    from informers.objects import strip_managed_fields
+
+    create_configmaps(control_plane, namespace, 40)
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    module = informers._reflector if streaming else informers.informer
+    taken: list[str] = []
+    real = module.parse_item
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        item = real(*args, **kwargs)
+        if item is not None:
+            taken.append(item.key)
+        return item
+
+    monkeypatch.setattr(module, "parse_item", counting)
+    with api_client(control_plane.admin_kubeconfig) as client:
+        informer = SharedInformer(
+            client,
+            _configmaps(client),
+            namespace=namespace,
+            transform=strip_managed_fields if strip else None,
+            options=InformerOptions(streaming_list=streaming, page_size=15),
+        )
+        informer.start()
+        try:
+            assert informer.wait_synced_blocking(30)
+            pages = informer.statistics().watcher.list_pages
+            assert pages == 0 if streaming else pages >= 1  # a cached type's RV=0 list comes in one piece
+            server = control_plane.request_json("GET", path)
+            expected = {}
+            for obj in server["items"]:
+                obj.setdefault("kind", "ConfigMap")
+                obj.setdefault("apiVersion", "v1")
+                if strip:
+                    obj["metadata"].pop("managedFields", None)
+                expected[f"{namespace}/{obj['metadata']['name']}"] = obj
+            assert sorted(taken) == sorted(expected)  # every object took the fast path
+            assert {f"{namespace}/{o['metadata']['name']}": o for o in informer.store.list()} == expected
+            assert len(informer.store.by_index("namespace", namespace)) == 40
+            some_uid = next(iter(expected.values()))["metadata"]["uid"]
+            assert informer.store.get_by_uid(some_uid) is not None
+        finally:
+            informer.stop()
