@@ -145,18 +145,20 @@ def _cut_managed_fields(raw: bytes, value: msgspec.Raw) -> bytes | None:
     """``raw`` without its one ``"managedFields":<value>`` member, or ``None`` if that member is not
     found exactly once, spelled compactly, with the bytes msgspec gave for its value."""
     at = raw.find(_MANAGED_FIELDS)
-    if at < 0 or raw.find(_MANAGED_FIELDS, at + 1) >= 0:
-        return None  # absent as spelled (escaped, spaced) or ambiguous: take the general path
+    if at < 0:
+        return None  # spelled otherwise (escaped, spaced): take the general path
     span = memoryview(value)
     start = at + len(_MANAGED_FIELDS)
     end = start + len(span)
-    if raw[start:end] != span:
-        return None
+    # startswith, not ==: comparing bytes with a memoryview goes item by item (~20x slower).
+    if not raw.startswith(span, start) or raw.find(_MANAGED_FIELDS, end) >= 0:
+        return None  # not that member's value, or a second such member: ambiguous
+    whole = memoryview(raw)  # join views: one copy, not three
     if raw[end : end + 1] == b",":
-        return raw[:at] + raw[end + 1 :]
+        return b"".join((whole[:at], whole[end + 1 :]))
     if raw[at - 1 : at] == b",":
-        return raw[: at - 1] + raw[end:]
-    return raw[:at] + raw[end:]  # the object's only member
+        return b"".join((whole[: at - 1], whole[end:]))
+    return b"".join((whole[:at], whole[end:]))  # the object's only member
 
 
 def split_watch_line(line: bytes) -> tuple[str, memoryview] | None:
