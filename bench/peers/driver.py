@@ -46,6 +46,10 @@ class PeerFailed(RuntimeError):
     """A child did not deliver a protocol line in time or exited badly (see the log)."""
 
 
+SERVER_PIDS: list[int] = []
+"""etcd's and kube-apiserver's pids when the driver started them (their CPU is sampled per sync)."""
+
+
 @contextmanager
 def cluster(kubeconfig: str | None) -> Iterator[str]:
     if kubeconfig:
@@ -56,7 +60,25 @@ def cluster(kubeconfig: str | None) -> Iterator[str]:
     started = time.perf_counter()
     with ControlPlane() as plane:
         log(f"control plane up in {time.perf_counter() - started:.1f} s")
-        yield str(plane.admin_kubeconfig)
+        SERVER_PIDS[:] = [
+            p for p in (plane.etcd.pid if plane.etcd else None, plane.apiserver.pid if plane.apiserver else None) if p
+        ]
+        try:
+            yield str(plane.admin_kubeconfig)
+        finally:
+            SERVER_PIDS.clear()
+
+
+def server_cpu_s() -> float | None:
+    """CPU-seconds etcd and kube-apiserver have used so far (None: a cluster the driver did not start)."""
+    if not SERVER_PIDS:
+        return None
+    ticks = 0
+    for pid in SERVER_PIDS:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def log(message: str) -> None:
@@ -163,9 +185,13 @@ def run_scenario(
     log_file.write(f"\n=== {s.name} n={n} token={token}\n".encode())
     log_file.flush()
     argv = child_argv(s, args, kubeconfig, expect, updates, token)
+    server_before = server_cpu_s()
     child = Child(argv, s.env, log_file, s.name, args.timeout, s.source)
     try:
         synced = child.expect("synced")
+        server_after = server_cpu_s()
+        if server_before is not None and server_after is not None:
+            synced["server_cpu_sync_s"] = server_after - server_before
         check_wire(s, synced)
         initial = child.expect("initial") if s.kind == "controller" else None
         first_sent, last_acked = objects.patch_pods(writer, token, updates, args.writers) if updates else (0.0, 0.0)
@@ -196,13 +222,14 @@ def figures(
         "objects": synced["objects"],
         "sync_s": synced["sync_s"],
         "cpu_sync_s": synced.get("cpu_sync_s", float("nan")),
+        "server_cpu_sync_s": synced.get("server_cpu_sync_s", float("nan")),
         "rss_mb": held_kb / 1024,
         "bytes_per_object": held_kb * 1024 / max(1, synced["objects"] or n),
         "peak_mb": (max(peaks) - synced["rss_base_kb"]) / 1024,
         "updates": updates,
         "write_per_s": updates / max(1e-9, last_acked - first_sent) if updates else float("nan"),
     }
-    known = {"phase", "sync_s", "cpu_sync_s", "objects", "rss_base_kb", "rss_kb", "peak_rss_kb"}
+    known = {"phase", "sync_s", "cpu_sync_s", "server_cpu_sync_s", "objects", "rss_base_kb", "rss_kb", "peak_rss_kb"}
     f["detail"] = {k: v for k, v in synced.items() if k not in known}  # peer-specific facts (list pages, Go heap)
     seen = events["events"]
     span = events["last_event_t"] - events["first_event_t"]
@@ -317,6 +344,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", default=str(BENCH_DIR), help="where results.json and RESULTS.md go")
     p.add_argument("--note", default="", help="a remark printed atop RESULTS.md (e.g. 'noisy machine')")
     p.add_argument("--baseline", help="also run the informerd scenarios from this git revision (before -> after)")
+    p.add_argument(
+        "--baseline-scenarios",
+        default="",
+        help="comma-separated: only these informerd scenarios get a --baseline twin (default: all)",
+    )
     args = p.parse_args(argv)
     args.sizes = sorted({int(x) for x in args.n.split(",") if x} | ({50_000} if args.full else set()))
     args.chosen = [x for x in args.scenarios.split(",") if x]
@@ -326,8 +358,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def baseline_scenarios(chosen: list[Scenario], rev: str, stack: ExitStack) -> list[Scenario]:
-    """``chosen`` with each informerd scenario followed by its twin run from revision ``rev``."""
+def baseline_scenarios(
+    chosen: list[Scenario], rev: str, stack: ExitStack, only: frozenset[str] = frozenset()
+) -> list[Scenario]:
+    """``chosen`` with each informerd scenario (of ``only``, if given) followed by its twin run
+    from revision ``rev``."""
     tree = stack.enter_context(tempfile.TemporaryDirectory(prefix="informerd-baseline-"))
     archive = subprocess.run(["git", "archive", rev], cwd=REPO, capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", tree], input=archive, check=True)
@@ -336,7 +371,7 @@ def baseline_scenarios(chosen: list[Scenario], rev: str, stack: ExitStack) -> li
     out: list[Scenario] = []
     for s in chosen:
         out.append(s)
-        if s.module.startswith("informerd"):
+        if s.module.startswith("informerd") and (not only or s.name in only):
             twin = dataclasses.replace(s, name=f"{s.name}@{rev}", source=tree, description=f"{s.description}, at {rev}")
             out.append(twin)
     return out
@@ -348,7 +383,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     stack = ExitStack()
     chosen = [SCENARIOS[name] for name in args.chosen]
     if args.baseline:
-        chosen = baseline_scenarios(chosen, args.baseline, stack)
+        only = frozenset(x for x in args.baseline_scenarios.split(",") if x)
+        chosen = baseline_scenarios(chosen, args.baseline, stack, only)
     for go in sorted({s.go for s in chosen if s.go} | {"controllerruntime"}):
         log(f"Go peer {go}: {gobuild.binary(go)}")  # built before any clock starts
     out = Path(args.out)

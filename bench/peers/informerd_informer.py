@@ -14,6 +14,7 @@ def main() -> None:
     p = child.parser(__doc__ or "")
     p.add_argument("--keep-managed-fields", action="store_true")
     p.add_argument("--list", action="store_true", help="LIST pages instead of the streaming list")
+    p.add_argument("--inline", action="store_true", help="call the handler on the reflector thread")
     args = p.parse_args()
     channel = child.Channel()
 
@@ -37,7 +38,7 @@ def main() -> None:
         meta = new["metadata"]
         tracker.see(str(meta["uid"]), meta.get("labels"), meta.get("annotations"))  # type: ignore[arg-type]
 
-    registration = informer.add_handler(on_add=lambda obj: None, on_update=on_update)  # type: ignore[arg-type]
+    registration = informer.add_handler(on_add=lambda obj: None, on_update=on_update, inline=args.inline)  # type: ignore[arg-type]
     started, cpu_start = time.perf_counter(), child.cpu_seconds()
     informer.start()
     if not informer.wait_synced_blocking(args.timeout):

@@ -25,6 +25,7 @@ from bench.peers.scenarios import SCENARIOS, Scenario
 INFORMER_COLUMNS = (
     ("sync_s", "sync s", "{:.2f}"),
     ("cpu_sync_s", "CPU sync s", "{:.2f}"),
+    ("server_cpu_sync_s", "server CPU s", "{:.2f}"),
     ("bytes_per_object", "B/obj", "{:,.0f}"),
     ("peak_mb", "peak MB", "{:.1f}"),
     ("events_per_s", "ev/s", "{:,.0f}"),
@@ -339,7 +340,10 @@ peers within this file (the ratios), not across files. `x` columns: peer median 
   for client-go; informerd's Controller `wait_synced`; the official SharedInformer
   its first list applied; kopf, which has no cache, every pod seen by its `on.event` handler).
   **CPU sync s**: the child's process CPU over the same span (what the sync costs on a cluster whose
-  apiserver does not share the cores).
+  apiserver does not share the cores). **server CPU s**: etcd's and kube-apiserver's CPU over the
+  child's start -> synced (only when the driver started the control plane): what serving that
+  peer's list cost the server, on the same 2 cores here. Encoding pods as JSON costs the apiserver
+  ~3x what protobuf does, and that, not the client, bounds a JSON peer's sync time on this machine.
 - **B/obj**: VmRSS after sync and a GC minus VmRSS before start, per cached pod. **peak MB**: VmHWM
   minus the same baseline, over the whole child (sync and updates).
 - **Update events**: the driver patches min(N, updates) pods at once (8 threads; each patch sets a

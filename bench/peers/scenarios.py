@@ -42,6 +42,13 @@ SCENARIOS = {
             module="informerd_informer",
         ),
         Scenario(
+            "informerd-inline",
+            "informer",
+            "informerd SharedInformer, defaults, the handler inline (on the reflector thread: no thread hop)",
+            module="informerd_informer",
+            args=("--inline",),
+        ),
+        Scenario(
             "informerd-list",
             "informer",
             "informerd SharedInformer, LIST pages of 500 instead of the streaming list (JSON)",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import time
 
 import pytest
 
@@ -160,3 +161,45 @@ def test_the_driver_fails_a_go_peer_whose_wire_is_not_its_scenarios() -> None:
         driver.check_wire(SCENARIOS["client-go"], {"wire": "json", "content_types": ["application/json"]})
     with pytest.raises(driver.PeerFailed):  # an older binary that reports nothing
         driver.check_wire(SCENARIOS["client-go"], {})
+
+
+def test_server_cpu_is_a_figure_when_measured_and_nan_otherwise() -> None:
+    events = {"events": 1, "first_event_t": 1.0, "last_event_t": 1.0, "cpu_s": 0.01, "latencies_ms": []}
+    measured = {**synced(), "server_cpu_sync_s": 0.75}
+    f = driver.figures(SCENARIOS["informerd"], 1000, 1, measured, None, events, 1.0, 2.0)
+    assert f["server_cpu_sync_s"] == 0.75 and "server_cpu_sync_s" not in f["detail"]
+    g = driver.figures(SCENARIOS["informerd"], 1000, 1, synced(), None, events, 1.0, 2.0)
+    assert math.isnan(g["server_cpu_sync_s"])
+
+
+def test_server_cpu_reads_the_control_planes_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    monkeypatch.setattr(driver, "SERVER_PIDS", [])
+    assert driver.server_cpu_s() is None  # a cluster the driver did not start
+    monkeypatch.setattr(driver, "SERVER_PIDS", [os.getpid()])
+    before = driver.server_cpu_s()
+    deadline = time.process_time() + 0.05
+    while time.process_time() < deadline:  # burn a little CPU for the counter to move
+        pass
+    after = driver.server_cpu_s()
+    assert before is not None and after is not None and after > before
+
+
+def test_baseline_twins_only_the_informerd_scenarios_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    import contextlib
+    import subprocess
+
+    chosen = [SCENARIOS[n] for n in ("informerd", "informerd-inline", "client-go")]
+    with contextlib.ExitStack() as stack:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        everyone = driver.baseline_scenarios(chosen, rev, stack)
+        only = driver.baseline_scenarios(chosen, rev, stack, frozenset({"informerd"}))
+    assert [s.name for s in everyone] == [
+        "informerd",
+        f"informerd@{rev}",
+        "informerd-inline",
+        f"informerd-inline@{rev}",
+        "client-go",
+    ]
+    assert [s.name for s in only] == ["informerd", f"informerd@{rev}", "informerd-inline", "client-go"]
