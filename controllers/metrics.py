@@ -446,6 +446,11 @@ def _informer_families(informers: list[tuple[Any, InformerStatistics]], now: flo
     pending = _gauge("informerd_handler_pending", "Notifications buffered for the handler, not yet handled.", hl)
     delivered = _counter("informerd_handler_delivered_total", "Notifications handled.", hl)
     handler_errors = _counter("informerd_handler_errors_total", "Notifications whose handler raised.", hl)
+    busy = _gauge(
+        "informerd_handler_busy_seconds",
+        "How long the handler's call in progress has been running (0: idle); grows while a call hangs.",
+        hl,
+    )
     for informer, s in informers:
         labels = list(_informer_labels(informer, s))
         w = s.watcher
@@ -472,6 +477,7 @@ def _informer_families(informers: list[tuple[Any, InformerStatistics]], now: flo
             pending.add_metric(hlabels, h.pending)
             delivered.add_metric(hlabels, h.delivered)
             handler_errors.add_metric(hlabels, h.errors)
+            busy.add_metric(hlabels, h.busy_seconds)
     yield from (
         lists,
         relists,
@@ -489,6 +495,7 @@ def _informer_families(informers: list[tuple[Any, InformerStatistics]], now: flo
         pending,
         delivered,
         handler_errors,
+        busy,
     )
 
 

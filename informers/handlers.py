@@ -115,6 +115,9 @@ class HandlerStatistics:
     synced: bool
     resync_period: float | None
     last_error: str | None
+    busy_seconds: float = 0.0
+    """How long the call in progress has been running (0: none): a handler stuck in one call shows
+    here, growing, while its ``pending`` grows too (nothing can cut a blocking call short)."""
 
 
 class HandlerRegistration:
@@ -163,6 +166,7 @@ class HandlerRegistration:
         self._stopped = _bridge.Flag()
         self._discard = False
         self._busy = False  # a thread is inside the handler (read when a stop abandons it)
+        self._call_started: float | None = None  # monotonic start of the call in progress
         self._delivered = 0
         self._errors = 0
         self._last_error: str | None = None
@@ -232,6 +236,7 @@ class HandlerRegistration:
             synced=self._synced.is_set(),
             resync_period=self.resync_period,
             last_error=self._last_error,
+            busy_seconds=0.0 if (started := self._call_started) is None else max(0.0, time.monotonic() - started),
         )
 
     # -- delivery ------------------------------------------------------------------------------
@@ -261,10 +266,13 @@ class HandlerRegistration:
         """Call a plain handler for one notification, isolating its failure."""
         func, args = self._call_args(note)
         if func is not None:
+            self._call_started = time.monotonic()
             try:
                 func(*args)
             except Exception as exc:  # noqa: BLE001 - isolation is the point
                 self._record_error(note, exc)
+            finally:
+                self._call_started = None
         self._delivered += 1
 
     def _next(self) -> Notification | _Marker | None:
@@ -329,10 +337,13 @@ class HandlerRegistration:
             note: Notification = step  # type: ignore[assignment]
             func, args = self._call_args(note)
             if func is not None:
+                self._call_started = time.monotonic()
                 try:
                     await func(*args)
                 except Exception as exc:  # noqa: BLE001 - isolation is the point
                     self._record_error(note, exc)
+                finally:
+                    self._call_started = None
             self._delivered += 1
         return False
 

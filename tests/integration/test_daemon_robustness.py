@@ -248,6 +248,10 @@ def test_raising_and_hanging_handlers_never_hold_back_a_good_one(
         # The hanging handlers hold their first notification; the rest wait in their own buffers.
         assert total(scrape, "informerd_handler_pending", handler="robust-hanging-handler") >= 29
         assert total(scrape, "informerd_handler_pending", handler="robust-hanging-async-handler") >= 29
+        # ... and each shows its one call running on, while the healthy ones show none.
+        assert total(scrape, "informerd_handler_busy_seconds", handler="robust-hanging-handler") > 0
+        assert total(scrape, "informerd_handler_busy_seconds", handler="robust-hanging-async-handler") > 0
+        assert total(scrape, "informerd_handler_busy_seconds", handler="robust-recorder") == 0
         assert total(scrape, "informerd_handler_errors_total", handler="robust-recorder") == 0
         assert total(scrape, "informerd_plugin_errors_total", plugin="robust-recorder") == 0
         logged = daemon.log_lines(handler="robust-raising-handler")

@@ -221,6 +221,37 @@ async def test_a_plain_handler_that_hangs_does_not_hang_the_informers_stop() -> 
     assert handled == ["o0"]
 
 
+@pytest.mark.parametrize("mode", ["thread", "async"])
+async def test_a_call_in_progress_shows_as_busy_seconds_until_it_returns(mode: str) -> None:
+    cluster = FakeCluster()
+    informer = SharedInformer(cluster, CONFIGMAPS, options=FAST)  # type: ignore[arg-type]
+    gate, entered = threading.Event(), threading.Event()
+
+    def blocks(note: Notification) -> None:
+        entered.set()
+        gate.wait(30)
+
+    async def blocks_async(note: Notification) -> None:
+        entered.set()
+        while not gate.is_set():
+            await anyio.sleep(0.01)
+
+    try:
+        async with running(informer):
+            handler = informer.add_handler(on_notification=blocks if mode == "thread" else blocks_async)
+            assert handler.statistics().busy_seconds == 0.0
+            cluster.create(CONFIGMAPS, cm("o0"))
+            await wait_until_async(entered.is_set)
+            first = handler.statistics().busy_seconds
+            await anyio.sleep(0.05)
+            assert handler.statistics().busy_seconds > first > 0.0  # grows while the call runs
+            gate.set()
+            await wait_until_async(lambda: handler.statistics().delivered == 1)
+            assert handler.statistics().busy_seconds == 0.0
+    finally:
+        gate.set()
+
+
 async def test_a_plain_handler_fed_a_trickle_stays_on_its_worker_thread_instead_of_hopping_through_the_loop(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

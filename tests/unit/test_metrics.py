@@ -193,6 +193,7 @@ EXPECTED: dict[str, tuple[str, set[str]]] = {
     "informerd_handler_pending": ("gauge", {"informer", "resource", "handler"}),
     "informerd_handler_delivered_total": ("counter", {"informer", "resource", "handler"}),
     "informerd_handler_errors_total": ("counter", {"informer", "resource", "handler"}),
+    "informerd_handler_busy_seconds": ("gauge", {"informer", "resource", "handler"}),
     "informerd_controller_notifications_total": ("counter", {"controller"}),
     "informerd_controller_filtered_notifications_total": ("counter", {"controller"}),
     "informerd_controller_mapping_errors_total": ("counter", {"controller"}),
@@ -362,6 +363,7 @@ def test_informer_metrics_come_from_its_statistics(world: dict[str, Any]) -> Non
     assert set(relists) >= {"gone", "error"} and set(relists.values()) == {0}
     ((hlabels, pending),) = samples(families["informerd_handler_pending"])
     assert pending == 3  # two adds from the list, one update: never delivered (the informer never ran)
+    assert samples(families["informerd_handler_busy_seconds"]) == [(hlabels, 0.0)]  # no call in progress
     assert samples(families["informerd_informer_cached_bytes"])[0][1] > 0
 
 
