@@ -251,6 +251,7 @@ def test_alerts_fire_on_what_they_describe_and_not_on_healthy_series(tmp_path: P
         "InformerdWatchStalled",
         "InformerdInformerNotSynced",
         "InformerdQueueLatencyHigh",
+        "InformerdHandlerStuck",
     }
 
     def expected(alert: str, labels: dict[str, str], value: str = "") -> dict[str, Any]:
@@ -267,6 +268,7 @@ def test_alerts_fire_on_what_they_describe_and_not_on_healthy_series(tmp_path: P
     stalled = {"namespace": "ns", "pod": "p", "resource": "stalled.v1"}
     live = {"namespace": "ns", "pod": "p", "resource": "live.v1"}
     queue = {"namespace": "ns", "name": "slow"}
+    stuck = {"namespace": "ns", "pod": "p", "resource": "live.v1", "handler": "stuck"}
 
     def series(name: str, labels: dict[str, str], values: str) -> dict[str, str]:
         inner = ", ".join(f'{k}="{v}"' for k, v in labels.items())
@@ -300,6 +302,8 @@ def test_alerts_fire_on_what_they_describe_and_not_on_healthy_series(tmp_path: P
                     series("informerd_informer_synced", live, "1x60"),
                     *buckets(queue, slow=True),
                     *buckets({"namespace": "ns", "name": "fast"}, slow=False),
+                    series("informerd_handler_busy_seconds", stuck, "0+60x60"),
+                    series("informerd_handler_busy_seconds", {**stuck, "handler": "quick"}, "0x60"),
                 ],
                 "alert_rule_test": [
                     {"eval_time": "10m", "alertname": "InformerdReconcileErrorsRising", "exp_alerts": []},
@@ -325,6 +329,12 @@ def test_alerts_fire_on_what_they_describe_and_not_on_healthy_series(tmp_path: P
                         "eval_time": "30m",
                         "alertname": "InformerdQueueLatencyHigh",
                         "exp_alerts": [expected("InformerdQueueLatencyHigh", queue, "1m 39s")],
+                    },
+                    {"eval_time": "8m", "alertname": "InformerdHandlerStuck", "exp_alerts": []},
+                    {
+                        "eval_time": "30m",
+                        "alertname": "InformerdHandlerStuck",
+                        "exp_alerts": [expected("InformerdHandlerStuck", stuck, "30m 0s")],
                     },
                 ],
             }
