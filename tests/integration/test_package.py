@@ -79,12 +79,14 @@ def test_the_wheel_holds_the_two_typed_packages_and_nothing_else(dist: Path) -> 
     tracked = {str(p.relative_to(ROOT)) for package in PACKAGES for p in (ROOT / package).rglob("*.py")}
     assert tracked <= set(names), sorted(tracked - set(names))[:10]
     assert "informerd = controllers.cli:main" in entry_points
+    # the Apache-2.0 text the metadata names travels with the wheel
+    assert [n for n in names if n.startswith(f"informerd-{version()}.dist-info/") and n.endswith("LICENSE")], names
 
 
 def test_the_sdist_builds_the_wheel_and_leaves_the_repository_out(dist: Path) -> None:
     with tarfile.open(only(dist, "informerd-*.tar.gz")) as sdist:
         names = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
-    assert {"setup.cfg", "setup.py", "pyproject.toml", "README.md", "MANIFEST.in", "PKG-INFO"} <= names
+    assert {"LICENSE", "setup.cfg", "setup.py", "pyproject.toml", "README.md", "MANIFEST.in", "PKG-INFO"} <= names
     assert {"informers/py.typed", "controllers/py.typed", "controllers/cli.py"} <= names
     tops = {name.split("/")[0] for name in names}
     assert not tops & {"tests", "bench", "examples", "charts", ".ci", ".venv"}, tops
