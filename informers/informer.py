@@ -16,7 +16,9 @@ object before the store and the handlers see it. If a transform raises (or retur
 is not a dict), the object is cached and delivered *untransformed* -- as received from the server
 -- and the failure is logged with the key and counted (``statistics().transform_errors``); the
 watch goes on. Custom transforms therefore pay for a snapshot of each object (the default one,
-which cannot fail, does not).
+which cannot fail, does not). With the default transform or none, the initial list's objects are
+never built as dicts here: their JSON goes to the store with ``managedFields`` cut out of the
+bytes (``_listbody.parse_item``); handlers decode them from the store when delivered.
 Invariant: the store and every handler's view change in the same order; a handler never sees a
 notification for a state the store did not hold; the watch resumes only after what the store applied.
 """
