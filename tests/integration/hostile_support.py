@@ -17,7 +17,7 @@ from informers.informer import SharedInformer
 from informers.objects import object_key
 from informers.testing import ControlPlane
 
-from .support import wait_for
+from .support import wait_states_equal
 
 MESSAGE_LIMIT = 4096
 """No log line or error text may exceed this: a hostile line of megabytes must not come back."""
@@ -39,22 +39,12 @@ def wait_cache_is_server(
     informer: SharedInformer, plane: ControlPlane, path: str, content: Content, timeout: float = 30
 ) -> State:
     """Wait until the cache equals the server (names, UIDs, resourceVersions, contents); return it."""
-    last: dict[str, State] = {}
-
-    def equal() -> bool:
-        last["server"] = state(plane.request_json("GET", path)["items"], content)
-        last["cache"] = state(informer.store.list(), content)
-        return last["server"] == last["cache"]
-
-    try:
-        wait_for(equal, timeout, "cache == server", interval=0.2)
-    except AssertionError:
-        server, cache = last["server"], last["cache"]
-        missing = sorted(set(server) - set(cache))[:10]
-        extra = sorted(set(cache) - set(server))[:10]
-        differ = sorted(k for k in set(server) & set(cache) if server[k] != cache[k])[:10]
-        raise AssertionError(f"cache != server: missing={missing} extra={extra} differ={differ}") from None
-    return last["server"]
+    server = wait_states_equal(
+        lambda: state(plane.request_json("GET", path)["items"], content),
+        lambda: state(informer.store.list(), content),
+        timeout,
+    )
+    return dict(server)
 
 
 class WholeObjects:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -44,22 +44,31 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval:
         time.sleep(interval)
 
 
-def wait_cache_equals_server(informer: SharedInformer, plane: ControlPlane, path: str, timeout: float = 30) -> None:
-    """The test's closing assertion: the cache ends equal to the server's list."""
-    last: dict[str, Any] = {}
+def wait_states_equal(
+    server: Callable[[], Mapping[str, Any]], cache: Callable[[], Mapping[str, Any]], timeout: float
+) -> Mapping[str, Any]:
+    """Wait until ``cache()`` equals ``server()`` (key -> whatever is compared); return the server's.
+    On timeout the error names up to ten missing, extra and differing keys."""
+    last: dict[str, Mapping[str, Any]] = {}
 
     def equal() -> bool:
-        last["server"], last["cache"] = server_state(plane, path), cache_state(informer)
+        last["server"], last["cache"] = server(), cache()
         return last["server"] == last["cache"]
 
     try:
         wait_for(equal, timeout, "cache == server", interval=0.2)
     except AssertionError:
-        server, cache = last["server"], last["cache"]
-        missing = sorted(set(server) - set(cache))[:10]
-        extra = sorted(set(cache) - set(server))[:10]
-        stale = sorted(k for k in set(server) & set(cache) if server[k] != cache[k])[:10]
-        raise AssertionError(f"cache != server: missing={missing} extra={extra} stale={stale}") from None
+        want, got = last["server"], last["cache"]
+        missing = sorted(set(want) - set(got))[:10]
+        extra = sorted(set(got) - set(want))[:10]
+        differ = sorted(k for k in set(want) & set(got) if want[k] != got[k])[:10]
+        raise AssertionError(f"cache != server: missing={missing} extra={extra} differ={differ}") from None
+    return last["server"]
+
+
+def wait_cache_equals_server(informer: SharedInformer, plane: ControlPlane, path: str, timeout: float = 30) -> None:
+    """The test's closing assertion: the cache ends equal to the server's list."""
+    wait_states_equal(lambda: server_state(plane, path), lambda: cache_state(informer), timeout)
 
 
 class EventLog:

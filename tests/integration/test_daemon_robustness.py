@@ -13,6 +13,8 @@ import datetime
 import signal
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -501,11 +503,13 @@ def test_sigterm_stops_intake_drains_the_reconcile_in_flight_and_exits_0(
         assert not daemon.log_lines(event="exiting with plugin calls still running on threads")
 
 
-def test_a_reconcile_past_the_drain_deadline_is_cancelled_and_the_exit_is_still_0(
-    control_plane: ControlPlane, namespace: str, plugin_root: Path, tmp_path: Path
-) -> None:
+@contextmanager
+def hanging_reconcile_daemon(
+    control_plane: ControlPlane, namespace: str, plugin_root: Path, tmp_path: Path, *, drain: float
+) -> Iterator[Daemon]:
+    """A daemon whose one reconciler hangs, ready, with a reconcile of it in flight."""
     binding = {"plugin": "robust-hangs", "name": "hangs", "resource": "v1/configmaps", "labelSelector": "robust/role=h"}
-    path = write_config(tmp_path / "config.yaml", daemon_config(namespace, drain=1, reconcilers=[binding]))
+    path = write_config(tmp_path / "config.yaml", daemon_config(namespace, drain=drain, reconcilers=[binding]))
     with running(run_args(control_plane, path), cli_env(plugin_root)) as daemon:
         daemon.wait_ready()
         create(control_plane, namespace, "stuck", "h")
@@ -514,6 +518,13 @@ def test_a_reconcile_past_the_drain_deadline_is_cancelled_and_the_exit_is_still_
             60,
             "a reconcile in flight",
         )
+        yield daemon
+
+
+def test_a_reconcile_past_the_drain_deadline_is_cancelled_and_the_exit_is_still_0(
+    control_plane: ControlPlane, namespace: str, plugin_root: Path, tmp_path: Path
+) -> None:
+    with hanging_reconcile_daemon(control_plane, namespace, plugin_root, tmp_path, drain=1) as daemon:
         daemon.signal(signal.SIGTERM)
         assert daemon.wait(60) == 0
         assert daemon.log_lines(event="drain deadline passed; cancelling reconciles", controller="hangs")
@@ -522,16 +533,7 @@ def test_a_reconcile_past_the_drain_deadline_is_cancelled_and_the_exit_is_still_
 def test_a_second_signal_exits_at_once_without_draining(
     control_plane: ControlPlane, namespace: str, plugin_root: Path, tmp_path: Path
 ) -> None:
-    binding = {"plugin": "robust-hangs", "name": "hangs", "resource": "v1/configmaps", "labelSelector": "robust/role=h"}
-    path = write_config(tmp_path / "config.yaml", daemon_config(namespace, drain=600, reconcilers=[binding]))
-    with running(run_args(control_plane, path), cli_env(plugin_root)) as daemon:
-        daemon.wait_ready()
-        create(control_plane, namespace, "stuck", "h")
-        wait_for(
-            lambda: total(daemon.scrape(), "controller_runtime_active_workers", controller="hangs") == 1,
-            60,
-            "a reconcile in flight",
-        )
+    with hanging_reconcile_daemon(control_plane, namespace, plugin_root, tmp_path, drain=600) as daemon:
         daemon.signal(signal.SIGTERM)
         daemon.wait_log(event="signal received: draining")
         time.sleep(0.5)

@@ -12,7 +12,6 @@ from typing import Any
 
 import anyio
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from controllers.checks import controllers_synced, informers_synced, watches_healthy, workers_not_wedged
 from controllers.controller import Controller
@@ -29,6 +28,9 @@ from informers.factory import InformerFactory
 from informers.resources import Resource
 from informers.testing import ControlPlane, MissingBinaryError, find_promtool
 
+from .daemon_support import samples as values
+from .daemon_support import total
+
 pytestmark = pytest.mark.integration
 
 CONFIGMAPS = Resource("", "v1", "configmaps", "ConfigMap", True)
@@ -41,19 +43,6 @@ def fetch(url: str) -> tuple[int, dict[str, str], str]:
             return answer.status, dict(answer.headers), answer.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), error.read().decode()
-
-
-def values(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            out[(sample.name, frozenset(sample.labels.items()))] = sample.value
-    return out
-
-
-def total(scraped: dict[tuple[str, frozenset[tuple[str, str]]], float], metric: str, /, **labels: str) -> float:
-    want = set(labels.items())
-    return sum(v for (n, ls), v in scraped.items() if n == metric and want <= ls)
 
 
 def test_promtool_finds_no_problem_in_a_live_scrape(control_plane: ControlPlane, namespace: str) -> None:
