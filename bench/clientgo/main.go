@@ -19,23 +19,18 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
 	"runtime"
 	"runtime/debug"
-	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
+	"informerd.local/bench/gopeer"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	clientfeatures "k8s.io/client-go/features"
@@ -45,38 +40,6 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 )
 
-// procStatusKB reads one "Vm..." line of /proc/self/status, in KiB.
-func procStatusKB(field string) int64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return -1
-	}
-	defer f.Close()
-	scanner := bufio.NewScanner(f)
-	for scanner.Scan() {
-		line := scanner.Text()
-		if strings.HasPrefix(line, field+":") {
-			parts := strings.Fields(line[len(field)+1:])
-			if len(parts) > 0 {
-				v, _ := strconv.ParseInt(parts[0], 10, 64)
-				return v
-			}
-		}
-	}
-	return -1
-}
-
-func cpuSeconds() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return -1
-	}
-	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
-	return tv(ru.Utime) + tv(ru.Stime)
-}
-
-func unixNow() float64 { return float64(time.Now().UnixNano()) / 1e9 }
-
 // stripManagedFields drops metadata.managedFields before the object reaches the cache, as
 // informerd does by default; it keeps the comparison like for like.
 func stripManagedFields(obj interface{}) (interface{}, error) {
@@ -84,49 +47,6 @@ func stripManagedFields(obj interface{}) (interface{}, error) {
 		accessor.SetManagedFields(nil)
 	}
 	return obj, nil
-}
-
-// contentTypes records the media type of every response to a pod request (list, watch), so the
-// synced line shows what the server sent, not only what was asked for.
-type contentTypes struct {
-	mu   sync.Mutex
-	seen map[string]struct{}
-}
-
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
-
-func (c *contentTypes) wrap(rt http.RoundTripper) http.RoundTripper {
-	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
-		resp, err := rt.RoundTrip(req)
-		if err == nil && strings.HasSuffix(req.URL.Path, "/pods") {
-			c.mu.Lock()
-			c.seen[resp.Header.Get("Content-Type")] = struct{}{}
-			c.mu.Unlock()
-		}
-		return resp, err
-	})
-}
-
-func (c *contentTypes) list() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make([]string, 0, len(c.seen))
-	for t := range c.seen {
-		out = append(out, t)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func emit(v map[string]interface{}) {
-	data, err := json.Marshal(v)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "json:", err)
-		os.Exit(2)
-	}
-	os.Stdout.Write(append(data, '\n'))
 }
 
 func main() {
@@ -153,8 +73,8 @@ func main() {
 		config.AcceptContentTypes = "application/json"
 		wire = "json"
 	}
-	seenTypes := &contentTypes{seen: map[string]struct{}{}}
-	config.Wrap(seenTypes.wrap)
+	seenTypes := gopeer.NewContentTypes()
+	config.Wrap(seenTypes.Wrap)
 	clientset, err := kubernetes.NewForConfig(config)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "clientset:", err)
@@ -162,7 +82,7 @@ func main() {
 	}
 	runtime.GC()
 	debug.FreeOSMemory()
-	rss0 := procStatusKB("VmRSS")
+	rss0 := gopeer.ProcStatusKB("VmRSS")
 
 	var options []informers.SharedInformerOption
 	if *strip {
@@ -203,7 +123,7 @@ func main() {
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	started := time.Now()
-	cpuStart := cpuSeconds()
+	cpuStart := gopeer.CPUSeconds()
 	factory.Start(ctx.Done())
 	// Poll every millisecond: cache.WaitForCacheSync polls every 100 ms, too coarse to time with.
 	for !informer.HasSynced() {
@@ -222,18 +142,18 @@ func main() {
 		time.Sleep(time.Millisecond)
 	}
 	handlerSyncS := time.Since(started).Seconds()
-	cpuSync := cpuSeconds() - cpuStart
+	cpuSync := gopeer.CPUSeconds() - cpuStart
 
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	rssAfterGC := procStatusKB("VmRSS")
-	hwm := procStatusKB("VmHWM")
+	rssAfterGC := gopeer.ProcStatusKB("VmRSS")
+	hwm := gopeer.ProcStatusKB("VmHWM")
 	debug.FreeOSMemory()
-	rssAfterFree := procStatusKB("VmRSS")
+	rssAfterFree := gopeer.ProcStatusKB("VmRSS")
 	objects := len(informer.GetStore().ListKeys())
-	cpu0 := cpuSeconds()
-	emit(map[string]interface{}{
+	cpu0 := gopeer.CPUSeconds()
+	gopeer.Emit(map[string]interface{}{
 		"phase":             "synced",
 		"sync_s":            syncS,
 		"handler_sync_s":    handlerSyncS,
@@ -247,7 +167,7 @@ func main() {
 		"heap_inuse_bytes":  ms.HeapInuse,
 		"watch_list":        clientfeatures.FeatureGates().Enabled(clientfeatures.WatchListClient),
 		"wire":              wire,
-		"content_types":     seenTypes.list(),
+		"content_types":     seenTypes.List(),
 		"cpu_s":             cpu0,
 		"cpu_sync_s":        cpuSync,
 		"gomaxprocs":        runtime.GOMAXPROCS(0),
@@ -264,15 +184,15 @@ func main() {
 	if latencies == nil {
 		latencies = []float64{}
 	}
-	emit(map[string]interface{}{
+	gopeer.Emit(map[string]interface{}{
 		"phase":         "events",
 		"events":        seen.Load(),
 		"first_event_t": first,
 		"last_event_t":  last,
-		"cpu_s":         cpuSeconds() - cpu0,
+		"cpu_s":         gopeer.CPUSeconds() - cpu0,
 		"timed_out":     seen.Load() < want,
-		"now_t":         unixNow(),
+		"now_t":         gopeer.UnixNow(),
 		"latencies_ms":  latencies,
-		"peak_rss_kb":   procStatusKB("VmHWM"),
+		"peak_rss_kb":   gopeer.ProcStatusKB("VmHWM"),
 	})
 }

@@ -20,22 +20,18 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
 	"runtime"
 	"runtime/debug"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
+	"informerd.local/bench/gopeer"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/clientcmd"
@@ -54,80 +50,6 @@ const (
 	tickLabel         = "bench-tick"
 	writtenAnnotation = "bench.informerd.io/written"
 )
-
-func procStatusKB(field string) int64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return -1
-	}
-	defer f.Close()
-	scanner := bufio.NewScanner(f)
-	for scanner.Scan() {
-		line := scanner.Text()
-		if strings.HasPrefix(line, field+":") {
-			parts := strings.Fields(line[len(field)+1:])
-			if len(parts) > 0 {
-				v, _ := strconv.ParseInt(parts[0], 10, 64)
-				return v
-			}
-		}
-	}
-	return -1
-}
-
-func cpuSeconds() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return -1
-	}
-	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
-	return tv(ru.Utime) + tv(ru.Stime)
-}
-
-func unixNow() float64 { return float64(time.Now().UnixNano()) / 1e9 }
-
-func emit(v map[string]any) {
-	data, err := json.Marshal(v)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "json:", err)
-		os.Exit(2)
-	}
-	os.Stdout.Write(append(data, '\n'))
-}
-
-// contentTypes records the media type of every response to a pod request (list, watch), so the
-// synced line shows what the server sent, not only what was asked for.
-type contentTypes struct {
-	mu   sync.Mutex
-	seen map[string]struct{}
-}
-
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
-
-func (c *contentTypes) wrap(rt http.RoundTripper) http.RoundTripper {
-	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
-		resp, err := rt.RoundTrip(req)
-		if err == nil && strings.HasSuffix(req.URL.Path, "/pods") {
-			c.mu.Lock()
-			c.seen[resp.Header.Get("Content-Type")] = struct{}{}
-			c.mu.Unlock()
-		}
-		return resp, err
-	})
-}
-
-func (c *contentTypes) list() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make([]string, 0, len(c.seen))
-	for t := range c.seen {
-		out = append(out, t)
-	}
-	sort.Strings(out)
-	return out
-}
 
 func fail(what string, err error) {
 	fmt.Fprintln(os.Stderr, what+":", err)
@@ -172,7 +94,7 @@ func (t *tracker) note(key types.NamespacedName, pod *corev1.Pod, started float6
 	if t.first == 0 {
 		t.first = started
 	}
-	t.last = unixNow()
+	t.last = gopeer.UnixNow()
 	if len(t.ticked) == t.want {
 		close(t.done)
 	}
@@ -184,7 +106,7 @@ type noopReconciler struct {
 }
 
 func (r *noopReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	started := unixNow()
+	started := gopeer.UnixNow()
 	var pod corev1.Pod
 	if err := r.client.Get(ctx, req.NamespacedName, &pod); err != nil {
 		r.tracker.note(req.NamespacedName, nil, started)
@@ -223,8 +145,8 @@ func runController() {
 		config.AcceptContentTypes = "application/json"
 		wire = "json"
 	}
-	seenTypes := &contentTypes{seen: map[string]struct{}{}}
-	config.Wrap(seenTypes.wrap)
+	seenTypes := gopeer.NewContentTypes()
+	config.Wrap(seenTypes.Wrap)
 	options := ctrl.Options{
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
@@ -257,8 +179,8 @@ func runController() {
 	}
 	runtime.GC()
 	debug.FreeOSMemory()
-	rss0 := procStatusKB("VmRSS")
-	cpuStart := cpuSeconds()
+	rss0 := gopeer.ProcStatusKB("VmRSS")
+	cpuStart := gopeer.CPUSeconds()
 
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
@@ -281,9 +203,9 @@ func runController() {
 		time.Sleep(time.Millisecond)
 	}
 	syncS := time.Since(started).Seconds()
-	cpuSync := cpuSeconds() - cpuStart
+	cpuSync := gopeer.CPUSeconds() - cpuStart
 	runtime.GC()
-	rssAfterGC := procStatusKB("VmRSS")
+	rssAfterGC := gopeer.ProcStatusKB("VmRSS")
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	var pods corev1.PodList
@@ -291,11 +213,11 @@ func runController() {
 	if err := mgr.GetCache().List(ctx, &pods); err == nil {
 		objects = len(pods.Items)
 	}
-	emit(map[string]any{
+	gopeer.Emit(map[string]any{
 		"phase": "synced", "sync_s": syncS, "cpu_sync_s": cpuSync, "objects": objects,
-		"rss_base_kb": rss0, "rss_kb": rssAfterGC, "peak_rss_kb": procStatusKB("VmHWM"),
+		"rss_base_kb": rss0, "rss_kb": rssAfterGC, "peak_rss_kb": gopeer.ProcStatusKB("VmHWM"),
 		"heap_alloc_bytes": ms.HeapAlloc, "workers": *workers, "go_version": runtime.Version(),
-		"wire": wire, "content_types": seenTypes.list(),
+		"wire": wire, "content_types": seenTypes.List(),
 	})
 
 	select {
@@ -305,22 +227,22 @@ func runController() {
 	t.mu.Lock()
 	initialSeen, reconciles := len(t.seen), t.reconciles
 	t.mu.Unlock()
-	emit(map[string]any{
+	gopeer.Emit(map[string]any{
 		"phase": "initial", "reconciled": initialSeen, "reconciles": reconciles,
-		"seconds": time.Since(started).Seconds(), "cpu_s": cpuSeconds() - cpuStart,
-		"peak_rss_kb": procStatusKB("VmHWM"), "timed_out": initialSeen < *expect,
+		"seconds": time.Since(started).Seconds(), "cpu_s": gopeer.CPUSeconds() - cpuStart,
+		"peak_rss_kb": gopeer.ProcStatusKB("VmHWM"), "timed_out": initialSeen < *expect,
 	})
-	cpu0 := cpuSeconds()
+	cpu0 := gopeer.CPUSeconds()
 	select {
 	case <-t.done:
 	case <-ctx.Done():
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	emit(map[string]any{
+	gopeer.Emit(map[string]any{
 		"phase": "events", "events": len(t.ticked), "first_event_t": t.first, "last_event_t": t.last,
-		"cpu_s": cpuSeconds() - cpu0, "latencies_ms": t.latencies, "timed_out": len(t.ticked) < *updates,
-		"peak_rss_kb": procStatusKB("VmHWM"),
+		"cpu_s": gopeer.CPUSeconds() - cpu0, "latencies_ms": t.latencies, "timed_out": len(t.ticked) < *updates,
+		"peak_rss_kb": gopeer.ProcStatusKB("VmHWM"),
 	})
 	os.Exit(0)
 }
@@ -369,7 +291,7 @@ func runWorkqueue() {
 		wg.Wait()
 		return float64(*items) / time.Since(start).Seconds()
 	}
-	emit(map[string]any{
+	gopeer.Emit(map[string]any{
 		"phase": "workqueue", "one_thread": one(), "workers": many(), "worker_count": *workers,
 		"items": *items, "gomaxprocs": runtime.GOMAXPROCS(0), "go_version": runtime.Version(),
 	})

@@ -1,5 +1,6 @@
-"""Builds the Go peers (``bench/clientgo``, ``bench/controllerruntime``) with the machine's Go into
-``~/.cache/informerd/bench/<name>-<hash of source and Go version>``, once; the module proxy serves
+"""Builds the Go peers (``bench/clientgo``, ``bench/controllerruntime``, both importing the shared
+package ``bench/gopeer``) with the machine's Go into
+``~/.cache/informerd/bench/<name>-<hash of their sources and Go version>``, once; the module proxy serves
 their pinned dependencies (``go.mod``/``go.sum``). Invariant: a binary appears under its final name
 only complete (built under a temporary name, then renamed)."""
 
@@ -40,8 +41,15 @@ def binary(name: str) -> Path:
 
     src = BENCH_DIR / name
     digest = hashlib.sha256()
-    for path in [*sorted(src.glob("*.go")), src / "go.mod", src / "go.sum"]:
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    shared = BENCH_DIR / "gopeer"  # the package both peers import (replace => ../gopeer)
+    for path in [
+        *sorted(src.glob("*.go")),
+        src / "go.mod",
+        src / "go.sum",
+        *sorted(shared.glob("*.go")),
+        shared / "go.mod",
+    ]:
+        digest.update(str(path.relative_to(BENCH_DIR)).encode() + b"\0" + path.read_bytes())
     digest.update(go_version().encode())
     target = cache_dir() / "bench" / f"{name}-{digest.hexdigest()[:12]}"
     if target.is_file():

@@ -1,0 +1,3 @@
+module informerd.local/bench/gopeer
+
+go 1.26.0
