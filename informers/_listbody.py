@@ -28,7 +28,7 @@ import msgspec
 import orjson
 
 from .errors import MalformedResponseError
-from .objects import RawObject
+from .objects import RawObject, make_key
 
 __all__ = [
     "InitApplyItem",
@@ -95,7 +95,7 @@ class RawItem:
 
     @property
     def key(self) -> str:
-        return f"{self.namespace}/{self.name}" if self.namespace else self.name
+        return make_key(self.namespace, self.name)
 
     def decode(self) -> RawObject:
         return orjson.loads(self.data)  # type: ignore[no-any-return]
@@ -172,12 +172,23 @@ def split_watch_line(line: bytes) -> tuple[str, memoryview] | None:
 
 @dataclass(frozen=True, slots=True)
 class RawListPage:
-    """One LIST page: its ``kind``, ``apiVersion`` and ``metadata``, items still as raw JSON."""
+    """One LIST page: its ``kind``, ``apiVersion`` and ``metadata``; each item still as raw JSON,
+    or already read by ``parse_item`` when the caller asked for that."""
 
     kind: Any
     api_version: Any
     metadata: dict[str, Any]
-    items: list[memoryview]
+    items: list[memoryview | RawItem]
+
+    @property
+    def item_kind(self) -> str | None:
+        """The items' ``kind`` (``PodList`` -> ``Pod``), which list items omit."""
+        kind = self.kind
+        return kind[:-4] if isinstance(kind, str) and kind.endswith("List") else None
+
+    @property
+    def item_api_version(self) -> str | None:
+        return self.api_version if isinstance(self.api_version, str) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,19 +209,27 @@ class RawInitApply:
         return obj
 
 
-def decode_list_body(data: bytes) -> RawListPage:
-    """Validate a LIST answer and split out its items (see the module invariant)."""
+def decode_list_body(data: bytes, *, raw_initial: bool | None = None) -> RawListPage:
+    """Validate a LIST answer and split out its items (see the module invariant). ``raw_initial``
+    ``True``/``False``: hand each item out as ``parse_item`` reads it (``managedFields`` cut out or
+    kept) where it can, so no item's head is decoded twice; ``None``: raw JSON only."""
     try:
         body = _BODY.decode(data)
     except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
         raise MalformedResponseError(f"list body is not a List object: {exc}") from None
-    raws = body.items or []
-    items: list[memoryview] = []
-    for index, raw in enumerate(raws):
+    page = RawListPage(kind=body.kind, api_version=body.apiVersion, metadata=body.metadata, items=[])
+    kind, api_version = page.item_kind, page.item_api_version
+    items = page.items
+    for index, raw in enumerate(body.items or []):
         view = memoryview(raw)
+        if raw_initial is not None:
+            item = parse_item(view, strip_managed_fields=raw_initial, kind=kind, api_version=api_version)
+            if item is not None:  # it has a name: validated
+                items.append(item)
+                continue
         try:
             _HEAD.decode(view)
         except msgspec.DecodeError as exc:
             raise MalformedResponseError(f"list item {index} is not an object with metadata.name: {exc}") from None
         items.append(view)
-    return RawListPage(kind=body.kind, api_version=body.apiVersion, metadata=body.metadata, items=items)
+    return page

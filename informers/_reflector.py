@@ -83,8 +83,8 @@ class Reflector:
         """``idle_timeout`` (seconds; default: the watch's server timeout + 30 s): a watch stream
         that sends nothing for this long is taken as stalled (half-open) and restarted.
         ``raw_initial``: ``None`` decodes every event to a dict (a custom transform needs one);
-        ``True``/``False`` hands a streaming list's objects over as JSON (``InitApplyItem``), with
-        ``managedFields`` cut out or kept."""
+        ``True``/``False`` hands the initial list's objects (streamed or LIST pages) over as JSON
+        (``InitApplyItem``), with ``managedFields`` cut out or kept."""
         self.client = client
         self.resource = resource
         self.watcher = watcher
@@ -208,7 +208,8 @@ class Reflector:
         if request.limit:
             query["limit"] = request.limit
         # Split, not decoded: the informer decodes one item at a time (see _listbody).
-        page = decode_list_body(self.client.request("GET", self._path, query=query).body)
+        body = self.client.request("GET", self._path, query=query).body
+        page = decode_list_body(body, raw_initial=self._raw_initial)
         self._deliver(self.watcher.on_raw_list_page(page))
 
     def _deliver(self, events: Sequence[WatchEvent | RawInitApply | InitApplyItem]) -> None:

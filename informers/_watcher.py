@@ -316,9 +316,10 @@ class Watcher:
 
     # --- answers: list ------------------------------------------------------------------------
 
-    def on_raw_list_page(self, page: RawListPage) -> list[WatchEvent | RawInitApply]:
+    def on_raw_list_page(self, page: RawListPage) -> list[WatchEvent | RawInitApply | InitApplyItem]:
         """``on_list_page`` for a body split by ``decode_list_body`` (validated there): the items
-        stay JSON until the informer stores them, one at a time (``RawInitApply``)."""
+        stay JSON until the informer stores them, one at a time (``RawInitApply``, or
+        ``InitApplyItem`` for those ``decode_list_body`` already read)."""
         phase = self._phase
         if not isinstance(phase, Listing):
             raise WatcherStateError(f"got a list page while {self.state}")
@@ -326,11 +327,12 @@ class Watcher:
         rv = meta.get("resourceVersion")
         if not isinstance(rv, str) or not rv:
             raise MalformedResponseError("list body has no metadata.resourceVersion")
-        kind = page.kind
-        item_kind = kind[:-4] if isinstance(kind, str) and kind.endswith("List") else None
-        api_version = page.api_version if isinstance(page.api_version, str) else None
-        events: list[WatchEvent | RawInitApply] = [] if phase.begun else [Init()]
-        events.extend(RawInitApply(item, item_kind, api_version) for item in page.items)
+        kind, api_version = page.item_kind, page.item_api_version
+        events: list[WatchEvent | RawInitApply | InitApplyItem] = [] if phase.begun else [Init()]
+        events.extend(
+            InitApplyItem(item) if isinstance(item, RawItem) else RawInitApply(item, kind, api_version)
+            for item in page.items
+        )
         done = self._list_page_done(phase, meta, rv, len(page.items))
         return events if done is None else [*events, done]
 

@@ -39,7 +39,7 @@ import orjson
 
 from . import _bridge
 from ._backoff import Backoff, BackoffStatistics
-from ._listbody import InitApplyItem, RawInitApply, parse_item
+from ._listbody import InitApplyItem, RawInitApply
 from ._log import get_logger
 from ._progress import ProgressCheck, ProgressStatistics
 from ._reflector import Reflector, ReflectorStatistics
@@ -166,9 +166,7 @@ class SharedInformer:
         self._transform_errors = 0
         # The initial list's objects may skip the dict (see _listbody) unless a custom transform
         # needs one: True/False = managedFields cut out/kept, None = always decode.
-        self._raw_initial: bool | None = (
-            True if transform is strip_managed_fields else False if transform is None else None
-        )
+        raw_initial: bool | None = True if transform is strip_managed_fields else False if transform is None else None
         self.store = Store(indexers, codec=store_codec(self.options.store_compression))
         self.backoff = Backoff(
             self.options.backoff_initial,
@@ -196,7 +194,7 @@ class SharedInformer:
             idle_timeout=self.options.idle_timeout,
             clock=clock,
             name=self.name,
-            raw_initial=self._raw_initial,
+            raw_initial=raw_initial,
         )
         selectors = {k: v for k, v in (("labelSelector", label_selector), ("fieldSelector", field_selector)) if v}
         self.progress = ProgressCheck(
@@ -326,16 +324,6 @@ class SharedInformer:
                 elif isinstance(event, InitApply | RawInitApply):
                     if self._replace is None:
                         self._replace = self.store.begin_replace()
-                    if isinstance(event, RawInitApply) and self._raw_initial is not None:
-                        item = parse_item(
-                            event.data,
-                            strip_managed_fields=self._raw_initial,
-                            kind=event.kind,
-                            api_version=event.api_version,
-                        )
-                        if item is not None:
-                            self._replace.add_raw(item)
-                            continue
                     obj = event.obj if isinstance(event, InitApply) else event.decode()
                     self._replace.add(self._prepare(obj))
                 elif isinstance(event, Init):

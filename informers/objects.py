@@ -24,6 +24,7 @@ __all__ = [
     "deletion_timestamp",
     "generation",
     "labels",
+    "make_key",
     "name",
     "namespace",
     "object_key",
@@ -66,9 +67,12 @@ def object_key(obj: Mapping[str, Any]) -> str:
     if not isinstance(obj_name, str) or not obj_name:
         raise ObjectKeyError(f"object has no metadata.name, cannot make a key: {_describe(obj)}")
     ns = meta.get("namespace")
-    if isinstance(ns, str) and ns:
-        return f"{ns}/{obj_name}"
-    return obj_name
+    return make_key(ns if isinstance(ns, str) else "", obj_name)
+
+
+def make_key(namespace: str, name: str) -> str:
+    """The key of ``name`` in ``namespace`` (``""``: cluster-scoped), as ``object_key`` makes it."""
+    return f"{namespace}/{name}" if namespace else name
 
 
 def split_key(key: str) -> tuple[str, str]:

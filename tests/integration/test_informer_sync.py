@@ -326,13 +326,13 @@ def test_the_initial_list_stores_objects_without_a_dict_and_they_equal_the_serve
 ):
     """The initial list's fast path (informers._listbody.parse_item) keeps the server's JSON minus
     managedFields: every cached object must still equal the server's, field for field."""
+    import informers._listbody
     import informers._reflector
-    import informers.informer
     from informers.objects import strip_managed_fields
 
     create_configmaps(control_plane, namespace, 40)
     path = f"/api/v1/namespaces/{namespace}/configmaps"
-    module = informers._reflector if streaming else informers.informer
+    module = informers._reflector if streaming else informers._listbody
     taken: list[str] = []
     real = module.parse_item
 

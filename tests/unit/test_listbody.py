@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from informers._listbody import InitApplyItem, RawInitApply, decode_list_body, parse_item, split_watch_line
+from informers._listbody import InitApplyItem, RawInitApply, RawItem, decode_list_body, parse_item, split_watch_line
 from informers._watcher import Watcher, WatcherStateError
 from informers.errors import MalformedResponseError
 from informers.events import Init, InitDone
@@ -207,3 +207,18 @@ def test_a_streaming_list_hands_over_raw_items_with_the_same_bookkeeping() -> No
     assert watcher.statistics().events["ADDED"] == 2
     with pytest.raises(WatcherStateError):
         watcher.on_initial_item(item)
+
+
+def test_a_list_body_read_for_the_store_hands_out_parsed_items_and_still_validates_each() -> None:
+    odd = {"metadata": {"name": "odd", "namespace": None, "resourceVersion": "5"}}  # parse_item declines
+    page = decode_list_body(body([pod("a"), odd]), raw_initial=True)
+    first, second = page.items
+    assert isinstance(first, RawItem) and first.key == "ns/a"
+    assert first.decode()["kind"] == "Pod" and first.decode()["apiVersion"] == "v1"
+    assert isinstance(second, memoryview)  # the general path decodes it
+    watcher = Watcher(page_size=500, streaming_list=False)
+    watcher.next_request()
+    events = watcher.on_raw_list_page(page)
+    assert events[1] == InitApplyItem(first) and isinstance(events[2], RawInitApply)
+    with pytest.raises(MalformedResponseError, match="list item 1"):
+        decode_list_body(body([pod("a"), {"metadata": {}}]), raw_initial=True)
